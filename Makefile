@@ -1,0 +1,48 @@
+# Bureau: `make run` and `make test` work on a fresh machine (they install
+# what they need into .venv). See README.md.
+PYTHON_BOOTSTRAP ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Local development runs with DEBUG on (a dev SECRET_KEY, static files served
+# by runserver). Production sets DEBUG=false and a real SECRET_KEY.
+RUN_ENV := DEBUG=$${DEBUG:-true}
+
+.PHONY: run test test-sqlite test-postgres install migrate bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	mkdir -p var
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py sync_schedules
+
+run: migrate
+	$(RUN_ENV) $(PY) manage.py seed_demo
+	$(RUN_ENV) $(PY) manage.py run_bureau
+
+test: $(STAMP)
+	PYTHON=$(PY) bash scripts/test.sh $(PYTEST_ARGS)
+
+test-sqlite: $(STAMP)
+	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	bash scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	env -u DATABASE_URL SECRET_KEY=bench $(PY) bench/operations_bench.py
+	SECRET_KEY=bench bash scripts/with-postgres.sh $(PY) bench/operations_bench.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,0 +1,167 @@
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from config.errors import ApplicationError
+from operations.catalog import operation_catalog
+from operations.models import OperationRun, Tenant, Workspace, WorkspaceMembership
+from operations.tasks import reconcile_runs
+
+
+def pretty_json(value) -> str:
+    return format_html(
+        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+    )
+
+
+class OperationTypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        recorded = set(OperationRun.objects.values_list("type", flat=True).distinct())
+        labels = dict(operation_catalog.choices())
+        return [(key, labels.get(key, key)) for key in sorted(recorded | labels.keys())]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(type=self.value())
+        return queryset
+
+
+@admin.register(OperationRun)
+class OperationRunAdmin(admin.ModelAdmin):
+    """The ledger is written by services only: read-only here, never deleted."""
+
+    change_list_template = "admin/operations/operationrun/change_list.html"
+    list_display = [
+        "id",
+        "type",
+        "status",
+        "outcome",
+        "tenant",
+        "workspace",
+        "started_at",
+        "duration_display",
+    ]
+    list_filter = ["status", "outcome", OperationTypeFilter, "workspace"]
+    search_fields = ["=id", "run_identity_hash", "type"]
+    list_select_related = ["tenant", "workspace"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at", "-id"]
+    fields = [
+        "id",
+        "type",
+        "status",
+        "outcome",
+        "workspace",
+        "tenant",
+        "user",
+        "initiator_name",
+        "run_identity_hash",
+        "started_at",
+        "completed_at",
+        "duration_display",
+        "created_at",
+        "updated_at",
+        "summary_counts_pretty",
+        "failure_summary_pretty",
+        "context_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="duration")
+    def duration_display(self, run: OperationRun):
+        duration = run.duration
+        return f"{duration.total_seconds():.1f}s" if duration is not None else "—"
+
+    @admin.display(description="summary counts")
+    def summary_counts_pretty(self, run: OperationRun):
+        return pretty_json(run.summary_counts)
+
+    @admin.display(description="failure summary")
+    def failure_summary_pretty(self, run: OperationRun):
+        return pretty_json(run.failure_summary)
+
+    @admin.display(description="context")
+    def context_pretty(self, run: OperationRun):
+        return pretty_json(run.context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "reconcile/",
+                self.admin_site.admin_view(require_POST(self.reconcile_view)),
+                name="operations_operationrun_reconcile",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_reconcile": request.user.has_perm("operations.reconcile_runs"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def reconcile_view(self, request):
+        if not request.user.has_perm("operations.reconcile_runs"):
+            raise PermissionDenied
+        try:
+            run = reconcile_runs(user=request.user)
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.WARNING)
+        else:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(run.summary_counts.items()))
+            self.message_user(request, f"Reconciled as run {run.pk}: {counts}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:operations_operationrun_changelist"))
+
+
+class MembershipInline(admin.TabularInline):
+    model = WorkspaceMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class TenantInline(admin.TabularInline):
+    model = Tenant
+    extra = 0
+    fields = ["name", "external_id", "created_at"]
+    readonly_fields = ["external_id", "created_at"]
+    show_change_link = True
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "member_count", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline, TenantInline]
+
+    @admin.display(description="members")
+    def member_count(self, workspace: Workspace):
+        return workspace.memberships.count()
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "external_id", "created_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name", "external_id"]
+    readonly_fields = ["external_id", "created_at"]
+    list_select_related = ["workspace"]

@@ -1,0 +1,34 @@
+from datetime import timedelta
+
+from django.apps import AppConfig
+
+
+class OperationsConfig(AppConfig):
+    name = "operations"
+    verbose_name = "Operations"
+
+    def ready(self) -> None:
+        from operations.catalog import operation_catalog
+        from operations.choices import RunScope
+        from operations.schedules import schedule_registry
+
+        operation_catalog.register(
+            "ops.reconcile_runs",
+            label="Reconcile stale runs",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("checked", "reconciled", "skipped"),
+            stale_queued_after=timedelta(minutes=15),
+            stale_running_after=timedelta(minutes=15),
+        )
+        # Only seed_demo records runs of this type, so that a new operator sees
+        # a tenant-scoped run in the console; no schedule runs it.
+        operation_catalog.register(
+            "demo.tenant_sync",
+            label="Demo: tenant sync (seed data)",
+            scope=RunScope.TENANT,
+            summary_keys=("fetched", "updated", "failed"),
+            identity_inputs=("source",),
+        )
+        schedule_registry.register(
+            "ops.reconcile_runs", "operations.tasks.reconcile_runs_task", minutes=5
+        )

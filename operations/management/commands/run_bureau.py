@@ -1,0 +1,68 @@
+"""Run every Bureau process in the foreground: web server and django-q2
+cluster (later: the Knox simulator and the scan agent). Ctrl-C stops all of
+them; if one dies, the others are stopped too, so nothing runs half-up."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web server and the django-q2 cluster together (Ctrl-C stops all)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("BUREAU_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("BUREAU_PORT", "8000")))
+
+    def processes(self, host: str, port: int) -> dict[str, list[str]]:
+        manage = [sys.executable, "manage.py"]
+        return {
+            "web": [*manage, "runserver", f"{host}:{port}", "--noreload"],
+            "tasks": [*manage, "qcluster"],
+        }
+
+    def handle(self, *args, host, port, **options):
+        children: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(signum=None, frame=None):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, command in self.processes(host, port).items():
+            children[name] = subprocess.Popen(command)
+            self.stdout.write(f"started {name} (pid {children[name].pid})")
+        base = f"http://{host}:{port}"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nBureau is up:\n  admin     {base}/admin/\n  API docs  {base}/api/v1/docs/\n"
+                f"  health    {base}/healthz\nCtrl-C stops everything.\n"
+            )
+        )
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with {child.returncode}; stopping the rest")
+                    exit_code = child.returncode or 1
+                    stopping = True
+                    break
+            time.sleep(0.5)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        self.stdout.write("Bureau stopped.")
+        if exit_code:
+            sys.exit(exit_code)

@@ -1,0 +1,95 @@
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from operations.choices import MemberRole, RunOutcome
+from operations.models import OperationRun, Tenant, Workspace, WorkspaceMembership
+from operations.services import complete_run, mark_run_running, start_run, system_workspace
+
+DEMO_RUNS = [
+    # (tenant, source, outcome or None for still running, counts, failures)
+    ("Acme Corporation", "crm", RunOutcome.SUCCEEDED, {"fetched": 120, "updated": 118}, []),
+    (
+        "Acme Corporation",
+        "erp",
+        RunOutcome.PARTIALLY_SUCCEEDED,
+        {"fetched": 40, "updated": 37, "failed": 3},
+        [{"code": "sync.record_rejected", "message": "3 records were rejected by the source."}],
+    ),
+    (
+        "Globex Ltd",
+        "crm",
+        RunOutcome.FAILED,
+        {"fetched": 0},
+        [{"code": "sync.source_unavailable", "message": "The source did not answer within 30s."}],
+    ),
+    ("Globex Ltd", "erp", None, {}, []),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo data idempotently: an admin user, a workspace, two tenants, a few runs."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            admin, password = self._admin_user()
+            system_workspace()
+            workspace, _ = Workspace.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
+            WorkspaceMembership.objects.get_or_create(
+                workspace=workspace, user=admin, defaults={"role": MemberRole.ADMIN}
+            )
+            tenants = {
+                name: Tenant.objects.get_or_create(workspace=workspace, name=name)[0]
+                for name in ("Acme Corporation", "Globex Ltd")
+            }
+            created_runs = self._runs(tenants, admin)
+        if password:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Created superuser {admin.username!r} with password: {password}\n"
+                    "  (shown once; set BUREAU_ADMIN_PASSWORD to choose it yourself)"
+                )
+            )
+        else:
+            self.stdout.write(f"Superuser {admin.username!r} exists; its password is unchanged.")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"demo data: workspace {workspace.slug!r}, {len(tenants)} tenants, "
+                f"{created_runs} new operation runs"
+            )
+        )
+
+    def _admin_user(self):
+        User = get_user_model()
+        username = os.environ.get("BUREAU_ADMIN_USERNAME", "admin")
+        user = User.objects.filter(username=username).first()
+        if user is not None:
+            return user, None
+        password = os.environ.get("BUREAU_ADMIN_PASSWORD")
+        generated = None
+        if not password:
+            password = generated = secrets.token_urlsafe(12)
+        user = User.objects.create_superuser(
+            username=username, email=os.environ.get("BUREAU_ADMIN_EMAIL", ""), password=password
+        )
+        return user, generated
+
+    def _runs(self, tenants: dict[str, Tenant], admin) -> int:
+        if OperationRun.objects.filter(
+            type="demo.tenant_sync", workspace=tenants["Acme Corporation"].workspace
+        ).exists():
+            return 0
+        for tenant_name, source, outcome, counts, failures in DEMO_RUNS:
+            run, _ = start_run(
+                type="demo.tenant_sync",
+                tenant=tenants[tenant_name],
+                user=admin,
+                inputs={"source": source},
+            )
+            mark_run_running(run)
+            if outcome is not None:
+                complete_run(run, outcome=outcome, counts=counts, failures=failures)
+        return len(DEMO_RUNS)

@@ -1,0 +1,330 @@
+"""Every write to the operation-run ledger goes through these functions.
+
+Transitions are checked under a row lock: each one is a conditional UPDATE
+(``WHERE id = … AND status IN (…)``), which locks the row and checks the
+current state in one statement, so two workers can never both move a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import InvalidInput, InvalidTransition
+from operations.catalog import OperationType, operation_catalog
+from operations.choices import (
+    ACTIVE_STATUSES,
+    TERMINAL_OUTCOMES,
+    RunOutcome,
+    RunScope,
+    RunStatus,
+)
+from operations.models import OperationRun, Tenant, Workspace
+from operations.sanitize import sanitize_failures
+
+# How often start_run retries when the active run it collided with completed
+# before it could be read back. Each retry needs a run to start and finish in
+# between, so a handful is plenty.
+_START_ATTEMPTS = 5
+
+
+def system_workspace() -> Workspace:
+    """The workspace Bureau's own housekeeping runs in (made by a data migration;
+    recreated here if a test flushed it)."""
+    workspace, _ = Workspace.objects.get_or_create(
+        slug=settings.BUREAU_SYSTEM_WORKSPACE_SLUG, defaults={"name": "System"}
+    )
+    return workspace
+
+
+def tenant_create(*, workspace: Workspace, name: str) -> Tenant:
+    tenant = Tenant(workspace=workspace, name=name)
+    tenant.full_clean()
+    tenant.save()
+    return tenant
+
+
+def identity_hash(
+    *, op_type: OperationType, workspace_id: int, tenant_id: int | None, inputs: Mapping[str, Any]
+) -> str:
+    """sha256 over canonical JSON of the type, its scope and its identity inputs."""
+    payload = {
+        "type": op_type.key,
+        "scope": op_type.scope.value,
+        "workspace": workspace_id,
+        "tenant": tenant_id,
+        "inputs": {key: inputs[key] for key in op_type.identity_inputs},
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _resolve_scope(
+    op_type: OperationType, workspace: Workspace | None, tenant: Tenant | None
+) -> tuple[Workspace, Tenant | None]:
+    if op_type.scope == RunScope.TENANT:
+        if tenant is None:
+            raise InvalidInput(
+                f"Operation type {op_type.key!r} is tenant-scoped: a tenant is required.",
+                code="operation.tenant_required",
+            )
+        if workspace is not None and workspace.pk != tenant.workspace_id:
+            raise InvalidInput(
+                "The tenant does not belong to the given workspace.",
+                code="operation.scope_mismatch",
+            )
+        return tenant.workspace, tenant
+    if tenant is not None:
+        raise InvalidInput(
+            f"Operation type {op_type.key!r} is workspace-scoped: it takes no tenant.",
+            code="operation.tenant_not_allowed",
+        )
+    return workspace or system_workspace(), None
+
+
+def _check_inputs(op_type: OperationType, inputs: Mapping[str, Any]) -> None:
+    expected = set(op_type.identity_inputs)
+    missing = sorted(expected - inputs.keys())
+    unknown = sorted(inputs.keys() - expected)
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown {', '.join(unknown)}")
+        raise InvalidInput(
+            f"Identity inputs for {op_type.key!r}: {'; '.join(parts)}.",
+            code="operation.bad_inputs",
+            extra={"missing": missing, "unknown": unknown},
+        )
+
+
+def _active_runs(*, workspace: Workspace, tenant: Tenant | None, run_hash: str):
+    runs = OperationRun.objects.filter(run_identity_hash=run_hash, status__in=ACTIVE_STATUSES)
+    if tenant is not None:
+        return runs.filter(tenant=tenant)
+    return runs.filter(workspace=workspace, tenant__isnull=True)
+
+
+def start_run(
+    *,
+    type: str,  # noqa: A002 - the ledger's own word for it
+    workspace: Workspace | None = None,
+    tenant: Tenant | None = None,
+    user=None,
+    initiator_name: str = "",
+    inputs: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> tuple[OperationRun, bool]:
+    """Queue a run, or return the one with the same identity that is already
+    active: ``(run, created)``. Safe under races between processes: the partial
+    unique index decides, and the loser reads back the winner's row."""
+    op_type = operation_catalog.get(type)
+    workspace, tenant = _resolve_scope(op_type, workspace, tenant)
+    inputs = dict(inputs or {})
+    _check_inputs(op_type, inputs)
+    run_hash = identity_hash(
+        op_type=op_type,
+        workspace_id=workspace.pk,
+        tenant_id=tenant.pk if tenant else None,
+        inputs=inputs,
+    )
+    run_context = dict(context or {})
+    if inputs:
+        run_context["inputs"] = inputs
+    if not initiator_name:
+        initiator_name = user.get_username() if user is not None else "system"
+
+    for _attempt in range(_START_ATTEMPTS):
+        run = OperationRun(
+            workspace=workspace,
+            tenant=tenant,
+            user=user,
+            initiator_name=initiator_name[:150],
+            type=op_type.key,
+            run_identity_hash=run_hash,
+            context=run_context,
+        )
+        try:
+            with transaction.atomic():
+                run.save(force_insert=True)
+            return run, True
+        except IntegrityError:
+            # Either an active run with this identity exists (the index said
+            # no), or it completed between our insert and this read: retry.
+            existing = _active_runs(workspace=workspace, tenant=tenant, run_hash=run_hash).first()
+            if existing is not None:
+                return existing, False
+    raise IntegrityError(f"could not start or find an active {op_type.key} run")
+
+
+def _transition(
+    run: OperationRun, *, allowed_from, target: str, guard: Q | None = None, **values
+) -> int:
+    values["updated_at"] = timezone.now()
+    runs = OperationRun.objects.filter(pk=run.pk, status__in=allowed_from)
+    if guard is not None:
+        runs = runs.filter(guard)
+    updated = runs.update(status=target, **values)
+    if updated:
+        run.status = target
+        for field, value in values.items():
+            setattr(run, field, value)
+    return updated
+
+
+def _transition_refused(run: OperationRun, target: str) -> InvalidTransition:
+    current = OperationRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    return InvalidTransition(
+        subject=f"Operation run {run.pk}",
+        current=current or "missing",
+        target=target,
+        code="operation.invalid_transition",
+    )
+
+
+def mark_run_running(run: OperationRun) -> OperationRun:
+    """queued → running. Raises ``InvalidTransition`` if someone else got there first."""
+    if not _transition(
+        run, allowed_from=[RunStatus.QUEUED], target=RunStatus.RUNNING, started_at=timezone.now()
+    ):
+        raise _transition_refused(run, RunStatus.RUNNING)
+    return run
+
+
+def normalize_counts(
+    op_type: OperationType, counts: Mapping[str, Any] | None
+) -> tuple[dict[str, int], list[str]]:
+    """Keep the catalog's keys with non-negative integer values; return the
+    normalised counts and the names of the keys that were dropped."""
+    kept: dict[str, int] = {}
+    dropped: list[str] = []
+    for key, value in (counts or {}).items():
+        number = _as_count(value)
+        if key not in op_type.summary_keys or number is None:
+            dropped.append(str(key))
+            continue
+        kept[key] = number
+    return kept, sorted(dropped)
+
+
+def _as_count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if not isinstance(value, int):
+        return None
+    return max(value, 0)
+
+
+def complete_run(
+    run: OperationRun,
+    *,
+    outcome: str,
+    counts: Mapping[str, Any] | None = None,
+    failures: list[Mapping[str, Any]] | None = None,
+    context: Mapping[str, Any] | None = None,
+    guard: Q | None = None,
+) -> OperationRun:
+    """queued|running → completed with a final outcome, normalised counts and
+    sanitised failures. ``guard`` narrows when the move is allowed (reconcile
+    uses it to complete only runs that are still stale)."""
+    if outcome not in TERMINAL_OUTCOMES:
+        raise InvalidInput(
+            f"Outcome must be one of {', '.join(TERMINAL_OUTCOMES)}; got {outcome!r}.",
+            code="operation.bad_outcome",
+        )
+    op_type = operation_catalog.get(run.type) if run.type in operation_catalog else None
+    if op_type is not None:
+        clean_counts, dropped = normalize_counts(op_type, counts)
+    else:  # a type no longer registered: keep nothing we cannot vouch for
+        clean_counts, dropped = {}, sorted(map(str, counts or {}))
+    new_context = {**run.context, **(context or {})}
+    if dropped:
+        new_context["dropped_summary_keys"] = dropped
+    now = timezone.now()
+    if not _transition(
+        run,
+        allowed_from=ACTIVE_STATUSES,
+        target=RunStatus.COMPLETED,
+        guard=guard,
+        outcome=outcome,
+        summary_counts=clean_counts,
+        failure_summary=sanitize_failures([*run.failure_summary, *(failures or [])]),
+        context=new_context,
+        completed_at=now,
+    ):
+        raise _transition_refused(run, RunStatus.COMPLETED)
+    return run
+
+
+def _stale_filter(now: datetime) -> Q:
+    """Active runs past their type's limits (types no longer registered use the defaults)."""
+    from operations.catalog import DEFAULT_STALE_QUEUED_AFTER, DEFAULT_STALE_RUNNING_AFTER
+
+    stale = Q(pk__in=[])
+    for op_type in operation_catalog:
+        stale |= Q(type=op_type.key) & (
+            Q(status=RunStatus.QUEUED, created_at__lt=now - op_type.stale_queued_after)
+            | Q(status=RunStatus.RUNNING, started_at__lt=now - op_type.stale_running_after)
+        )
+    stale |= ~Q(type__in=operation_catalog.keys()) & (
+        Q(status=RunStatus.QUEUED, created_at__lt=now - DEFAULT_STALE_QUEUED_AFTER)
+        | Q(status=RunStatus.RUNNING, started_at__lt=now - DEFAULT_STALE_RUNNING_AFTER)
+    )
+    return stale
+
+
+def reconcile_stale_runs(
+    *,
+    now: datetime | None = None,
+    exclude_run_id: int | None = None,
+    types: list[str] | None = None,
+) -> dict[str, int]:
+    """Complete every stale active run (of ``types``, when given) as failed
+    with code ``run.stale``."""
+    now = now or timezone.now()
+    stale = _stale_filter(now)
+    candidates = OperationRun.objects.filter(stale, status__in=ACTIVE_STATUSES).exclude(
+        pk=exclude_run_id
+    )
+    if types is not None:
+        candidates = candidates.filter(type__in=types)
+    counts = {"checked": 0, "reconciled": 0, "skipped": 0}
+    for run in candidates.order_by("pk").iterator():
+        counts["checked"] += 1
+        since = run.started_at if run.status == RunStatus.RUNNING else run.created_at
+        minutes = int((now - since).total_seconds() // 60)
+        try:
+            complete_run(
+                run,
+                outcome=RunOutcome.FAILED,
+                failures=[
+                    {
+                        "code": "run.stale",
+                        "message": f"No progress for {minutes} minutes while {run.status}; "
+                        "completed as failed by reconcile.",
+                    }
+                ],
+                context={"reconciled_at": now.isoformat()},
+                # Still stale at the moment of the update: a run that moved on
+                # since we read it is left alone.
+                guard=stale,
+            )
+        except InvalidTransition:
+            counts["skipped"] += 1
+        else:
+            counts["reconciled"] += 1
+    return counts

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from operations.catalog import operation_catalog
+from operations.choices import MemberRole, RunScope
+from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def workspace(db, user):
+    """A workspace ``user`` is an operator of."""
+    workspace = WorkspaceFactory()
+    MembershipFactory(workspace=workspace, user=user, role=MemberRole.OPERATOR)
+    return workspace
+
+
+@pytest.fixture
+def user_client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def test_operation_types():
+    """Two operation types with small, known limits, registered for one test."""
+    tenant_type = operation_catalog.register(
+        "test.tenant_job",
+        label="Test tenant job",
+        scope=RunScope.TENANT,
+        summary_keys=("processed", "failed"),
+        identity_inputs=("batch",),
+    )
+    workspace_type = operation_catalog.register(
+        "test.workspace_job",
+        label="Test workspace job",
+        scope=RunScope.WORKSPACE,
+        summary_keys=("processed", "failed"),
+    )
+    yield tenant_type, workspace_type
+    operation_catalog.unregister("test.tenant_job")
+    operation_catalog.unregister("test.workspace_job")

@@ -1,0 +1,91 @@
+"""Races between concurrent sessions, with real threads and one database
+connection each. They run on both databases; on PostgreSQL the sessions
+truly overlap (row locks and index waits are real), which is the case
+production has."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from config.errors import InvalidTransition
+from operations.choices import RunStatus
+from operations.models import OperationRun
+from operations.services import mark_run_running, start_run
+from tests.operations.factories import TenantFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("test_operation_types"),
+]
+
+THREADS = 16
+
+
+def _run_concurrently(target, n=THREADS):
+    """Call ``target()`` from n threads released together; return results and errors."""
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker():
+        try:
+            barrier.wait(timeout=30)
+            value = target()
+            with lock:
+                results.append(value)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results, errors
+
+
+def test_sixteen_concurrent_starts_of_one_identity_make_exactly_one_active_run():
+    tenant = TenantFactory()
+
+    results, errors = _run_concurrently(
+        lambda: start_run(type="test.tenant_job", tenant=tenant, inputs={"batch": 42})
+    )
+
+    assert errors == []
+    assert len(results) == THREADS
+    active = OperationRun.objects.filter(
+        tenant=tenant, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    )
+    assert active.count() == 1
+    assert {run.pk for run, _created in results} == {active.get().pk}
+    assert sum(created for _run, created in results) == 1
+
+
+def test_sixteen_concurrent_workspace_starts_make_exactly_one_active_run():
+    results, errors = _run_concurrently(lambda: start_run(type="test.workspace_job"))
+
+    assert errors == []
+    assert len({run.pk for run, _ in results}) == 1
+    assert OperationRun.objects.filter(type="test.workspace_job").count() == 1
+
+
+def test_only_one_of_many_concurrent_workers_marks_a_run_running():
+    run, _ = start_run(type="test.workspace_job")
+
+    def claim():
+        mine = OperationRun.objects.get(pk=run.pk)
+        try:
+            mark_run_running(mine)
+        except InvalidTransition:
+            return False
+        return True
+
+    results, errors = _run_concurrently(claim)
+
+    assert errors == []
+    assert sorted(results) == [False] * (THREADS - 1) + [True]
