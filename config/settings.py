@@ -39,6 +39,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "operations",
+    "approvals",
+    "automation",
+    "scanning",
 ]
 
 MIDDLEWARE = [

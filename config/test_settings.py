@@ -1,19 +1,23 @@
 """Settings for the test suite: the real settings with a throwaway secret.
 
 SQLite's test database is a file (not ``:memory:``), so that a second process
-started by a test (a qcluster, a simulator) sees the same data.
+started by a test (a qcluster, a simulator) sees the same data. The file and
+the media folder are named per test run (``BUREAU_TEST_RUN_ID``, inherited by
+the processes a test starts), so two suites running side by side do not
+collide.
 """
 
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+RUN_ID = os.environ.setdefault("BUREAU_TEST_RUN_ID", str(os.getpid()))
 
 from config.settings import *  # noqa: E402,F403
 from config.settings import DATABASES, VAR_DIR  # noqa: E402
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_bureau.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_bureau_{RUN_ID}.sqlite3")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-MEDIA_ROOT = VAR_DIR / "test_media"
+MEDIA_ROOT = VAR_DIR / f"test_media_{RUN_ID}"

@@ -15,6 +15,9 @@ api_v1 = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("operations/", include("operations.api.urls")),
+    path("approvals/", include("approvals.api.urls")),
+    path("automation/", include("automation.api.urls")),
+    path("scanning/", include("scanning.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+import shutil
+
 import pytest
+from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
 from operations.catalog import operation_catalog
 from operations.choices import MemberRole, RunScope
 from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_media():
+    """MEDIA_ROOT is per test run (config.test_settings); leave nothing behind."""
+    yield
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 
 def on_postgres() -> bool:
