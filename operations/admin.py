@@ -51,7 +51,7 @@ class OperationRunAdmin(admin.ModelAdmin):
         "duration_display",
     ]
     list_filter = ["status", "outcome", OperationTypeFilter, "workspace"]
-    search_fields = ["=id", "run_identity_hash", "type"]
+    search_fields = ["=id", "=run_identity_hash", "type"]
     list_select_related = ["tenant", "workspace"]
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class OperationsConfig(AppConfig):
@@ -32,3 +32,10 @@ class OperationsConfig(AppConfig):
         schedule_registry.register(
             "ops.reconcile_runs", "operations.tasks.reconcile_runs_task", minutes=5
         )
+        if apps.is_installed("approvals"):
+            from approvals.registry import register_action_handler
+            from operations.approval_handlers import CreateTenantPayload, create_tenant
+
+            register_action_handler(
+                "operations.create_tenant", create_tenant, payload_serializer=CreateTenantPayload
+            )
