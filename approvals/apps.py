@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 
 
@@ -6,4 +8,16 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
-        pass
+        from operations.catalog import operation_catalog
+        from operations.choices import RunScope
+        from operations.schedules import schedule_registry
+
+        operation_catalog.register(
+            "approvals.poll_knox",
+            label="Poll Knox for approval decisions",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("checked", "updated", "executed", "rejected", "cancelled", "failed"),
+            stale_queued_after=timedelta(minutes=10),
+            stale_running_after=timedelta(minutes=10),
+        )
+        schedule_registry.register("approvals.poll_knox", "approvals.tasks.poll_knox", minutes=1)

@@ -167,6 +167,21 @@ Q_CLUSTER = {
 # --- Bureau -------------------------------------------------------------------------------
 BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
 
+# --- Knox (Samsung Brity approval API) --------------------------------------------------------
+# Defaults point at the bundled simulator (`manage.py knox_simulator`, started by `make run`).
+KNOX_BASE_URL = env_str("KNOX_BASE_URL", "http://127.0.0.1:8765")
+KNOX_SYSTEM_ID = env_str("KNOX_SYSTEM_ID", "BUREAU")
+KNOX_TOKEN = env_str("KNOX_TOKEN", "")
+KNOX_CONNECT_TIMEOUT = float(env_str("KNOX_CONNECT_TIMEOUT", "3"))
+KNOX_READ_TIMEOUT = float(env_str("KNOX_READ_TIMEOUT", "10"))
+KNOX_STATUS_BATCH_SIZE = env_int("KNOX_STATUS_BATCH_SIZE", 100)
+KNOX_STATUS_RETRIES = env_int("KNOX_STATUS_RETRIES", 2)
+KNOX_SUBMIT_PATH = env_str("KNOX_SUBMIT_PATH", "/approval/api/v2.0/approvals/submit")
+KNOX_STATUS_PATH = env_str("KNOX_STATUS_PATH", "/approval/api/v2.0/approvals/statuses")
+KNOX_WITHDRAW_PATH = env_str("KNOX_WITHDRAW_PATH", "/approval/api/v2.0/approvals/withdraw")
+# A submit that never got an answer is asked about again after this many seconds.
+KNOX_SUBMIT_GRACE_SECONDS = env_int("KNOX_SUBMIT_GRACE_SECONDS", 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,86 @@
+from django.db import models
+
+
+class KnoxStatus(models.IntegerChoices):
+    """Knox document status codes (aplnStatsCode)."""
+
+    ENCRYPTING = -2, "Encrypting"
+    RESERVED = -1, "Reserved submit"
+    HELD = 0, "Held"
+    IN_PROGRESS = 1, "In progress"
+    COMPLETE = 2, "Complete"
+    REJECTED = 3, "Rejected"
+    WITHDRAWN = 4, "Withdrawn"
+    DELEGATED_FINAL = 5, "Complete (delegated, 전결)"
+    POST_COMPLETE = 6, "Complete (post-complete, 후완결)"
+
+
+KNOX_IN_PROGRESS = frozenset(
+    {KnoxStatus.ENCRYPTING, KnoxStatus.RESERVED, KnoxStatus.HELD, KnoxStatus.IN_PROGRESS}
+)
+KNOX_APPROVED = frozenset(
+    {KnoxStatus.COMPLETE, KnoxStatus.DELEGATED_FINAL, KnoxStatus.POST_COMPLETE}
+)
+
+
+class ActionStatus(models.TextChoices):
+    PENDING = "pending", "Pending approval"
+    SUBMIT_UNKNOWN = "submit_unknown", "Submit outcome unknown"
+    APPROVED = "approved", "Approved"
+    EXECUTING = "executing", "Executing"
+    EXECUTED = "executed", "Executed"
+    FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Documents the poller asks Knox about.
+IN_FLIGHT = (ActionStatus.PENDING, ActionStatus.SUBMIT_UNKNOWN)
+TERMINAL = (ActionStatus.EXECUTED, ActionStatus.REJECTED, ActionStatus.CANCELLED)
+
+# Every allowed move; anything else is an InvalidTransition.
+TRANSITIONS: dict[str | None, frozenset[str]] = {
+    None: frozenset({ActionStatus.PENDING}),
+    ActionStatus.PENDING: frozenset(
+        {
+            ActionStatus.SUBMIT_UNKNOWN,
+            ActionStatus.APPROVED,
+            ActionStatus.REJECTED,
+            ActionStatus.CANCELLED,
+            ActionStatus.FAILED,
+        }
+    ),
+    ActionStatus.SUBMIT_UNKNOWN: frozenset(
+        {
+            ActionStatus.PENDING,
+            ActionStatus.APPROVED,
+            ActionStatus.REJECTED,
+            ActionStatus.CANCELLED,
+            ActionStatus.FAILED,
+        }
+    ),
+    ActionStatus.APPROVED: frozenset({ActionStatus.EXECUTING}),
+    ActionStatus.EXECUTING: frozenset({ActionStatus.EXECUTED, ActionStatus.FAILED}),
+    # A failed submit can be resubmitted (same apInfId); a failed execution retried.
+    ActionStatus.FAILED: frozenset(
+        {ActionStatus.PENDING, ActionStatus.SUBMIT_UNKNOWN, ActionStatus.EXECUTING}
+    ),
+    ActionStatus.EXECUTED: frozenset(),
+    ActionStatus.REJECTED: frozenset(),
+    ActionStatus.CANCELLED: frozenset(),
+}
+
+
+class FailureStage(models.TextChoices):
+    SUBMIT = "submit", "Submit to Knox"
+    EXECUTE = "execute", "Execution"
+
+
+class ApproverRole(models.IntegerChoices):
+    DRAFTER = 0, "Drafter"
+    APPROVE = 1, "Approve"
+    CONSULT = 2, "Consult"
+    APPROVE_AFTER = 3, "Approve after"
+    PARALLEL_CONSULT = 4, "Parallel consult"
+    PARALLEL_APPROVE = 7, "Parallel approve"
+    NOTIFY = 9, "Notify"

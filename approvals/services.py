@@ -1,0 +1,633 @@
+"""The approval workflow. Every status change of a pending action goes through
+``_move``, on a row locked with ``select_for_update()``, and writes a
+transition row in the same transaction.
+
+Saga order (seed 001): our database first, Knox second, compensation when
+Knox says no. A submit that got no answer is ``submit_unknown``: Knox may or
+may not have the document, and the poller asks it by apInfId.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.choices import (
+    IN_FLIGHT,
+    KNOX_APPROVED,
+    KNOX_IN_PROGRESS,
+    TRANSITIONS,
+    ActionStatus,
+    ApproverRole,
+    FailureStage,
+    KnoxStatus,
+)
+from approvals.knox import (
+    KnoxError,
+    KnoxProtocolError,
+    KnoxTimeout,
+    StatusReport,
+    get_knox_client,
+)
+from approvals.models import (
+    ApprovalLog,
+    ApprovalTemplate,
+    KnoxProfile,
+    PendingAction,
+    PendingActionTransition,
+)
+from approvals.registry import ActionHandler, get_registered_handlers
+from approvals.templating import replace_template_variables, template_variables
+from config.errors import InvalidInput, InvalidTransition, NotFound
+from operations.sanitize import sanitize_message
+
+logger = logging.getLogger(__name__)
+
+EP_ID_MAX = 64
+
+
+class ApprovalSubmitFailed(KnoxError):
+    """Knox refused or could not take the document; the action is failed."""
+
+
+# --- transitions -------------------------------------------------------------------------
+
+
+def _actor_name(actor) -> str:
+    return actor.get_username() if actor is not None else "system"
+
+
+def _move(action: PendingAction, to: str, *, actor=None, reason: str = "", **fields: Any) -> None:
+    """Change status on a row the caller has locked, and record who and why."""
+    if to not in TRANSITIONS[action.status]:
+        raise InvalidTransition(
+            subject=f"Pending action {action.pk}",
+            current=action.status,
+            target=to,
+            code="approvals.invalid_transition",
+        )
+    from_status = action.status
+    action.status = to
+    for field, value in fields.items():
+        setattr(action, field, value)
+    action.save(update_fields=["status", "updated_at", *fields])
+    PendingActionTransition.objects.create(
+        pending_action=action,
+        from_status=from_status,
+        to_status=to,
+        actor=actor,
+        actor_name=_actor_name(actor),
+        reason=sanitize_message(reason, limit=1000) if reason else "",
+    )
+
+
+def _locked(**lookup) -> PendingAction:
+    try:
+        return (
+            PendingAction.objects.select_for_update().select_related("approval_log").get(**lookup)
+        )
+    except PendingAction.DoesNotExist:
+        raise NotFound(
+            f"No pending action with {_describe(lookup)}.", code="approvals.not_found"
+        ) from None
+
+
+def _describe(lookup: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key.replace('pk', 'id')} {value}" for key, value in lookup.items())
+
+
+# --- requesting ------------------------------------------------------------------------
+
+
+def ep_id_of(user) -> str | None:
+    return KnoxProfile.objects.filter(user=user).values_list("ep_id", flat=True).first() or None
+
+
+def knox_profile_set(*, user, ep_id: str | None) -> KnoxProfile:
+    profile, _ = KnoxProfile.objects.get_or_create(user=user)
+    profile.ep_id = (ep_id or "").strip() or None
+    profile.full_clean()
+    profile.save()
+    return profile
+
+
+def validate_approval_request(
+    *,
+    action_type: str,
+    payload: Any,
+    template_name: str,
+    variables: Mapping[str, Any],
+    approvers: Sequence[str],
+    user,
+) -> tuple[ActionHandler, ApprovalTemplate, str, list[str]]:
+    """Check everything before anything is written; one ValidationError with
+    every field's problems."""
+    errors: dict[str, list[str]] = {}
+    handler = get_registered_handlers().get(action_type)
+    if handler is None:
+        known = ", ".join(sorted(get_registered_handlers())) or "(none)"
+        errors["action_type"] = [f"Unknown action type {action_type!r}. Known: {known}."]
+    drafter = ep_id_of(user) if user is not None else None
+    if not drafter:
+        errors["user"] = [
+            "You have no Knox EP ID; ask an administrator to set one before requesting approval."
+        ]
+    template = ApprovalTemplate.objects.filter(name=template_name).first()
+    if template is None:
+        errors["template_name"] = [f"No approval template named {template_name!r}."]
+    elif not template.is_active:
+        errors["template_name"] = [f"The template {template_name!r} is not active."]
+    elif not isinstance(variables, Mapping):
+        errors["variables"] = ["Variables must be an object of name → value."]
+    else:
+        expected = template_variables(template.content)
+        missing = sorted(expected - variables.keys())
+        unknown = sorted(set(variables) - expected)
+        problems = []
+        if missing:
+            problems.append(f"Missing variables: {', '.join(missing)}.")
+        if unknown:
+            problems.append(f"Unknown variables: {', '.join(unknown)}.")
+        if problems:
+            errors["variables"] = problems
+    cleaned_approvers = [str(a).strip() for a in approvers or [] if str(a).strip()]
+    if not cleaned_approvers:
+        errors["approvers"] = ["At least one approver's EP ID is required."]
+    elif len(set(cleaned_approvers)) != len(cleaned_approvers):
+        errors["approvers"] = ["An approver is listed twice."]
+    elif any(len(a) > EP_ID_MAX for a in cleaned_approvers):
+        errors["approvers"] = [f"An EP ID is at most {EP_ID_MAX} characters."]
+    if not isinstance(payload, Mapping):
+        errors["payload"] = ["The payload must be an object."]
+    elif handler is not None and handler.payload_serializer is not None:
+        serializer = handler.payload_serializer(data=payload)
+        if not serializer.is_valid():
+            for field, messages in serializer.errors.items():
+                errors[f"payload.{field}"] = (
+                    [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
+                )
+    if errors:
+        raise ValidationError(errors)
+    return handler, template, drafter, cleaned_approvers
+
+
+def with_approval(
+    action_type: str,
+    payload: Mapping[str, Any],
+    *,
+    title: str,
+    template_name: str,
+    variables: Mapping[str, Any],
+    approvers: Sequence[str],
+    user,
+    description: str | None = None,
+) -> PendingAction:
+    """Hold ``action_type(payload)`` until Knox approves it. Returns the pending
+    action (``.ap_inf_id`` is the Knox document id)."""
+    _handler, template, drafter, approver_ids = validate_approval_request(
+        action_type=action_type,
+        payload=payload,
+        template_name=template_name,
+        variables=variables,
+        approvers=approvers,
+        user=user,
+    )
+    if not title or len(title) > 500:
+        raise ValidationError({"title": ["A title of 1 to 500 characters is required."]})
+    contents = str(replace_template_variables(template.content, variables))
+    if description:
+        contents = f"{replace_template_variables('<p>{{d}}</p>', {'d': description})}{contents}"
+    ap_inf_id = uuid.uuid4().hex
+    approver_rows = [
+        {"ep_id": ep_id, "seq": seq, "role": int(ApproverRole.APPROVE)}
+        for seq, ep_id in enumerate(approver_ids, 1)
+    ]
+    with transaction.atomic():
+        log = ApprovalLog.objects.create(
+            ap_inf_id=ap_inf_id,
+            subject=title,
+            contents=contents,
+            contents_sha256=hashlib.sha256(contents.encode()).hexdigest(),
+            approvers=approver_rows,
+            submitted_by=user,
+        )
+        action = PendingAction(
+            ap_inf_id=ap_inf_id,
+            approval_log=log,
+            action_type=action_type,
+            action_payload=json.loads(json.dumps(payload, default=str)),
+            created_by=user,
+            status=ActionStatus.PENDING,
+        )
+        action.save()
+        PendingActionTransition.objects.create(
+            pending_action=action,
+            to_status=ActionStatus.PENDING,
+            actor=user,
+            actor_name=_actor_name(user),
+            reason="requested",
+        )
+    _submit(action, drafter_ep_id=drafter, actor=user)
+    return action
+
+
+def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
+    """Send the logged document to Knox and record what happened."""
+    log = action.approval_log
+    try:
+        answer = get_knox_client().submit(
+            ap_inf_id=log.ap_inf_id,
+            subject=log.subject,
+            contents=log.contents,
+            drafter_ep_id=drafter_ep_id,
+            approvers=log.approvers,
+            submitted_at=timezone.localtime(log.created_at),
+        )
+    except (KnoxTimeout, KnoxProtocolError) as error:
+        # Knox may have the document: leave it for the poller to settle.
+        with transaction.atomic():
+            locked = _locked(pk=action.pk)
+            _move(locked, ActionStatus.SUBMIT_UNKNOWN, actor=actor, reason=error.message)
+        action.refresh_from_db()
+        return
+    except KnoxError as error:
+        reason = sanitize_message(error.message)
+        with transaction.atomic():
+            locked = _locked(pk=action.pk)
+            _move(
+                locked,
+                ActionStatus.FAILED,
+                actor=actor,
+                reason=reason,
+                failure_stage=FailureStage.SUBMIT,
+                error_message=reason,
+            )
+        action.refresh_from_db()
+        raise ApprovalSubmitFailed(
+            f"Knox did not take the approval request: {reason}",
+            code=error.code,
+            extra={"id": action.pk, "ap_inf_id": action.ap_inf_id, "status": action.status},
+        ) from None
+    status = _status_from(answer.get("data", {}).get("status"), default=KnoxStatus.IN_PROGRESS)
+    with transaction.atomic():
+        locked = _locked(pk=action.pk)
+        ApprovalLog.objects.filter(pk=locked.approval_log_id).update(
+            submitted_at=timezone.now(), knox_status=status, last_knox_response=answer
+        )
+        if locked.status != ActionStatus.PENDING:  # a resubmit
+            _move(
+                locked,
+                ActionStatus.PENDING,
+                actor=actor,
+                reason="submitted to Knox",
+                error_message="",
+            )
+    action.refresh_from_db()
+
+
+def _status_from(value: Any, *, default: KnoxStatus) -> KnoxStatus:
+    try:
+        return KnoxStatus(int(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
+    """Submit a failed submit again, with the same apInfId (Knox is idempotent on it)."""
+    with transaction.atomic():
+        action = _locked(pk=pending_action_id)
+        if action.status != ActionStatus.FAILED or action.failure_stage != FailureStage.SUBMIT:
+            raise InvalidTransition(
+                subject=f"Pending action {action.pk}",
+                current=_state_label(action),
+                target="resubmitted",
+                code="approvals.not_resubmittable",
+            )
+    drafter = (
+        ep_id_of(action.approval_log.submitted_by) if action.approval_log.submitted_by else None
+    )
+    if not drafter:
+        raise InvalidInput("The requester no longer has a Knox EP ID.", code="approvals.no_ep_id")
+    _submit(action, drafter_ep_id=drafter, actor=actor)
+    if action.status == ActionStatus.FAILED:
+        raise ApprovalSubmitFailed(
+            f"Knox did not take the approval request: {action.error_message}"
+        )
+    return action
+
+
+def _state_label(action: PendingAction) -> str:
+    return f"{action.status} ({action.failure_stage})" if action.failure_stage else action.status
+
+
+# --- polling ---------------------------------------------------------------------------------
+
+COUNT_KEYS = ("checked", "updated", "executed", "rejected", "cancelled", "failed")
+
+
+def check_pending_approvals(*, tracker=None) -> dict[str, int]:
+    """One poll cycle: ask Knox about every in-flight document in batches, act on
+    what changed, execute what is approved. One bad item never stops the cycle."""
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    now = timezone.now()
+    grace = now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
+    rows = list(
+        PendingAction.objects.filter(status__in=IN_FLIGHT).values_list(
+            "pk",
+            "ap_inf_id",
+            "status",
+            "created_at",
+            "approval_log__knox_status",
+            "approval_log__submitted_at",
+        )
+    )
+    # A submit still under way has not heard from Knox yet: don't race it.
+    rows = [r for r in rows if r[5] is not None or r[2] != ActionStatus.PENDING or r[3] < grace]
+    reports: dict[str, StatusReport] = {}
+    if rows:
+        try:
+            reports = get_knox_client().statuses(r[1] for r in rows)
+        except KnoxError as error:
+            # The whole cycle is blind: record it and let the next one try.
+            _record_failure(tracker, counts, error.code, f"Status request failed: {error.message}")
+            rows = []
+    unchanged = []
+    for pk, ap_inf_id, status, _created, known_status, submitted_at in rows:
+        counts["checked"] += 1
+        report = reports[ap_inf_id]
+        if (
+            report.error is None
+            and report.found
+            and report.status == known_status
+            and status == ActionStatus.PENDING
+        ):
+            unchanged.append(ap_inf_id)
+            continue
+        try:
+            outcome = _apply_report(pk, report, submitted=submitted_at is not None)
+        except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
+            logger.exception("approvals: pending action %s failed during the poll", pk)
+            _record_failure(
+                tracker, counts, _code(error), f"Pending action {pk}: {_message(error)}", ap_inf_id
+            )
+            continue
+        if outcome:
+            counts["updated"] += 1
+            if outcome in counts:
+                counts[outcome] += 1
+    for start in range(0, len(unchanged), 500):
+        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
+            last_checked_at=now
+        )
+    # Approved and not yet executed: just now, or left over by a worker that died.
+    for pk, ap_inf_id in PendingAction.objects.filter(status=ActionStatus.APPROVED).values_list(
+        "pk", "ap_inf_id"
+    ):
+        try:
+            action, ran = _execute(ap_inf_id, actor=None)
+        except Exception as error:  # noqa: BLE001
+            _record_failure(
+                tracker, counts, _code(error), f"Pending action {pk}: {_message(error)}", ap_inf_id
+            )
+            continue
+        if not ran:
+            continue  # another worker got there first
+        if action.status == ActionStatus.EXECUTED:
+            counts["executed"] += 1
+        else:
+            _record_failure(
+                tracker,
+                counts,
+                "approvals.handler_failed",
+                f"Pending action {pk}: {action.error_message}",
+                ap_inf_id,
+            )
+    return counts
+
+
+def _code(error: BaseException) -> str:
+    return getattr(error, "code", None) or f"approvals.{type(error).__name__.lower()}"
+
+
+def _message(error: BaseException) -> str:
+    return getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+
+
+def _record_failure(tracker, counts, code: str, message: str, ap_inf_id: str | None = None) -> None:
+    counts["failed"] += 1
+    if tracker is not None:
+        tracker.add_failure(code, message)
+        if ap_inf_id:
+            items = tracker.context.setdefault("failed_ap_inf_ids", [])
+            if len(items) < 50:
+                items.append(ap_inf_id)
+
+
+def _apply_report(pk: int, report: StatusReport, *, submitted: bool, actor=None) -> str | None:
+    """Record what Knox said about one document; return what happened to the
+    action ("rejected", "cancelled", "approved", "failed", "updated") or None."""
+    if report.error is not None:
+        raise report.error
+    now = timezone.now()
+    with transaction.atomic():
+        action = _locked(pk=pk)
+        log = action.approval_log
+        if action.status not in IN_FLIGHT:
+            return None  # someone else settled it since we read it
+        if not report.found:
+            if action.status == ActionStatus.SUBMIT_UNKNOWN or not submitted:
+                reason = (
+                    "Knox has no record of the document: the submit never arrived. Resubmit it."
+                )
+                _move(
+                    action,
+                    ActionStatus.FAILED,
+                    actor=actor,
+                    reason=reason,
+                    failure_stage=FailureStage.SUBMIT,
+                    error_message=reason,
+                )
+                return "failed"
+            raise KnoxProtocolError(
+                "Knox no longer knows a document it accepted.", code="knox.not_found"
+            )
+        status = report.status
+        log.knox_status = status
+        log.last_checked_at = now
+        log.last_knox_response = report.raw
+        if log.submitted_at is None:
+            log.submitted_at = now
+        if status not in KNOX_IN_PROGRESS:
+            log.decided_at = now
+        log.save(
+            update_fields=[
+                "knox_status",
+                "last_checked_at",
+                "last_knox_response",
+                "submitted_at",
+                "decided_at",
+            ]
+        )
+        opinion = str((report.raw or {}).get("opinion") or "")
+        if status in KNOX_APPROVED:
+            _move(
+                action,
+                ActionStatus.APPROVED,
+                actor=actor,
+                reason=f"Knox status {int(status)} ({status.label})",
+            )
+            return "approved"
+        if status == KnoxStatus.REJECTED:
+            _move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
+            return "rejected"
+        if status == KnoxStatus.WITHDRAWN:
+            _move(
+                action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox"
+            )
+            return "cancelled"
+        if action.status == ActionStatus.SUBMIT_UNKNOWN:
+            _move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
+        return "updated"
+
+
+def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction:
+    """Ask Knox about one document now (the "refresh" button), and act on it."""
+    action = (
+        PendingAction.objects.select_related("approval_log").filter(ap_inf_id=ap_inf_id).first()
+    )
+    if action is None:
+        raise NotFound(f"No pending action with apInfId {ap_inf_id}.", code="approvals.not_found")
+    if action.status in IN_FLIGHT:
+        report = get_knox_client().statuses([ap_inf_id])[ap_inf_id]
+        _apply_report(
+            action.pk, report, submitted=action.approval_log.submitted_at is not None, actor=actor
+        )
+    action.refresh_from_db()
+    if action.status == ActionStatus.APPROVED:
+        action = execute_approved_action(ap_inf_id, actor=actor)
+    return action
+
+
+# --- executing ---------------------------------------------------------------------------------
+
+
+def execute_approved_action(ap_inf_id: str, *, actor=None) -> PendingAction:
+    """Run the handler of an approved action, exactly once: the row is locked,
+    moved to executing, and the handler runs inside the transaction that marks
+    it executed. Called again, it finds it executed and changes nothing."""
+    return _execute(ap_inf_id, actor=actor)[0]
+
+
+def _execute(ap_inf_id: str, *, actor) -> tuple[PendingAction, bool]:
+    """``(action, ran)``: ``ran`` is False when it had already been executed."""
+    with transaction.atomic():
+        action = _locked(ap_inf_id=ap_inf_id)
+        if action.status == ActionStatus.EXECUTED:
+            return action, False
+        if action.status != ActionStatus.APPROVED:
+            raise InvalidTransition(
+                subject=f"Pending action {action.pk}",
+                current=action.status,
+                target=ActionStatus.EXECUTING,
+                code="approvals.not_approved",
+            )
+        _run_handler(action, actor=actor)
+    return action, True
+
+
+def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
+    """Execute a failed execution again (Knox approved it; the handler failed)."""
+    with transaction.atomic():
+        action = _locked(pk=pending_action_id)
+        approved_in_knox = action.approval_log.knox_status in KNOX_APPROVED
+        if (
+            action.status != ActionStatus.FAILED
+            or action.failure_stage != FailureStage.EXECUTE
+            or not approved_in_knox
+        ):
+            raise InvalidTransition(
+                subject=f"Pending action {action.pk}",
+                current=_state_label(action),
+                target="retried",
+                code="approvals.not_retryable",
+            )
+        _run_handler(action, actor=actor, reason="retry")
+    return action
+
+
+def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
+    _move(action, ActionStatus.EXECUTING, actor=actor, reason=reason)
+    try:
+        handler = get_registered_handlers().get(action.action_type)
+        if handler is None:
+            raise InvalidInput(
+                f"No handler is registered for {action.action_type!r}.", code="approvals.no_handler"
+            )
+        payload = action.action_payload
+        if handler.payload_serializer is not None:
+            serializer = handler.payload_serializer(data=payload)
+            serializer.is_valid(raise_exception=True)
+            payload = serializer.validated_data
+        with transaction.atomic():  # the handler's writes go if it fails
+            result = handler.handler(payload, pending_action=action)
+            result = json.loads(json.dumps(result, default=str))
+    except Exception as error:  # noqa: BLE001 - any failure is recorded, never lost
+        message = sanitize_message(f"{type(error).__name__}: {_message(error)}")
+        _move(
+            action,
+            ActionStatus.FAILED,
+            actor=actor,
+            reason=message,
+            failure_stage=FailureStage.EXECUTE,
+            error_message=message,
+        )
+        return
+    _move(
+        action,
+        ActionStatus.EXECUTED,
+        actor=actor,
+        reason="handler ran",
+        execution_result=result,
+        executed_at=timezone.now(),
+        error_message="",
+        failure_stage="",
+    )
+
+
+def handle_rejected_action(
+    ap_inf_id: str, reason: str, *, actor=None, cancelled: bool = False
+) -> PendingAction:
+    with transaction.atomic():
+        action = _locked(ap_inf_id=ap_inf_id)
+        target = ActionStatus.CANCELLED if cancelled else ActionStatus.REJECTED
+        _move(action, target, actor=actor, reason=reason)
+    return action
+
+
+def withdraw_action(pending_action_id: int, *, actor=None, reason: str = "") -> PendingAction:
+    """Withdraw the document in Knox, then cancel the action."""
+    with transaction.atomic():
+        action = _locked(pk=pending_action_id)
+        if action.status not in IN_FLIGHT:
+            raise InvalidTransition(
+                subject=f"Pending action {action.pk}",
+                current=action.status,
+                target=ActionStatus.CANCELLED,
+                code="approvals.not_withdrawable",
+            )
+    get_knox_client().withdraw(
+        ap_inf_id=action.ap_inf_id, reason=reason or "withdrawn by the requester"
+    )
+    return handle_rejected_action(
+        action.ap_inf_id, reason or "withdrawn in Bureau", actor=actor, cancelled=True
+    )

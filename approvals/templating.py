@@ -1,0 +1,79 @@
+"""Approval documents: ``{{variable}}`` templates and HTML helpers.
+
+Values are HTML-escaped when they are put into a template, unless they come
+from the helpers below (their output is safe HTML, with its own values
+escaped), so a ``<script>`` typed into a form arrives at Knox as text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+
+
+def template_variables(content: str) -> set[str]:
+    return set(VARIABLE.findall(content))
+
+
+def replace_template_variables(content: str, variables: Mapping[str, Any]) -> SafeString:
+    """Fill ``{{name}}`` placeholders; a name with no value is a KeyError (the
+    caller validates first, so this never submits a half-filled document)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise KeyError(name)
+        value = variables[name]
+        return str(conditional_escape("" if value is None else value))
+
+    return mark_safe(VARIABLE.sub(fill, content))  # noqa: S308 - every value is escaped above
+
+
+def _columns(columns: Sequence[Any]) -> list[tuple[str, str]]:
+    pairs = []
+    for column in columns:
+        if isinstance(column, Mapping):
+            pairs.append((column["key"], column.get("label", column["key"])))
+        elif isinstance(column, (tuple, list)):
+            pairs.append((column[0], column[1]))
+        else:
+            pairs.append((column, column))
+    return pairs
+
+
+def html_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Any]) -> SafeString:
+    """``columns``: keys, ``(key, label)`` pairs or ``{"key", "label"}`` dicts."""
+    pairs = _columns(columns)
+    head = format_html_join("", "<th>{}</th>", ((label,) for _, label in pairs))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (format_html_join("", "<td>{}</td>", ((row.get(key, ""),) for key, _ in pairs)),)
+            for row in rows
+        ),
+    )
+    return format_html(
+        '<table border="1" cellpadding="4" style="border-collapse:collapse"><thead><tr>{}</tr></thead>'
+        "<tbody>{}</tbody></table>",
+        head,
+        body,
+    )
+
+
+def html_description_list(items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> SafeString:
+    pairs = items.items() if isinstance(items, Mapping) else items
+    return format_html("<dl>{}</dl>", format_html_join("", "<dt>{}</dt><dd>{}</dd>", pairs))
+
+
+def html_list(items: Iterable[Any], ordered: bool = False) -> SafeString:
+    tag = "ol" if ordered else "ul"
+    return format_html(
+        "<{}>{}</{}>", tag, format_html_join("", "<li>{}</li>", ((item,) for item in items)), tag
+    )

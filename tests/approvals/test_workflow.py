@@ -1,0 +1,323 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from approvals.choices import ActionStatus, FailureStage, KnoxStatus
+from approvals.models import ApprovalLog, PendingAction
+from approvals.registry import register_action_handler, unregister_action_handler
+from approvals.services import (
+    ApprovalSubmitFailed,
+    check_pending_approvals,
+    execute_approved_action,
+    retry_execution,
+    with_approval,
+)
+from config.errors import InvalidTransition
+from operations.models import Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def _transitions(action):
+    return [(t.from_status, t.to_status) for t in action.transitions.all()]
+
+
+def test_approve_executes_the_handler_once(knox, request_tenant):
+    # given
+    action = request_tenant("Initech")
+    assert action.status == ActionStatus.PENDING
+    document = knox.document(action.ap_inf_id)
+    assert document["subject"] == "Create tenant Initech"
+    assert [a["epId"] for a in document["aplns"]] == ["EP-REQ-1", "EP-BOSS-1"]
+
+    # when
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+    first = check_pending_approvals()
+    second = check_pending_approvals()
+
+    # then
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXECUTED
+    assert Tenant.objects.filter(name="Initech").count() == 1
+    assert action.execution_result["name"] == "Initech"
+    assert first == {
+        "checked": 1,
+        "updated": 1,
+        "executed": 1,
+        "rejected": 0,
+        "cancelled": 0,
+        "failed": 0,
+    }
+    assert second["checked"] == 0 and second["executed"] == 0
+    assert execute_approved_action(action.ap_inf_id).execution_result == action.execution_result
+    assert Tenant.objects.filter(name="Initech").count() == 1
+    assert _transitions(action) == [
+        ("", "pending"),
+        ("pending", "approved"),
+        ("approved", "executing"),
+        ("executing", "executed"),
+    ]
+    log = ApprovalLog.objects.get(ap_inf_id=action.ap_inf_id)
+    assert log.knox_status == KnoxStatus.COMPLETE and log.decided_at is not None
+
+
+@pytest.mark.parametrize("code", [KnoxStatus.DELEGATED_FINAL, KnoxStatus.POST_COMPLETE])
+def test_delegated_and_post_complete_also_count_as_approved(knox, request_tenant, code):
+    action = request_tenant()
+    knox.decide(action.ap_inf_id, code)
+
+    check_pending_approvals()
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXECUTED
+
+
+def test_reject_closes_the_action_without_executing(knox, request_tenant):
+    action = request_tenant()
+    knox.decide(action.ap_inf_id, KnoxStatus.REJECTED, "budget is closed")
+
+    counts = check_pending_approvals()
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.REJECTED
+    assert counts["rejected"] == 1
+    assert action.transitions.last().reason == "budget is closed"
+    assert not Tenant.objects.filter(name="Initech").exists()
+
+
+def test_withdrawn_in_knox_cancels_the_action(knox, request_tenant):
+    action = request_tenant()
+    knox.decide(action.ap_inf_id, KnoxStatus.WITHDRAWN)
+
+    counts = check_pending_approvals()
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.CANCELLED
+    assert counts["cancelled"] == 1
+
+
+def test_documents_still_in_progress_are_left_alone_without_a_query_each(
+    knox, request_tenant, django_assert_max_num_queries
+):
+    for n in range(5):
+        request_tenant(f"Tenant {n}")
+
+    with django_assert_max_num_queries(4):
+        counts = check_pending_approvals()
+
+    assert counts["checked"] == 5 and counts["updated"] == 0
+    assert set(PendingAction.objects.values_list("status", flat=True)) == {ActionStatus.PENDING}
+    assert ApprovalLog.objects.filter(last_checked_at__isnull=True).count() == 0
+
+
+def test_knox_down_at_submit_fails_the_action_with_the_reason(knox, request_tenant):
+    knox.faults(submit="error")
+
+    with pytest.raises(ApprovalSubmitFailed) as error:
+        request_tenant()
+
+    action = PendingAction.objects.get()
+    assert action.status == ActionStatus.FAILED
+    assert action.failure_stage == FailureStage.SUBMIT
+    assert "HTTP 500" in action.error_message
+    assert error.value.extra["status"] == "failed"
+    knox.faults()
+    check_pending_approvals()
+    action.refresh_from_db()
+    assert action.status == ActionStatus.FAILED  # nothing executed, nothing polled
+    assert not Tenant.objects.exists()
+
+
+def test_knox_refusing_the_document_fails_it_with_knox_message(knox, request_tenant):
+    knox.faults(submit="reject")
+
+    with pytest.raises(ApprovalSubmitFailed, match="refused by the simulator"):
+        request_tenant()
+
+
+def test_a_submit_timeout_is_settled_by_the_next_poll(knox, request_tenant):
+    # given: Knox takes the document but the answer never comes back in time
+    knox.faults(submit="timeout", hang=3)
+    action = request_tenant()
+    assert action.status == ActionStatus.SUBMIT_UNKNOWN
+    assert knox.document(action.ap_inf_id) is not None
+    knox.faults()
+
+    # when: the poller asks about it
+    check_pending_approvals()
+
+    # then: Knox has it, so it is an ordinary pending approval again
+    action.refresh_from_db()
+    assert action.status == ActionStatus.PENDING
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+    check_pending_approvals()
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXECUTED
+
+
+def test_a_submit_that_never_arrived_is_settled_as_failed(knox, request_tenant):
+    knox.faults(submit="malformed")  # Knox answered garbage: the outcome is unknown
+    action = request_tenant()
+    assert action.status == ActionStatus.SUBMIT_UNKNOWN
+    knox.reset()  # ...and Knox turns out not to have it
+
+    check_pending_approvals()
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.FAILED
+    assert action.failure_stage == FailureStage.SUBMIT
+    assert "no record" in action.error_message
+
+
+def test_a_malformed_answer_for_one_document_does_not_stop_the_cycle(knox, request_tenant):
+    from approvals.tasks import poll_knox
+    from operations.models import OperationRun
+
+    bad = request_tenant("Bad")
+    good = request_tenant("Good")
+    knox.decide(bad.ap_inf_id, KnoxStatus.COMPLETE)
+    knox.decide(good.ap_inf_id, KnoxStatus.COMPLETE)
+    knox.faults(malformed_ids=[bad.ap_inf_id])
+
+    counts = poll_knox()
+
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert good.status == ActionStatus.EXECUTED
+    assert bad.status == ActionStatus.PENDING
+    assert counts["failed"] == 1 and counts["executed"] == 1
+    run = OperationRun.objects.get(type="approvals.poll_knox")
+    assert run.outcome == "partially_succeeded"
+    assert run.failure_summary[0]["code"] == "knox.protocol_error"
+    assert f"Pending action {bad.pk}" in run.failure_summary[0]["message"]
+    assert run.context["failed_ap_inf_ids"] == [bad.ap_inf_id]
+
+
+def test_knox_down_during_the_poll_fails_the_cycle_softly(knox, request_tenant):
+    request_tenant()
+    knox.faults(statuses="error")
+
+    counts = check_pending_approvals()
+
+    assert counts["failed"] == 1 and counts["checked"] == 0
+
+
+@pytest.fixture
+def flaky_handler(demo_workspace):
+    """A handler that writes, then fails the first time it runs."""
+    calls = []
+
+    def flaky(payload, *, pending_action):
+        calls.append(payload)
+        if len(calls) == 1:
+            Tenant.objects.create(workspace=demo_workspace, name="half-written")
+            raise RuntimeError("ERP said no: password=hunter2")
+        return {"ok": True}
+
+    register_action_handler("test.flaky", flaky)
+    yield calls
+    unregister_action_handler("test.flaky")
+
+
+def test_a_handler_exception_fails_the_action_then_retry_executes_it(
+    knox, requester, tenant_template, flaky_handler
+):
+    # given
+    action = with_approval(
+        "test.flaky",
+        {"x": 1},
+        title="Flaky",
+        template_name=tenant_template.name,
+        variables={"tenant_name": "x", "workspace": "y"},
+        approvers=["EP-BOSS-1"],
+        user=requester,
+    )
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    # when
+    counts = check_pending_approvals()
+
+    # then: failed, its writes rolled back, the secret not kept
+    action.refresh_from_db()
+    assert counts["failed"] == 1
+    assert action.status == ActionStatus.FAILED
+    assert action.failure_stage == FailureStage.EXECUTE
+    assert "ERP said no" in action.error_message and "hunter2" not in action.error_message
+    assert not Tenant.objects.filter(name="half-written").exists()
+
+    # when: an operator retries
+    retried = retry_execution(action.pk)
+
+    # then
+    assert retried.status == ActionStatus.EXECUTED
+    assert retried.execution_result == {"ok": True}
+    assert len(flaky_handler) == 2
+    with pytest.raises(InvalidTransition):
+        retry_execution(action.pk)
+
+
+def test_a_failed_submit_cannot_be_retried_as_an_execution(knox, request_tenant):
+    knox.faults(submit="error")
+    with pytest.raises(ApprovalSubmitFailed):
+        request_tenant()
+    action = PendingAction.objects.get()
+
+    with pytest.raises(InvalidTransition) as error:
+        retry_execution(action.pk)
+
+    assert error.value.extra["current_state"] == "failed (submit)"
+
+
+def test_validation_reports_every_bad_field_and_writes_nothing(knox, tenant_template):
+    from tests.operations.factories import UserFactory
+
+    no_ep_id = UserFactory()
+
+    with pytest.raises(ValidationError) as error:
+        with_approval(
+            "operations.create_tenant",
+            {"workspace": "nope"},
+            title="x",
+            template_name=tenant_template.name,
+            variables={"tenant_name": "x", "extra": 1},
+            approvers=[],
+            user=no_ep_id,
+        )
+
+    fields = error.value.message_dict
+    assert set(fields) == {"user", "variables", "approvers", "payload.workspace", "payload.name"}
+    assert fields["variables"] == ["Missing variables: workspace.", "Unknown variables: extra."]
+    assert not PendingAction.objects.exists() and not ApprovalLog.objects.exists()
+    assert knox.calls() == {}
+
+
+def test_unknown_action_type_and_inactive_template_are_refused(knox, requester, tenant_template):
+    tenant_template.is_active = False
+    tenant_template.save()
+
+    with pytest.raises(ValidationError) as error:
+        with_approval(
+            "nope.nothing",
+            {},
+            title="x",
+            template_name=tenant_template.name,
+            variables={},
+            approvers=["EP-1"],
+            user=requester,
+        )
+
+    assert "operations.create_tenant" in error.value.message_dict["action_type"][0]
+    assert "not active" in error.value.message_dict["template_name"][0]
+
+
+def test_a_script_variable_arrives_escaped_in_the_submitted_contents(knox, request_tenant):
+    action = request_tenant("<script>alert(1)</script>")
+
+    contents = knox.document(action.ap_inf_id)["contents"]
+
+    assert "<script>" not in contents
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in contents
+    log = ApprovalLog.objects.get(ap_inf_id=action.ap_inf_id)
+    assert log.contents == contents
+    import hashlib
+
+    assert log.contents_sha256 == hashlib.sha256(contents.encode()).hexdigest()
