@@ -43,7 +43,7 @@ def test_sync_schedules_is_idempotent_and_keeps_next_run():
     assert Schedule.objects.filter(name__startswith="bureau:").count() == len(
         list(schedule_registry)
     )
-    assert "unchanged 1" in output
+    assert f"unchanged {len(list(schedule_registry))}" in output
 
 
 def test_sync_schedules_repairs_changes_prunes_stale_owned_ones_and_keeps_foreign_ones():
