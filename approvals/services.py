@@ -113,8 +113,10 @@ def ep_id_of(user) -> str | None:
     return KnoxProfile.objects.filter(user=user).values_list("ep_id", flat=True).first() or None
 
 
+@transaction.atomic
 def knox_profile_set(*, user, ep_id: str | None) -> KnoxProfile:
-    profile, _ = KnoxProfile.objects.get_or_create(user=user)
+    """Set (or clear) a user's EP ID; a duplicate is refused and nothing is written."""
+    profile = KnoxProfile.objects.filter(user=user).first() or KnoxProfile(user=user)
     profile.ep_id = (ep_id or "").strip() or None
     profile.full_clean()
     profile.save()
@@ -273,11 +275,13 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
                 error_message=reason,
             )
         action.refresh_from_db()
-        raise ApprovalSubmitFailed(
+        failed = ApprovalSubmitFailed(
             f"Knox did not take the approval request: {reason}",
             code=error.code,
             extra={"id": action.pk, "ap_inf_id": action.ap_inf_id, "status": action.status},
-        ) from None
+        )
+        failed.status_code = error.status_code  # 503 when Knox is down, 502 when it refused
+        raise failed from None
     status = _status_from(answer.get("data", {}).get("status"), default=KnoxStatus.IN_PROGRESS)
     with transaction.atomic():
         locked = _locked(pk=action.pk)

@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -20,10 +22,25 @@ class Command(BaseCommand):
 
     def processes(self, host: str, port: int) -> dict[str, list[str]]:
         manage = [sys.executable, "manage.py"]
-        return {
+        processes = {
             "web": [*manage, "runserver", f"{host}:{port}", "--noreload"],
             "tasks": [*manage, "qcluster"],
         }
+        knox = urlsplit(settings.KNOX_BASE_URL)
+        if (
+            knox.hostname in ("127.0.0.1", "localhost")
+            and os.environ.get("BUREAU_KNOX_SIMULATOR", "1") != "0"
+        ):
+            # Bureau points at a local Knox: run the bundled simulator there.
+            processes["knox"] = [
+                *manage,
+                "knox_simulator",
+                "--host",
+                knox.hostname,
+                "--port",
+                str(knox.port or 80),
+            ]
+        return processes
 
     def handle(self, *args, host, port, **options):
         children: dict[str, subprocess.Popen] = {}
@@ -42,7 +59,13 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nBureau is up:\n  admin     {base}/admin/\n  API docs  {base}/api/v1/docs/\n"
-                f"  health    {base}/healthz\nCtrl-C stops everything.\n"
+                f"  health    {base}/healthz\n"
+                + (
+                    f"  Knox      {settings.KNOX_BASE_URL}/ (simulator: approve or reject here)\n"
+                    if "knox" in children
+                    else ""
+                )
+                + "Ctrl-C stops everything.\n"
             )
         )
         exit_code = 0

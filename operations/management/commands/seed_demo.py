@@ -1,6 +1,8 @@
 import os
 import secrets
+from importlib import import_module
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -46,6 +48,7 @@ class Command(BaseCommand):
                 for name in ("Acme Corporation", "Globex Ltd")
             }
             created_runs = self._runs(tenants, admin)
+            said = self._other_apps(admin)
         if password:
             self.stdout.write(
                 self.style.WARNING(
@@ -55,12 +58,22 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Superuser {admin.username!r} exists; its password is unchanged.")
+        for line in said:
+            self.stdout.write(f"  {line}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"demo data: workspace {workspace.slug!r}, {len(tenants)} tenants, "
                 f"{created_runs} new operation runs"
             )
         )
+
+    def _other_apps(self, admin) -> list[str]:
+        """Each app that has demo data seeds it through its own services."""
+        said = []
+        for app in ("approvals",):
+            if apps.is_installed(app):
+                said += import_module(f"{app}.demo").seed(admin)
+        return said
 
     def _admin_user(self):
         User = get_user_model()

@@ -1,0 +1,336 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from approvals.models import (
+    ApprovalLog,
+    ApprovalTemplate,
+    KnoxProfile,
+    PendingAction,
+    PendingActionTransition,
+)
+from approvals.registry import get_registered_handlers
+from approvals.services import (
+    check_single_approval_status,
+    retry_execution,
+    with_approval,
+    withdraw_action,
+)
+from approvals.templating import replace_template_variables, template_variables
+from config.errors import ApplicationError
+from operations.admin import pretty_json
+
+User = get_user_model()
+
+
+def _report(modeladmin, request, done: list[str], failed: list[str]) -> None:
+    if done:
+        modeladmin.message_user(request, "; ".join(done), messages.SUCCESS)
+    if failed:
+        modeladmin.message_user(request, "; ".join(failed), messages.ERROR)
+
+
+class TransitionInline(admin.TabularInline):
+    model = PendingActionTransition
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "from_status", "to_status", "actor_name", "reason"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ApprovalRequestForm(forms.Form):
+    action_type = forms.ChoiceField(choices=())
+    template = forms.ModelChoiceField(queryset=ApprovalTemplate.objects.filter(is_active=True))
+    title = forms.CharField(max_length=500)
+    variables = forms.JSONField(
+        initial=dict, required=False, help_text='JSON object, e.g. {"tenant_name": "Initech"}'
+    )
+    payload = forms.JSONField(
+        initial=dict, required=False, help_text="JSON object the handler runs with once approved."
+    )
+    approvers = forms.CharField(
+        help_text="Approvers' Knox EP IDs, comma-separated, in approval order."
+    )
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action_type"].choices = [
+            (key, key) for key in sorted(get_registered_handlers())
+        ]
+
+
+@admin.register(PendingAction)
+class PendingActionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "action_type",
+        "status",
+        "failure_stage",
+        "ap_inf_id",
+        "created_by",
+        "created_at",
+        "executed_at",
+    ]
+    list_filter = ["status", "action_type", "failure_stage"]
+    search_fields = ["=ap_inf_id", "=id"]
+    list_select_related = ["created_by"]
+    date_hierarchy = "created_at"
+    inlines = [TransitionInline]
+    actions = ["check_status_now", "retry_execution_action", "withdraw_action_"]
+    fields = [
+        "id",
+        "ap_inf_id",
+        "action_type",
+        "status",
+        "failure_stage",
+        "error_message",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "executed_at",
+        "payload_pretty",
+        "result_pretty",
+        "approval_log_link",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="payload")
+    def payload_pretty(self, action):
+        return pretty_json(action.action_payload)
+
+    @admin.display(description="execution result")
+    def result_pretty(self, action):
+        return pretty_json(action.execution_result)
+
+    @admin.display(description="approval log")
+    def approval_log_link(self, action):
+        url = reverse("admin:approvals_approvallog_change", args=[action.approval_log_id])
+        return format_html('<a href="{}">{}</a>', url, action.ap_inf_id)
+
+    def has_change_permission(self, request, obj=None):
+        return False  # read-only detail; changes go through the actions below
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "request/",
+                self.admin_site.admin_view(self.request_view),
+                name="approvals_pendingaction_request",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:approvals_pendingaction_request"))
+
+    def request_view(self, request):
+        """Request an approval from the console: the same service as the API."""
+        if not self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = ApprovalRequestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                action = with_approval(
+                    data["action_type"],
+                    data["payload"] if data["payload"] is not None else {},
+                    title=data["title"],
+                    template_name=data["template"].name,
+                    variables=data["variables"] or {},
+                    approvers=[a.strip() for a in data["approvers"].split(",")],
+                    user=request.user,
+                    description=data["description"] or None,
+                )
+            except ValidationError as error:
+                for field, errors in error.message_dict.items():
+                    target = field if field in form.fields else None
+                    for message in errors:
+                        form.add_error(target, f"{field}: {message}" if target is None else message)
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:approvals_pendingaction_changelist"))
+            else:
+                self.message_user(
+                    request,
+                    f"Submitted to Knox as {action.ap_inf_id} ({action.status}).",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:approvals_pendingaction_change", args=[action.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Request approval",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/approvals/pendingaction/request.html", context)
+
+    @admin.action(description="Check status in Knox now")
+    def check_status_now(self, request, queryset):
+        done, failed = [], []
+        for action in queryset:
+            try:
+                action = check_single_approval_status(action.ap_inf_id, actor=request.user)
+                done.append(f"{action.pk}: {action.status}")
+            except ApplicationError as error:
+                failed.append(f"{action.pk}: {error.message}")
+        _report(self, request, done, failed)
+
+    @admin.action(description="Retry execution (failed after approval)")
+    def retry_execution_action(self, request, queryset):
+        done, failed = [], []
+        for action in queryset:
+            try:
+                action = retry_execution(action.pk, actor=request.user)
+                (done if action.status == "executed" else failed).append(
+                    f"{action.pk}: {action.status} {action.error_message}".strip()
+                )
+            except ApplicationError as error:
+                failed.append(f"{action.pk}: {error.message}")
+        _report(self, request, done, failed)
+
+    @admin.action(description="Withdraw from Knox")
+    def withdraw_action_(self, request, queryset):
+        done, failed = [], []
+        for action in queryset:
+            try:
+                withdraw_action(
+                    action.pk,
+                    actor=request.user,
+                    reason=f"withdrawn by {request.user.get_username()}",
+                )
+                done.append(f"{action.pk}: cancelled")
+            except ApplicationError as error:
+                failed.append(f"{action.pk}: {error.message}")
+        _report(self, request, done, failed)
+
+
+@admin.register(ApprovalLog)
+class ApprovalLogAdmin(admin.ModelAdmin):
+    list_display = [
+        "ap_inf_id",
+        "subject",
+        "knox_status",
+        "submitted_by",
+        "submitted_at",
+        "decided_at",
+        "last_checked_at",
+    ]
+    list_filter = ["knox_status"]
+    search_fields = ["=ap_inf_id", "subject"]
+    fields = [
+        "ap_inf_id",
+        "subject",
+        "knox_status",
+        "submitted_by",
+        "submitted_at",
+        "decided_at",
+        "last_checked_at",
+        "contents_sha256",
+        "approvers_pretty",
+        "contents_preview",
+        "last_response_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="approvers")
+    def approvers_pretty(self, log):
+        return pretty_json(log.approvers)
+
+    @admin.display(description="last Knox answer")
+    def last_response_pretty(self, log):
+        return pretty_json(log.last_knox_response)
+
+    @admin.display(description="contents as submitted")
+    def contents_preview(self, log):
+        return _sandboxed(log.contents)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _sandboxed(html: str):
+    return format_html(
+        '<iframe sandbox srcdoc="{}" style="width:100%;max-width:800px;height:320px;border:1px solid #ccc"></iframe>',
+        html,
+    )
+
+
+class ApprovalTemplateForm(forms.ModelForm):
+    class Meta:
+        model = ApprovalTemplate
+        fields = ["name", "description", "content", "sample_variables", "is_active"]
+
+    def clean(self):
+        data = super().clean()
+        content, sample = data.get("content"), data.get("sample_variables")
+        if content and isinstance(sample, dict):
+            missing = sorted(template_variables(content) - sample.keys())
+            if missing:
+                self.add_error("sample_variables", f"Give a sample value for: {', '.join(missing)}")
+        return data
+
+
+@admin.register(ApprovalTemplate)
+class ApprovalTemplateAdmin(admin.ModelAdmin):
+    form = ApprovalTemplateForm
+    list_display = ["name", "is_active", "variable_names", "updated_by", "updated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["preview", "created_by", "updated_by", "created_at", "updated_at"]
+
+    @admin.display(description="variables")
+    def variable_names(self, template):
+        return ", ".join(sorted(template_variables(template.content)))
+
+    @admin.display(description="preview with the sample variables")
+    def preview(self, template):
+        if not template.pk:
+            return "Save to see a preview."
+        try:
+            rendered = replace_template_variables(template.content, template.sample_variables or {})
+        except KeyError as missing:
+            return f"No sample value for {missing}."
+        return _sandboxed(str(rendered))
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+class KnoxProfileInline(admin.StackedInline):
+    model = KnoxProfile
+    can_delete = False
+    verbose_name_plural = "Knox"
+    fields = ["ep_id"]
+
+
+class BureauUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, KnoxProfileInline]
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, BureauUserAdmin)

@@ -1,0 +1,89 @@
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from approvals.api.serializers import (
+    ApprovalRequestInput,
+    ApprovalRequestOutput,
+    PendingActionSerializer,
+    TemplateSerializer,
+)
+from approvals.choices import ActionStatus
+from approvals.models import ApprovalTemplate, PendingAction
+from approvals.selectors import active_templates, pending_actions_visible_to
+from approvals.services import check_single_approval_status, retry_execution, with_approval
+
+
+class ApprovalRequestView(APIView):
+    """Hold an action until Knox approves it."""
+
+    @extend_schema(
+        request=ApprovalRequestInput,
+        responses={201: ApprovalRequestOutput},
+        tags=["approvals"],
+        summary="Request approval for an action",
+    )
+    def post(self, request):
+        serializer = ApprovalRequestInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        pending_action = with_approval(
+            data["action_type"],
+            data["payload"],
+            title=data["title"],
+            template_name=data["template_name"],
+            variables=data["variables"],
+            approvers=data["approvers"],
+            user=request.user,
+            description=data.get("description") or None,
+        )
+        return Response(ApprovalRequestOutput(pending_action).data, status=status.HTTP_201_CREATED)
+
+
+class PendingActionFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ActionStatus.choices)
+    action_type = django_filters.CharFilter()
+
+    class Meta:
+        model = PendingAction
+        fields = ["status", "action_type"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Pending actions: yours, or all for staff", tags=["approvals"]),
+    retrieve=extend_schema(summary="One pending action with its history", tags=["approvals"]),
+)
+class PendingActionViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = PendingAction.objects.none()
+    serializer_class = PendingActionSerializer
+    filterset_class = PendingActionFilter
+
+    def get_queryset(self):
+        return pending_actions_visible_to(self.request.user)
+
+    @extend_schema(request=None, summary="Ask Knox about this document now", tags=["approvals"])
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, pk=None):
+        pending_action = self.get_object()
+        check_single_approval_status(pending_action.ap_inf_id, actor=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=pending_action.pk)).data)
+
+    @extend_schema(request=None, summary="Run a failed execution again (staff)", tags=["approvals"])
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsAdminUser])
+    def retry(self, request, pk=None):
+        pending_action = self.get_object()
+        retry_execution(pending_action.pk, actor=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=pending_action.pk)).data)
+
+
+@extend_schema(tags=["approvals"], summary="Active approval templates and their variables")
+class TemplateListView(generics.ListAPIView):
+    queryset = ApprovalTemplate.objects.none()
+    serializer_class = TemplateSerializer
+
+    def get_queryset(self):
+        return active_templates()

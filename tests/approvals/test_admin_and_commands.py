@@ -1,0 +1,184 @@
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from approvals.choices import ActionStatus, KnoxStatus
+from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
+from operations.models import Tenant
+from tests.operations.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, requester):
+    requester.is_staff = requester.is_superuser = True
+    requester.save()
+    client.force_login(requester)
+    return client
+
+
+def _call(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_request_check_and_withdraw_from_the_admin(
+    knox, admin_client, demo_workspace, tenant_template
+):
+    # given: a request made through the console form
+    response = admin_client.post(
+        reverse("admin:approvals_pendingaction_request"),
+        {
+            "action_type": "operations.create_tenant",
+            "template": tenant_template.pk,
+            "title": "From the console",
+            "variables": '{"tenant_name": "Console", "workspace": "acme"}',
+            "payload": '{"workspace": "acme", "name": "Console"}',
+            "approvers": "EP-BOSS-1, EP-BOSS-2",
+        },
+    )
+    action = PendingAction.objects.get()
+    assert response.status_code == 302
+    assert [a["epId"] for a in knox.document(action.ap_inf_id)["aplns"]] == [
+        "EP-REQ-1",
+        "EP-BOSS-1",
+        "EP-BOSS-2",
+    ]
+
+    # when: withdrawn
+    changelist = reverse("admin:approvals_pendingaction_changelist")
+    admin_client.post(changelist, {"action": "withdraw_action_", "_selected_action": [action.pk]})
+
+    # then
+    action.refresh_from_db()
+    assert action.status == ActionStatus.CANCELLED
+    assert knox.document(action.ap_inf_id)["status"] == KnoxStatus.WITHDRAWN
+    page = admin_client.get(
+        reverse("admin:approvals_pendingaction_change", args=[action.pk])
+    ).content.decode()
+    assert "withdrawn by requester" in page
+
+
+def test_the_request_form_shows_field_errors_and_writes_nothing(
+    knox, admin_client, tenant_template
+):
+    response = admin_client.post(
+        reverse("admin:approvals_pendingaction_request"),
+        {
+            "action_type": "operations.create_tenant",
+            "template": tenant_template.pk,
+            "title": "Bad",
+            "variables": '{"tenant_name": "x"}',
+            "payload": "{}",
+            "approvers": "EP-BOSS-1",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "Missing variables: workspace." in response.content.decode()
+    assert not PendingAction.objects.exists()
+
+
+def test_check_status_now_executes_an_approved_action(knox, admin_client, request_tenant):
+    action = request_tenant("Checked")
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    admin_client.post(
+        reverse("admin:approvals_pendingaction_changelist"),
+        {"action": "check_status_now", "_selected_action": [action.pk]},
+    )
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXECUTED
+
+
+def test_template_preview_renders_the_sample_variables(admin_client, tenant_template):
+    page = admin_client.get(
+        reverse("admin:approvals_approvaltemplate_change", args=[tenant_template.pk])
+    )
+
+    assert "New tenant Example" in page.content.decode()
+
+
+def test_template_form_requires_a_sample_for_every_variable(admin_client):
+    response = admin_client.post(
+        reverse("admin:approvals_approvaltemplate_add"),
+        {"name": "T", "content": "{{a}} {{b}}", "sample_variables": '{"a": 1}', "is_active": "on"},
+    )
+
+    assert "Give a sample value for: b" in response.content.decode()
+    assert not ApprovalTemplate.objects.filter(name="T").exists()
+
+
+def test_ep_id_is_edited_inline_on_the_user(admin_client):
+    user = UserFactory(username="kim")
+
+    page = admin_client.get(reverse("admin:auth_user_change", args=[user.pk])).content.decode()
+
+    assert "Knox EP ID" in page
+
+
+def test_ep_ids_are_unique(requester):
+    from django.core.exceptions import ValidationError
+
+    from approvals.services import knox_profile_set
+
+    with pytest.raises(ValidationError):
+        knox_profile_set(user=UserFactory(), ep_id="EP-REQ-1")
+    knox_profile_set(user=UserFactory(), ep_id="")  # several users may have none
+    knox_profile_set(user=UserFactory(), ep_id=None)
+    assert KnoxProfile.objects.filter(ep_id__isnull=True).count() == 2
+
+
+def test_approvals_poll_prints_the_counts(knox, request_tenant):
+    action = request_tenant("Polled")
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    output = _call("approvals_poll")
+
+    assert "checked 1, updated 1, executed 1" in output
+    assert Tenant.objects.filter(name="Polled").exists()
+
+
+def test_approvals_check_and_its_errors(knox, request_tenant):
+    action = request_tenant()
+
+    assert f"pending action {action.pk}: pending (Knox status 1)" in _call(
+        "approvals_check", action.ap_inf_id
+    )
+    with pytest.raises(CommandError, match="No pending action with apInfId nope"):
+        _call("approvals_check", "nope")
+
+
+def test_approvals_retry_refuses_what_is_not_a_failed_execution(knox, request_tenant):
+    action = request_tenant()
+
+    with pytest.raises(
+        CommandError, match=f"Pending action {action.pk} is pending; it cannot become retried"
+    ):
+        _call("approvals_retry", str(action.pk))
+    with pytest.raises(CommandError, match="No pending action with id 999999"):
+        _call("approvals_retry", "999999")
+
+
+def test_approvals_resubmit_sends_a_failed_submit_again_with_the_same_id(knox, request_tenant):
+    from approvals.services import ApprovalSubmitFailed
+
+    knox.faults(submit="error")
+    with pytest.raises(ApprovalSubmitFailed):
+        request_tenant("Again")
+    action = PendingAction.objects.get()
+    knox.faults()
+
+    output = _call("approvals_resubmit", str(action.pk))
+
+    action.refresh_from_db()
+    assert f"pending action {action.pk}: pending" in output
+    assert action.status == ActionStatus.PENDING
+    assert knox.document(action.ap_inf_id)["subject"] == "Create tenant Again"
+    with pytest.raises(CommandError, match="cannot become resubmitted"):
+        _call("approvals_resubmit", str(action.pk))

@@ -1,0 +1,111 @@
+"""Two pollers at once: real threads, one connection each. On PostgreSQL the
+two cycles truly overlap and the row lock decides; on SQLite writers queue."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from approvals.choices import ActionStatus, KnoxStatus
+from approvals.knox import get_knox_client
+from approvals.models import PendingAction
+from approvals.registry import register_action_handler, unregister_action_handler
+from approvals.services import (
+    _apply_report,
+    check_pending_approvals,
+    execute_approved_action,
+    with_approval,
+)
+from operations.models import Tenant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def counting_handler(demo_workspace):
+    calls = []
+    lock = threading.Lock()
+
+    def handler(payload, *, pending_action):
+        with lock:
+            calls.append(pending_action.pk)
+        Tenant.objects.create(workspace=demo_workspace, name=f"made by {pending_action.pk}")
+        return {"made": pending_action.pk}
+
+    register_action_handler("test.counting", handler)
+    yield calls
+    unregister_action_handler("test.counting")
+
+
+def _together(target, n):
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def run():
+        try:
+            barrier.wait(timeout=30)
+            target()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return errors
+
+
+def test_two_pollers_at_once_execute_each_approved_action_exactly_once(
+    knox, requester, tenant_template, counting_handler
+):
+    actions = [
+        with_approval(
+            "test.counting",
+            {"n": n},
+            title=f"Counting {n}",
+            template_name=tenant_template.name,
+            variables={"tenant_name": str(n), "workspace": "w"},
+            approvers=["EP-BOSS-1"],
+            user=requester,
+        )
+        for n in range(8)
+    ]
+    for action in actions:
+        knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    errors = _together(check_pending_approvals, 2)
+
+    assert errors == []
+    assert sorted(counting_handler) == sorted(a.pk for a in actions)
+    assert Tenant.objects.filter(name__startswith="made by").count() == len(actions)
+    assert set(PendingAction.objects.values_list("status", flat=True)) == {ActionStatus.EXECUTED}
+
+
+def test_many_concurrent_executions_of_one_action_run_the_handler_once(
+    knox, requester, tenant_template, counting_handler
+):
+    action = with_approval(
+        "test.counting",
+        {"n": 1},
+        title="Once",
+        template_name=tenant_template.name,
+        variables={"tenant_name": "1", "workspace": "w"},
+        approvers=["EP-BOSS-1"],
+        user=requester,
+    )
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+    # Only the "approved" step of a poll, so the threads below race to execute.
+    report = get_knox_client().statuses([action.ap_inf_id])[action.ap_inf_id]
+    _apply_report(action.pk, report, submitted=True)
+
+    errors = _together(lambda: execute_approved_action(action.ap_inf_id), 6)
+
+    assert errors == []
+    assert counting_handler == [action.pk]
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXECUTED
+    assert action.transitions.filter(to_status=ActionStatus.EXECUTED).count() == 1
