@@ -145,6 +145,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status"; name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "OperationRunStatusEnum": "operations.choices.RunStatus",
+        "OperationRunOutcomeEnum": "operations.choices.RunOutcome",
+        "PendingActionStatusEnum": "approvals.choices.ActionStatus",
+    },
 }
 
 # --- background work (django-q2) --------------------------------------------------------
