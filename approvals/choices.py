@@ -61,9 +61,15 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
     ),
     ActionStatus.APPROVED: frozenset({ActionStatus.EXECUTING}),
     ActionStatus.EXECUTING: frozenset({ActionStatus.EXECUTED, ActionStatus.FAILED}),
-    # A failed submit can be resubmitted (same apInfId); a failed execution retried.
+    # A failed submit can be resubmitted (same apInfId), a failed execution retried;
+    # failing again is recorded as a move of its own.
     ActionStatus.FAILED: frozenset(
-        {ActionStatus.PENDING, ActionStatus.SUBMIT_UNKNOWN, ActionStatus.EXECUTING}
+        {
+            ActionStatus.PENDING,
+            ActionStatus.SUBMIT_UNKNOWN,
+            ActionStatus.EXECUTING,
+            ActionStatus.FAILED,
+        }
     ),
     ActionStatus.EXECUTED: frozenset(),
     ActionStatus.REJECTED: frozenset(),

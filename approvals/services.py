@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -68,7 +69,8 @@ def _actor_name(actor) -> str:
 
 
 def _move(action: PendingAction, to: str, *, actor=None, reason: str = "", **fields: Any) -> None:
-    """Change status on a row the caller has locked, and record who and why."""
+    """Change the status of an action being changed (see ``_changing``) and
+    queue the transition row that records who and why."""
     if to not in TRANSITIONS[action.status]:
         raise InvalidTransition(
             subject=f"Pending action {action.pk}",
@@ -76,19 +78,36 @@ def _move(action: PendingAction, to: str, *, actor=None, reason: str = "", **fie
             target=to,
             code="approvals.invalid_transition",
         )
-    from_status = action.status
+    action._moves.append(
+        PendingActionTransition(
+            pending_action=action,
+            from_status=action.status,
+            to_status=to,
+            actor=actor,
+            actor_name=_actor_name(actor),
+            reason=sanitize_message(reason, limit=1000) if reason else "",
+        )
+    )
     action.status = to
     for field, value in fields.items():
         setattr(action, field, value)
-    action.save(update_fields=["status", "updated_at", *fields])
-    PendingActionTransition.objects.create(
-        pending_action=action,
-        from_status=from_status,
-        to_status=to,
-        actor=actor,
-        actor_name=_actor_name(actor),
-        reason=sanitize_message(reason, limit=1000) if reason else "",
-    )
+        action._changed.add(field)
+
+
+@contextmanager
+def _changing(**lookup) -> Iterator[PendingAction]:
+    """Lock one pending action (``select_for_update``) for a change. Its moves
+    are written when the block ends, in the same transaction: the row once,
+    the transition rows in one insert. An exception writes nothing."""
+    with transaction.atomic():
+        action = _locked(**lookup)
+        action._moves = []
+        action._changed = set()
+        yield action
+        if action._moves:
+            action.save(update_fields=["status", "updated_at", *action._changed])
+            PendingActionTransition.objects.bulk_create(action._moves)
+            action._moves = []
 
 
 def _locked(**lookup) -> PendingAction:
@@ -257,15 +276,13 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
         )
     except (KnoxTimeout, KnoxProtocolError) as error:
         # Knox may have the document: leave it for the poller to settle.
-        with transaction.atomic():
-            locked = _locked(pk=action.pk)
+        with _changing(pk=action.pk) as locked:
             _move(locked, ActionStatus.SUBMIT_UNKNOWN, actor=actor, reason=error.message)
         action.refresh_from_db()
         return
     except KnoxError as error:
         reason = sanitize_message(error.message)
-        with transaction.atomic():
-            locked = _locked(pk=action.pk)
+        with _changing(pk=action.pk) as locked:
             _move(
                 locked,
                 ActionStatus.FAILED,
@@ -283,8 +300,7 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
         failed.status_code = error.status_code  # 503 when Knox is down, 502 when it refused
         raise failed from None
     status = _status_from(answer.get("data", {}).get("status"), default=KnoxStatus.IN_PROGRESS)
-    with transaction.atomic():
-        locked = _locked(pk=action.pk)
+    with _changing(pk=action.pk) as locked:
         ApprovalLog.objects.filter(pk=locked.approval_log_id).update(
             submitted_at=timezone.now(), knox_status=status, last_knox_response=answer
         )
@@ -308,8 +324,7 @@ def _status_from(value: Any, *, default: KnoxStatus) -> KnoxStatus:
 
 def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
     """Submit a failed submit again, with the same apInfId (Knox is idempotent on it)."""
-    with transaction.atomic():
-        action = _locked(pk=pending_action_id)
+    with _changing(pk=pending_action_id) as action:
         if action.status != ActionStatus.FAILED or action.failure_stage != FailureStage.SUBMIT:
             raise InvalidTransition(
                 subject=f"Pending action {action.pk}",
@@ -323,10 +338,6 @@ def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
     if not drafter:
         raise InvalidInput("The requester no longer has a Knox EP ID.", code="approvals.no_ep_id")
     _submit(action, drafter_ep_id=drafter, actor=actor)
-    if action.status == ActionStatus.FAILED:
-        raise ApprovalSubmitFailed(
-            f"Knox did not take the approval request: {action.error_message}"
-        )
     return action
 
 
@@ -378,37 +389,19 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
             unchanged.append(ap_inf_id)
             continue
         try:
-            outcome = _apply_report(pk, report, submitted=submitted_at is not None)
+            outcome, action = _apply_report(pk, report, submitted=submitted_at is not None)
         except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
             logger.exception("approvals: pending action %s failed during the poll", pk)
             _record_failure(
                 tracker, counts, _code(error), f"Pending action {pk}: {_message(error)}", ap_inf_id
             )
             continue
-        if outcome:
-            counts["updated"] += 1
-            if outcome in counts:
-                counts[outcome] += 1
-    for start in range(0, len(unchanged), 500):
-        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
-            last_checked_at=now
-        )
-    # Approved and not yet executed: just now, or left over by a worker that died.
-    for pk, ap_inf_id in PendingAction.objects.filter(status=ActionStatus.APPROVED).values_list(
-        "pk", "ap_inf_id"
-    ):
-        try:
-            action, ran = _execute(ap_inf_id, actor=None)
-        except Exception as error:  # noqa: BLE001
-            _record_failure(
-                tracker, counts, _code(error), f"Pending action {pk}: {_message(error)}", ap_inf_id
-            )
-            continue
-        if not ran:
-            continue  # another worker got there first
-        if action.status == ActionStatus.EXECUTED:
-            counts["executed"] += 1
-        else:
+        if outcome is None:
+            continue  # settled by someone else since we read it
+        counts["updated"] += 1
+        if outcome in ("executed", "rejected", "cancelled"):
+            counts[outcome] += 1
+        elif outcome == "execution_failed":
             _record_failure(
                 tracker,
                 counts,
@@ -416,6 +409,19 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
                 f"Pending action {pk}: {action.error_message}",
                 ap_inf_id,
             )
+        elif outcome == "submit_failed":
+            _record_failure(
+                tracker,
+                counts,
+                "approvals.submit_lost",
+                f"Pending action {pk}: {action.error_message}",
+                ap_inf_id,
+            )
+    # Unchanged documents: one UPDATE per 500, not a query each.
+    for start in range(0, len(unchanged), 500):
+        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
+            last_checked_at=now
+        )
     return counts
 
 
@@ -437,17 +443,22 @@ def _record_failure(tracker, counts, code: str, message: str, ap_inf_id: str | N
                 items.append(ap_inf_id)
 
 
-def _apply_report(pk: int, report: StatusReport, *, submitted: bool, actor=None) -> str | None:
-    """Record what Knox said about one document; return what happened to the
-    action ("rejected", "cancelled", "approved", "failed", "updated") or None."""
+def _apply_report(
+    pk: int, report: StatusReport, *, submitted: bool, actor=None
+) -> tuple[str | None, PendingAction]:
+    """Record what Knox said about one document and act on it, in one
+    transaction: an approval runs the handler right there (a crash rolls it
+    all back, and the next poll sees the approval again). Returns what
+    happened: "executed", "execution_failed", "rejected", "cancelled",
+    "submit_failed", "updated", or None when someone else settled it; and the
+    action as it now is."""
     if report.error is not None:
         raise report.error
     now = timezone.now()
-    with transaction.atomic():
-        action = _locked(pk=pk)
+    with _changing(pk=pk) as action:
         log = action.approval_log
         if action.status not in IN_FLIGHT:
-            return None  # someone else settled it since we read it
+            return None, action
         if not report.found:
             if action.status == ActionStatus.SUBMIT_UNKNOWN or not submitted:
                 reason = (
@@ -461,27 +472,20 @@ def _apply_report(pk: int, report: StatusReport, *, submitted: bool, actor=None)
                     failure_stage=FailureStage.SUBMIT,
                     error_message=reason,
                 )
-                return "failed"
+                return "submit_failed", action
             raise KnoxProtocolError(
                 "Knox no longer knows a document it accepted.", code="knox.not_found"
             )
         status = report.status
-        log.knox_status = status
-        log.last_checked_at = now
-        log.last_knox_response = report.raw
-        if log.submitted_at is None:
-            log.submitted_at = now
-        if status not in KNOX_IN_PROGRESS:
-            log.decided_at = now
-        log.save(
-            update_fields=[
-                "knox_status",
-                "last_checked_at",
-                "last_knox_response",
-                "submitted_at",
-                "decided_at",
-            ]
+        decided = status not in KNOX_IN_PROGRESS
+        ApprovalLog.objects.filter(pk=log.pk).update(
+            knox_status=status,
+            last_checked_at=now,
+            last_knox_response=report.raw,
+            submitted_at=log.submitted_at or now,
+            decided_at=now if decided else log.decided_at,
         )
+        log.knox_status = status
         opinion = str((report.raw or {}).get("opinion") or "")
         if status in KNOX_APPROVED:
             _move(
@@ -490,18 +494,21 @@ def _apply_report(pk: int, report: StatusReport, *, submitted: bool, actor=None)
                 actor=actor,
                 reason=f"Knox status {int(status)} ({status.label})",
             )
-            return "approved"
+            _run_handler(action, actor=actor)
+            return (
+                "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
+            ), action
         if status == KnoxStatus.REJECTED:
             _move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
-            return "rejected"
+            return "rejected", action
         if status == KnoxStatus.WITHDRAWN:
             _move(
                 action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox"
             )
-            return "cancelled"
+            return "cancelled", action
         if action.status == ActionStatus.SUBMIT_UNKNOWN:
             _move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
-        return "updated"
+        return "updated", action
 
 
 def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction:
@@ -516,9 +523,9 @@ def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction
         _apply_report(
             action.pk, report, submitted=action.approval_log.submitted_at is not None, actor=actor
         )
+    elif action.status == ActionStatus.APPROVED:
+        execute_approved_action(ap_inf_id, actor=actor)
     action.refresh_from_db()
-    if action.status == ActionStatus.APPROVED:
-        action = execute_approved_action(ap_inf_id, actor=actor)
     return action
 
 
@@ -534,8 +541,7 @@ def execute_approved_action(ap_inf_id: str, *, actor=None) -> PendingAction:
 
 def _execute(ap_inf_id: str, *, actor) -> tuple[PendingAction, bool]:
     """``(action, ran)``: ``ran`` is False when it had already been executed."""
-    with transaction.atomic():
-        action = _locked(ap_inf_id=ap_inf_id)
+    with _changing(ap_inf_id=ap_inf_id) as action:
         if action.status == ActionStatus.EXECUTED:
             return action, False
         if action.status != ActionStatus.APPROVED:
@@ -551,8 +557,7 @@ def _execute(ap_inf_id: str, *, actor) -> tuple[PendingAction, bool]:
 
 def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
     """Execute a failed execution again (Knox approved it; the handler failed)."""
-    with transaction.atomic():
-        action = _locked(pk=pending_action_id)
+    with _changing(pk=pending_action_id) as action:
         approved_in_knox = action.approval_log.knox_status in KNOX_APPROVED
         if (
             action.status != ActionStatus.FAILED
@@ -611,8 +616,7 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
 def handle_rejected_action(
     ap_inf_id: str, reason: str, *, actor=None, cancelled: bool = False
 ) -> PendingAction:
-    with transaction.atomic():
-        action = _locked(ap_inf_id=ap_inf_id)
+    with _changing(ap_inf_id=ap_inf_id) as action:
         target = ActionStatus.CANCELLED if cancelled else ActionStatus.REJECTED
         _move(action, target, actor=actor, reason=reason)
     return action
@@ -620,8 +624,7 @@ def handle_rejected_action(
 
 def withdraw_action(pending_action_id: int, *, actor=None, reason: str = "") -> PendingAction:
     """Withdraw the document in Knox, then cancel the action."""
-    with transaction.atomic():
-        action = _locked(pk=pending_action_id)
+    with _changing(pk=pending_action_id) as action:
         if action.status not in IN_FLIGHT:
             raise InvalidTransition(
                 subject=f"Pending action {action.pk}",

@@ -81,6 +81,8 @@ _default_db = parse_database_url(DATABASE_URL, base_dir=BASE_DIR)
 _default_db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 600)
 _default_db["CONN_HEALTH_CHECKS"] = True
 if _default_db["ENGINE"].endswith("sqlite3"):
+    # A fresh checkout has no var/ yet; SQLite cannot create its file without it.
+    Path(_default_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # WAL lets the web server read while the cluster writes; IMMEDIATE takes the
     # write lock at BEGIN so two writers queue on busy_timeout instead of one
     # failing with "database is locked" halfway through a transaction.
