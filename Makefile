@@ -37,9 +37,13 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	bash scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
+BENCHES := bench/operations_bench.py bench/approvals_bench.py
+
+# Benchmarks print figures (they are not tests): each on SQLite, then on a
+# throwaway PostgreSQL (or the DATABASE_URL given).
 bench: $(STAMP)
-	env -u DATABASE_URL SECRET_KEY=bench $(PY) bench/operations_bench.py
-	SECRET_KEY=bench bash scripts/with-postgres.sh $(PY) bench/operations_bench.py
+	for b in $(BENCHES); do env -u DATABASE_URL $(PY) $$b || exit 1; done
+	bash scripts/with-postgres.sh sh -c 'for b in $(BENCHES); do $(PY) $$b || exit 1; done'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
