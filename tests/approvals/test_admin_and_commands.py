@@ -182,3 +182,31 @@ def test_approvals_resubmit_sends_a_failed_submit_again_with_the_same_id(knox, r
     assert knox.document(action.ap_inf_id)["subject"] == "Create tenant Again"
     with pytest.raises(CommandError, match="cannot become resubmitted"):
         _call("approvals_resubmit", str(action.pk))
+
+
+def test_approvals_retry_executes_a_failed_execution(knox, request_tenant, demo_workspace):
+    from approvals.registry import register_action_handler, unregister_action_handler
+
+    def failing(payload, *, pending_action):
+        raise RuntimeError("downstream is down")
+
+    action = request_tenant("Retried")
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+    unregister_action_handler("operations.create_tenant")
+    register_action_handler("operations.create_tenant", failing)
+    try:
+        _call("approvals_poll")
+    finally:
+        unregister_action_handler("operations.create_tenant")
+        from operations.approval_handlers import CreateTenantPayload, create_tenant
+
+        register_action_handler(
+            "operations.create_tenant", create_tenant, payload_serializer=CreateTenantPayload
+        )
+    action.refresh_from_db()
+    assert action.status == ActionStatus.FAILED
+
+    output = _call("approvals_retry", str(action.pk))
+
+    assert f"pending action {action.pk}: executed" in output
+    assert Tenant.objects.filter(name="Retried").exists()
