@@ -49,6 +49,7 @@ from approvals.models import (
 )
 from approvals.registry import ActionHandler, get_registered_handlers
 from approvals.templating import replace_template_variables, template_variables
+from config.db import update_rows
 from config.errors import InvalidInput, InvalidTransition, NotFound
 from operations.sanitize import sanitize_message
 
@@ -94,20 +95,51 @@ def _move(action: PendingAction, to: str, *, actor=None, reason: str = "", **fie
         action._changed.add(field)
 
 
+LOG_FIELDS = ["knox_status", "last_checked_at", "last_knox_response", "submitted_at", "decided_at"]
+
+
+def _track(action: PendingAction) -> PendingAction:
+    action._moves = []
+    action._changed = set()
+    action.approval_log._dirty = False
+    return action
+
+
 @contextmanager
 def _changing(**lookup) -> Iterator[PendingAction]:
     """Lock one pending action (``select_for_update``) for a change. Its moves
     are written when the block ends, in the same transaction: the row once,
     the transition rows in one insert. An exception writes nothing."""
     with transaction.atomic():
-        action = _locked(**lookup)
-        action._moves = []
-        action._changed = set()
+        action = _track(_locked(**lookup))
         yield action
+        if action.approval_log._dirty:
+            action.approval_log.save(update_fields=LOG_FIELDS)
         if action._moves:
             action.save(update_fields=["status", "updated_at", *action._changed])
             PendingActionTransition.objects.bulk_create(action._moves)
             action._moves = []
+
+
+@contextmanager
+def _changing_many(pks: Sequence[int]) -> Iterator[dict[int, PendingAction]]:
+    """``_changing`` for a batch: the rows are locked in primary-key order (two
+    pollers never deadlock) and written with one statement per table."""
+    with transaction.atomic():
+        locked = PendingAction.objects.select_for_update().select_related("approval_log")
+        actions = {a.pk: _track(a) for a in locked.filter(pk__in=pks).order_by("pk")}
+        yield actions
+        now = timezone.now()
+        logs = [a.approval_log for a in actions.values() if a.approval_log._dirty]
+        moved = [a for a in actions.values() if a._moves]
+        update_rows(logs, LOG_FIELDS)
+        if moved:
+            for action in moved:
+                action.updated_at = now
+            update_rows(moved, sorted({"status", "updated_at"}.union(*(a._changed for a in moved))))
+            PendingActionTransition.objects.bulk_create([m for a in moved for m in a._moves])
+            for action in moved:
+                action._moves = []
 
 
 def _locked(**lookup) -> PendingAction:
@@ -347,6 +379,9 @@ def _state_label(action: PendingAction) -> str:
 
 # --- polling ---------------------------------------------------------------------------------
 
+# Changed documents settled per transaction.
+SETTLE_BATCH = 100
+
 COUNT_KEYS = ("checked", "updated", "executed", "rejected", "cancelled", "failed")
 
 
@@ -376,26 +411,55 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
             # The whole cycle is blind: record it and let the next one try.
             _record_failure(tracker, counts, error.code, f"Status request failed: {error.message}")
             rows = []
-    unchanged = []
+    unchanged, changed = [], []
     for pk, ap_inf_id, status, _created, known_status, submitted_at in rows:
         counts["checked"] += 1
         report = reports[ap_inf_id]
-        if (
-            report.error is None
-            and report.found
-            and report.status == known_status
-            and status == ActionStatus.PENDING
-        ):
-            unchanged.append(ap_inf_id)
-            continue
-        try:
-            outcome, action = _apply_report(pk, report, submitted=submitted_at is not None)
-        except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
-            logger.exception("approvals: pending action %s failed during the poll", pk)
+        if report.error is not None:
             _record_failure(
-                tracker, counts, _code(error), f"Pending action {pk}: {_message(error)}", ap_inf_id
+                tracker,
+                counts,
+                report.error.code,
+                f"Pending action {pk}: {report.error.message}",
+                ap_inf_id,
             )
-            continue
+        elif report.found and report.status == known_status and status == ActionStatus.PENDING:
+            unchanged.append(ap_inf_id)
+        else:
+            changed.append((pk, ap_inf_id, report, submitted_at is not None))
+    for start in range(0, len(changed), SETTLE_BATCH):
+        _settle_batch(changed[start : start + SETTLE_BATCH], counts, tracker)
+    # Unchanged documents: one UPDATE per 500, not a query each.
+    for start in range(0, len(unchanged), 500):
+        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
+            last_checked_at=now
+        )
+    return counts
+
+
+def _settle_batch(batch, counts, tracker) -> None:
+    """Settle changed documents together; if anything in the batch goes wrong,
+    settle them one by one, so one bad item never holds up the others."""
+    try:
+        results = _apply_reports([(pk, report, submitted) for pk, _ap, report, submitted in batch])
+    except Exception:  # noqa: BLE001 - retried item by item below
+        results = []
+        for pk, ap_inf_id, report, submitted in batch:
+            try:
+                outcome, action = _apply_report(pk, report, submitted=submitted)
+            except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
+                logger.exception("approvals: pending action %s failed during the poll", pk)
+                _record_failure(
+                    tracker,
+                    counts,
+                    _code(error),
+                    f"Pending action {pk}: {_message(error)}",
+                    ap_inf_id,
+                )
+                continue
+            results.append((pk, outcome, action))
+    ap_inf_ids = {pk: ap for pk, ap, _report, _submitted in batch}
+    for pk, outcome, action in results:
         if outcome is None:
             continue  # settled by someone else since we read it
         counts["updated"] += 1
@@ -407,7 +471,7 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
                 counts,
                 "approvals.handler_failed",
                 f"Pending action {pk}: {action.error_message}",
-                ap_inf_id,
+                ap_inf_ids[pk],
             )
         elif outcome == "submit_failed":
             _record_failure(
@@ -415,14 +479,8 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
                 counts,
                 "approvals.submit_lost",
                 f"Pending action {pk}: {action.error_message}",
-                ap_inf_id,
+                ap_inf_ids[pk],
             )
-    # Unchanged documents: one UPDATE per 500, not a query each.
-    for start in range(0, len(unchanged), 500):
-        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
-            last_checked_at=now
-        )
-    return counts
 
 
 def _code(error: BaseException) -> str:
@@ -443,72 +501,87 @@ def _record_failure(tracker, counts, code: str, message: str, ap_inf_id: str | N
                 items.append(ap_inf_id)
 
 
+def _settle(
+    action: PendingAction, report: StatusReport, *, now, submitted: bool, actor=None
+) -> str | None:
+    """Apply what Knox said to a locked action, in memory (the caller writes):
+    an approval runs the handler right there, in the same transaction (a crash
+    rolls it all back, and the next poll sees the approval again). Returns
+    "executed", "execution_failed", "rejected", "cancelled", "submit_failed",
+    "updated", or None when someone else settled it meanwhile."""
+    if report.error is not None:
+        raise report.error
+    if action.status not in IN_FLIGHT:
+        return None
+    log = action.approval_log
+    if not report.found:
+        if action.status == ActionStatus.SUBMIT_UNKNOWN or not submitted:
+            reason = "Knox has no record of the document: the submit never arrived. Resubmit it."
+            _move(
+                action,
+                ActionStatus.FAILED,
+                actor=actor,
+                reason=reason,
+                failure_stage=FailureStage.SUBMIT,
+                error_message=reason,
+            )
+            return "submit_failed"
+        raise KnoxProtocolError(
+            "Knox no longer knows a document it accepted.", code="knox.not_found"
+        )
+    status = report.status
+    log.knox_status = status
+    log.last_checked_at = now
+    log.last_knox_response = report.raw
+    log.submitted_at = log.submitted_at or now
+    if status not in KNOX_IN_PROGRESS:
+        log.decided_at = now
+    log._dirty = True
+    opinion = str((report.raw or {}).get("opinion") or "")
+    if status in KNOX_APPROVED:
+        _move(
+            action,
+            ActionStatus.APPROVED,
+            actor=actor,
+            reason=f"Knox status {int(status)} ({status.label})",
+        )
+        _run_handler(action, actor=actor)
+        return "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
+    if status == KnoxStatus.REJECTED:
+        _move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
+        return "rejected"
+    if status == KnoxStatus.WITHDRAWN:
+        _move(action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox")
+        return "cancelled"
+    if action.status == ActionStatus.SUBMIT_UNKNOWN:
+        _move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
+    return "updated"
+
+
 def _apply_report(
     pk: int, report: StatusReport, *, submitted: bool, actor=None
 ) -> tuple[str | None, PendingAction]:
-    """Record what Knox said about one document and act on it, in one
-    transaction: an approval runs the handler right there (a crash rolls it
-    all back, and the next poll sees the approval again). Returns what
-    happened: "executed", "execution_failed", "rejected", "cancelled",
-    "submit_failed", "updated", or None when someone else settled it; and the
-    action as it now is."""
+    """Settle one document in its own transaction."""
     if report.error is not None:
         raise report.error
-    now = timezone.now()
     with _changing(pk=pk) as action:
-        log = action.approval_log
-        if action.status not in IN_FLIGHT:
-            return None, action
-        if not report.found:
-            if action.status == ActionStatus.SUBMIT_UNKNOWN or not submitted:
-                reason = (
-                    "Knox has no record of the document: the submit never arrived. Resubmit it."
-                )
-                _move(
-                    action,
-                    ActionStatus.FAILED,
-                    actor=actor,
-                    reason=reason,
-                    failure_stage=FailureStage.SUBMIT,
-                    error_message=reason,
-                )
-                return "submit_failed", action
-            raise KnoxProtocolError(
-                "Knox no longer knows a document it accepted.", code="knox.not_found"
-            )
-        status = report.status
-        decided = status not in KNOX_IN_PROGRESS
-        ApprovalLog.objects.filter(pk=log.pk).update(
-            knox_status=status,
-            last_checked_at=now,
-            last_knox_response=report.raw,
-            submitted_at=log.submitted_at or now,
-            decided_at=now if decided else log.decided_at,
-        )
-        log.knox_status = status
-        opinion = str((report.raw or {}).get("opinion") or "")
-        if status in KNOX_APPROVED:
-            _move(
-                action,
-                ActionStatus.APPROVED,
-                actor=actor,
-                reason=f"Knox status {int(status)} ({status.label})",
-            )
-            _run_handler(action, actor=actor)
-            return (
-                "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
-            ), action
-        if status == KnoxStatus.REJECTED:
-            _move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
-            return "rejected", action
-        if status == KnoxStatus.WITHDRAWN:
-            _move(
-                action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox"
-            )
-            return "cancelled", action
-        if action.status == ActionStatus.SUBMIT_UNKNOWN:
-            _move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
-        return "updated", action
+        outcome = _settle(action, report, now=timezone.now(), submitted=submitted, actor=actor)
+    return outcome, action
+
+
+def _apply_reports(
+    items: list[tuple[int, StatusReport, bool]],
+) -> list[tuple[int, str | None, PendingAction]]:
+    """Settle a batch of documents in one transaction. Any error rolls the
+    batch back and raises; the caller then settles them one by one."""
+    with _changing_many([pk for pk, _report, _submitted in items]) as actions:
+        now = timezone.now()
+        results = []
+        for pk, report, submitted in items:
+            action = actions.get(pk)
+            if action is not None:
+                results.append((pk, _settle(action, report, now=now, submitted=submitted), action))
+    return results
 
 
 def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction:

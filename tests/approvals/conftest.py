@@ -41,6 +41,11 @@ class Simulator:
             timeout=5,
         ).raise_for_status()
 
+    def add(self, *documents: dict) -> None:
+        requests.post(
+            f"{self.url}/sim/documents/bulk", json={"documents": list(documents)}, timeout=5
+        ).raise_for_status()
+
     def document(self, ap_inf_id: str) -> dict | None:
         response = requests.get(f"{self.url}/sim/documents/{ap_inf_id}", timeout=5)
         return response.json() if response.status_code == 200 else None

@@ -321,3 +321,20 @@ def test_a_script_variable_arrives_escaped_in_the_submitted_contents(knox, reque
     import hashlib
 
     assert log.contents_sha256 == hashlib.sha256(contents.encode()).hexdigest()
+
+
+def test_one_bad_document_in_a_batch_does_not_hold_up_the_others(knox, request_tenant):
+    # given: two approvals, and a third document Knox has lost (it raises while settling)
+    good = [request_tenant("Alpha"), request_tenant("Beta")]
+    lost = request_tenant("Lost")
+    knox.reset()
+    knox.add(*({"apInfId": a.ap_inf_id, "status": KnoxStatus.COMPLETE} for a in good))
+
+    # when
+    counts = check_pending_approvals()
+
+    # then: the batch fell back to one by one; the two ran, the lost one is reported
+    assert counts["executed"] == 2 and counts["failed"] == 1
+    assert set(Tenant.objects.values_list("name", flat=True)) >= {"Alpha", "Beta"}
+    lost.refresh_from_db()
+    assert lost.status == ActionStatus.PENDING
