@@ -24,7 +24,7 @@ from approvals.services import (
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.errors import ApplicationError
-from operations.admin import pretty_json
+from operations.admin import ReadOnlyAdminMixin, pretty_json
 
 User = get_user_model()
 
@@ -220,7 +220,7 @@ class PendingActionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApprovalLog)
-class ApprovalLogAdmin(admin.ModelAdmin):
+class ApprovalLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "ap_inf_id",
         "subject",
@@ -258,15 +258,6 @@ class ApprovalLogAdmin(admin.ModelAdmin):
     @admin.display(description="contents as submitted")
     def contents_preview(self, log):
         return _sandboxed(log.contents)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _sandboxed(html: str):

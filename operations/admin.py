@@ -20,6 +20,20 @@ def pretty_json(value) -> str:
     )
 
 
+class ReadOnlyAdminMixin:
+    """For records written only by services (ledgers, logs): viewable, never
+    added, edited or deleted in the admin."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class OperationTypeFilter(admin.SimpleListFilter):
     title = "type"
     parameter_name = "type"
@@ -36,7 +50,7 @@ class OperationTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(OperationRun)
-class OperationRunAdmin(admin.ModelAdmin):
+class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger is written by services only: read-only here, never deleted."""
 
     change_list_template = "admin/operations/operationrun/change_list.html"
@@ -92,15 +106,6 @@ class OperationRunAdmin(admin.ModelAdmin):
     @admin.display(description="context")
     def context_pretty(self, run: OperationRun):
         return pretty_json(run.context)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [
