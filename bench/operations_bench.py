@@ -119,13 +119,25 @@ def main() -> None:
     )
     workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
     OperationRun.objects.filter(workspace=workspace).delete()
+    rounds = 10
+    per_round = args.runs // rounds
+    bureau_s = plain_s = 0.0
     try:
         bureau(workspace, 200, 10**9)  # warm up both paths and the connection
         plain_sql(workspace, 200, 2 * 10**9)
-        bureau_s = bureau(workspace, args.runs, 0)
-        plain_s = plain_sql(workspace, args.runs, 10**8)
+        # Interleaved rounds, alternating which goes first, so a change in the
+        # machine's load during the run weighs on both sides alike.
+        for r in range(rounds):
+            offset = r * per_round
+            if r % 2:
+                plain_s += plain_sql(workspace, per_round, 10**8 + offset)
+                bureau_s += bureau(workspace, per_round, offset)
+            else:
+                bureau_s += bureau(workspace, per_round, offset)
+                plain_s += plain_sql(workspace, per_round, 10**8 + offset)
     finally:
         OperationRun.objects.filter(workspace=workspace).delete()
+    args.runs = per_round * rounds
 
     vendor = f"{connection.vendor} {connection.Database.__name__}"
     print(f"database: {vendor} ({connection.settings_dict['NAME']})")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -155,8 +155,13 @@ def start_run(
             context=run_context,
         )
         try:
-            with transaction.atomic():
-                run.save(force_insert=True)
+            if connection.in_atomic_block:
+                # Inside the caller's transaction a failed INSERT must not poison
+                # it: a savepoint contains the IntegrityError.
+                with transaction.atomic():
+                    run.save(force_insert=True)
+            else:
+                run.save(force_insert=True)  # autocommit: the INSERT is its own transaction
             return run, True
         except IntegrityError:
             # Either an active run with this identity exists (the index said
