@@ -591,7 +591,15 @@ def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction
     )
     if action is None:
         raise NotFound(f"No pending action with apInfId {ap_inf_id}.", code="approvals.not_found")
-    if action.status in IN_FLIGHT:
+    submitting = (
+        action.status == ActionStatus.PENDING
+        and action.approval_log.submitted_at is None
+        and action.created_at
+        > timezone.now() - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
+    )
+    if (
+        action.status in IN_FLIGHT and not submitting
+    ):  # a submit under way has not been answered yet
         report = get_knox_client().statuses([ap_inf_id])[ap_inf_id]
         _apply_report(
             action.pk, report, submitted=action.approval_log.submitted_at is not None, actor=actor
