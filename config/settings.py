@@ -175,6 +175,21 @@ Q_CLUSTER = {
 # --- Bureau -------------------------------------------------------------------------------
 BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
 
+# --- scanning -----------------------------------------------------------------------------
+SCANNING_AGENT_STALE_AFTER = env_int(
+    "SCANNING_AGENT_STALE_AFTER", 120
+)  # s without heartbeat: agent lost
+SCANNING_READY_IDLE_TIMEOUT = env_int(
+    "SCANNING_READY_IDLE_TIMEOUT", 1800
+)  # idle ready job: canceled
+SCANNING_SCAN_STALL_TIMEOUT = env_int(
+    "SCANNING_SCAN_STALL_TIMEOUT", 1800
+)  # scanning, no progress: failed
+SCANNING_MAX_BATCH_BYTES = env_int("SCANNING_MAX_BATCH_BYTES", 100 * 1024 * 1024)
+SCANNING_AGENT_TOKEN_FILE = Path(
+    env_str("SCANNING_AGENT_TOKEN_FILE") or VAR_DIR / "scan_agent.token"
+)
+
 # --- Knox (Samsung Brity approval API) --------------------------------------------------------
 # Defaults point at the bundled simulator (`manage.py knox_simulator`, started by `make run`).
 KNOX_BASE_URL = env_str("KNOX_BASE_URL", "http://127.0.0.1:8765")

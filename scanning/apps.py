@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
 
 
@@ -6,4 +8,33 @@ class ScanningConfig(AppConfig):
     verbose_name = "Scanning"
 
     def ready(self) -> None:
-        pass
+        from operations.catalog import operation_catalog
+        from operations.choices import RunScope
+        from operations.schedules import schedule_registry
+
+        operation_catalog.register(
+            "scanning.check_agent",
+            label="Scanning: check the scan agent",
+            scope=RunScope.WORKSPACE,
+            summary_keys=(
+                "checked",
+                "agent_stale",
+                "failed_agent_lost",
+                "failed_stalled",
+                "canceled_idle",
+            ),
+            stale_queued_after=timedelta(minutes=5),
+            stale_running_after=timedelta(minutes=5),
+        )
+        operation_catalog.register(
+            "scanning.assemble_job",
+            label="Scanning: assemble a scan job's PDF",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("batches", "pages", "failed"),
+            identity_inputs=("job_id",),
+            stale_queued_after=timedelta(minutes=30),
+            stale_running_after=timedelta(minutes=30),
+        )
+        schedule_registry.register(
+            "scanning.check_agent", "scanning.tasks.check_agent_task", minutes=1
+        )

@@ -9,7 +9,9 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
@@ -50,6 +52,13 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
+        if apps.is_installed("scanning"):
+            # Idempotent: keeps the token already in the file, or writes a new one.
+            call_command(
+                "scanning_create_agent",
+                "local-scanner",
+                token_file=str(settings.SCANNING_AGENT_TOKEN_FILE),
+            )
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         for name, command in self.processes(host, port).items():

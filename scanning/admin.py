@@ -1,0 +1,347 @@
+"""The operator console for scanning. Every change goes through services;
+refusals come back as messages, never as a 500."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from config.errors import ApplicationError
+from scanning import services
+from scanning.choices import (
+    DEFAULT_SCAN_SETTINGS,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    BatchStatus,
+    ScanJobStatus,
+    ScanMode,
+    ScanSource,
+)
+from scanning.models import (
+    Document,
+    ScanAgent,
+    ScanAgentStatus,
+    ScanJob,
+    ScanJobBatch,
+    ScanJobEvent,
+)
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, ApplicationError):
+        return error.message
+    if isinstance(error, ValidationError):
+        return "; ".join(error.messages)
+    return str(error)
+
+
+class ScanJobForm(forms.ModelForm):
+    """Title plus the three scan settings as real fields, not raw JSON."""
+
+    mode = forms.ChoiceField(choices=ScanMode.choices, initial=DEFAULT_SCAN_SETTINGS["mode"])
+    resolution = forms.IntegerField(
+        min_value=MIN_RESOLUTION,
+        max_value=MAX_RESOLUTION,
+        initial=DEFAULT_SCAN_SETTINGS["resolution"],
+        help_text="dpi",
+    )
+    source = forms.ChoiceField(choices=ScanSource.choices, initial=DEFAULT_SCAN_SETTINGS["source"])
+
+    class Meta:
+        model = ScanJob
+        fields = ["title"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and isinstance(self.instance.settings, dict):
+            for key in ("mode", "resolution", "source"):
+                if key in self.instance.settings:
+                    self.initial[key] = self.instance.settings[key]
+
+    def scan_settings(self) -> dict:
+        return {key: self.cleaned_data[key] for key in ("mode", "resolution", "source")}
+
+
+class BatchInline(admin.TabularInline):
+    model = ScanJobBatch
+    extra = 0
+    can_delete = False
+    fields = ["batch_seq", "status", "page_count", "size_bytes", "sha256", "created_at", "discard"]
+    readonly_fields = fields
+    ordering = ["batch_seq"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="")
+    def discard(self, batch: ScanJobBatch):
+        if batch.status != BatchStatus.SCANNED or batch.job.status not in (
+            ScanJobStatus.READY,
+            ScanJobStatus.SCANNING,
+        ):
+            return "—"
+        # formaction posts the change form (with its CSRF token) to the discard view.
+        url = reverse("admin:scanning_scanjobbatch_discard", args=[batch.pk])
+        return format_html(
+            '<button type="submit" formaction="{}" formmethod="post" class="button">Discard (jam)</button>',
+            url,
+        )
+
+
+class EventInline(admin.TabularInline):
+    model = ScanJobEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "from_status", "to_status", "actor_name", "code", "message"]
+    readonly_fields = fields
+    verbose_name_plural = "history"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ScanJob)
+class ScanJobAdmin(admin.ModelAdmin):
+    form = ScanJobForm
+    list_display = [
+        "id",
+        "title",
+        "status",
+        "batch_count",
+        "page_count",
+        "preview_link",
+        "document",
+        "updated_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["=id", "title", "file_hash"]
+    list_select_related = ["document"]
+    ordering = ["-created_at", "-id"]
+    actions = ["queue_jobs", "cancel_jobs", "commit_jobs"]
+    inlines = [BatchInline, EventInline]
+    info_fields = [
+        "status",
+        "batch_count",
+        "page_count",
+        "preview_link",
+        "file_hash",
+        "document",
+        "agent",
+        "error_code",
+        "error",
+        "created_by",
+        "queued_at",
+        "last_activity_at",
+        "last_progress_at",
+        "finished_at",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_inlines(self, request, obj=None):
+        return [] if obj is None else self.inlines
+
+    def get_fieldsets(self, request, obj=None):
+        editable = ["title", "mode", "resolution", "source"]
+        if obj is None:
+            return [(None, {"fields": editable})]
+        if obj.status != ScanJobStatus.DRAFT:
+            editable = ["title", "settings"]
+        return [(None, {"fields": editable}), ("State", {"fields": self.info_fields})]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        if obj.status != ScanJobStatus.DRAFT:
+            return ["title", "settings", *self.info_fields]
+        return self.info_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and obj.status != ScanJobStatus.DRAFT:
+            kwargs["form"] = forms.ModelForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and request.user.has_perm(
+            "scanning.operate_scanner"
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not hasattr(form, "scan_settings"):
+            return  # a job past draft: nothing on the form is editable
+        try:
+            if change:
+                job = services.scan_job_update(
+                    job_id=obj.pk,
+                    title=obj.title,
+                    settings=form.scan_settings(),
+                    actor=request.user,
+                )
+            else:
+                job = services.scan_job_create(
+                    title=obj.title, settings=form.scan_settings(), actor=request.user
+                )
+        except (ApplicationError, ValidationError) as error:
+            self.message_user(request, _error_text(error), messages.ERROR)
+            obj.refresh_from_db()
+            return
+        obj.pk = job.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        pass  # batches and events are read-only; nothing related to save
+
+    @admin.display(description="preview")
+    def preview_link(self, job: ScanJob):
+        if not job.file:
+            return "—"
+        url = reverse("scanning:job-preview", kwargs={"pk": job.pk})
+        return format_html('<a href="{}" target="_blank">PDF ({} pages)</a>', url, job.page_count)
+
+    def _run_action(self, request, queryset, service, verb: str):
+        if not request.user.has_perm("scanning.operate_scanner"):
+            raise PermissionDenied
+        done = 0
+        for job in queryset.order_by("pk"):
+            try:
+                service(job_id=job.pk, actor=request.user)
+            except (ApplicationError, ValidationError) as error:
+                self.message_user(request, f"Job {job.pk}: {_error_text(error)}", messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+
+    @admin.action(description="Queue for scanning")
+    def queue_jobs(self, request, queryset):
+        self._run_action(request, queryset, services.scan_job_queue, "Queued")
+
+    @admin.action(description="Cancel")
+    def cancel_jobs(self, request, queryset):
+        self._run_action(request, queryset, services.scan_job_cancel, "Canceled")
+
+    @admin.action(description="Commit into the inbox")
+    def commit_jobs(self, request, queryset):
+        self._run_action(request, queryset, services.scan_job_commit, "Committed")
+
+
+@admin.register(ScanJobBatch)
+class ScanJobBatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "batch_seq", "status", "page_count", "size_bytes", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["=job__id", "sha256"]
+    list_select_related = ["job"]
+    actions = ["discard_batches"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:batch_id>/discard/",
+                self.admin_site.admin_view(require_POST(self.discard_view)),
+                name="scanning_scanjobbatch_discard",
+            ),
+            *super().get_urls(),
+        ]
+
+    def discard_view(self, request, batch_id: int):
+        if not request.user.has_perm("scanning.operate_scanner"):
+            raise PermissionDenied
+        batch = get_object_or_404(ScanJobBatch, pk=batch_id)
+        try:
+            services.scan_batch_discard(batch_id=batch.pk, actor=request.user)
+        except (ApplicationError, ValidationError) as error:
+            self.message_user(request, _error_text(error), messages.WARNING)
+        else:
+            self.message_user(
+                request,
+                f"Batch {batch.batch_seq} discarded; the agent scans it again.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:scanning_scanjob_change", args=[batch.job_id]))
+
+    @admin.action(description="Discard (jammed batch)")
+    def discard_batches(self, request, queryset):
+        if not request.user.has_perm("scanning.operate_scanner"):
+            raise PermissionDenied
+        for batch in queryset.order_by("pk"):
+            try:
+                services.scan_batch_discard(batch_id=batch.pk, actor=request.user)
+            except (ApplicationError, ValidationError) as error:
+                self.message_user(
+                    request, f"Batch {batch.pk}: {_error_text(error)}", messages.WARNING
+                )
+            else:
+                self.message_user(request, f"Batch {batch.pk} discarded.", messages.SUCCESS)
+
+
+@admin.register(ScanAgentStatus)
+class ScanAgentStatusAdmin(admin.ModelAdmin):
+    list_display = ["agent", "last_heartbeat", "agent_version", "current_job", "updated_at"]
+    readonly_fields = list_display
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ScanAgent)
+class ScanAgentAdmin(admin.ModelAdmin):
+    """Agents are created with ``manage.py scanning_create_agent`` (the token
+    is shown once there); here they can be deactivated."""
+
+    list_display = ["name", "token_prefix", "is_active", "last_seen_at", "created_at"]
+    fields = ["name", "token_prefix", "is_active", "last_seen_at", "created_by", "created_at"]
+    readonly_fields = ["name", "token_prefix", "last_seen_at", "created_by", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "page_count", "in_inbox", "source_job", "created_at"]
+    list_filter = ["in_inbox"]
+    search_fields = ["title", "sha256"]
+    readonly_fields = [
+        "file",
+        "sha256",
+        "page_count",
+        "size_bytes",
+        "source_job",
+        "created_by",
+        "created_at",
+    ]
+    fields = ["title", "in_inbox", *readonly_fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="PDF")
+    def pdf_link(self, document: Document):
+        url = reverse("scanning:document-file", kwargs={"pk": document.pk})
+        return format_html(
+            '<a href="{}" target="_blank">PDF ({} pages)</a>', url, document.page_count
+        )

@@ -1,0 +1,108 @@
+"""The agent API's own authentication. It is deliberately NOT in
+REST_FRAMEWORK's defaults: only the agent views list it, so an agent token
+authenticates nowhere else, and the agent views list nothing else, so a
+user's token or session is refused there."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from scanning.agents import agent_for_token
+from scanning.models import ScanAgent
+
+KEYWORD = b"bearer"
+
+
+class ScanAgentPrincipal:
+    """``request.user`` on the agent API. Not a Django user: it has no
+    permissions, and user-facing views refuse it (``IsPerson``)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, agent: ScanAgent):
+        self.agent = agent
+
+    def get_username(self) -> str:
+        return f"agent:{self.agent.name}"
+
+    def has_perm(self, perm, obj=None) -> bool:
+        return False
+
+    def has_perms(self, perms, obj=None) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+
+class ScanAgentTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer bsa_…`` with a scan agent token."""
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != KEYWORD:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid agent token header.")
+        try:
+            token = parts[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("Invalid agent token header.") from None
+        agent = agent_for_token(token)
+        if agent is None:
+            raise exceptions.AuthenticationFailed("Invalid or inactive agent token.")
+        return ScanAgentPrincipal(agent), agent
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="scan-agent"'
+
+
+class IsScanAgent(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, ScanAgentPrincipal)
+
+
+class IsPerson(BasePermission):
+    """Authenticated as a person (token or session), never as an agent."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not isinstance(user, ScanAgentPrincipal))
+
+
+class CanOperateScanner(IsPerson):
+    """Reading needs a person; changing needs ``scanning.operate_scanner``."""
+
+    message = "You need the 'operate scanner' permission to change scan jobs."
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        return request.user.has_perm("scanning.operate_scanner")
+
+
+try:  # the API docs describe the scheme; the API works without drf-spectacular
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    class ScanAgentTokenScheme(OpenApiAuthenticationExtension):
+        target_class = "scanning.api.authentication.ScanAgentTokenAuthentication"
+        name = "scanAgentToken"
+
+        def get_security_definition(self, auto_schema):
+            return {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A scan agent token (bsa_…), from manage.py scanning_create_agent.",
+            }
+except ImportError:  # pragma: no cover
+    pass

@@ -1,0 +1,75 @@
+from django.db import models
+
+
+class ScanJobStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    QUEUED = "queued", "Queued"
+    READY = "ready", "Ready"
+    SCANNING = "scanning", "Scanning"
+    ASSEMBLING = "assembling", "Assembling"
+    PREVIEW = "preview", "Preview"
+    COMMITTING = "committing", "Committing"
+    COMMITTED = "committed", "Committed"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+# The scanner is one machine: at most one job holds it (a partial unique index
+# enforces this); every other job waits in QUEUED.
+ACTIVE_STATUSES = (
+    ScanJobStatus.READY,
+    ScanJobStatus.SCANNING,
+    ScanJobStatus.ASSEMBLING,
+    ScanJobStatus.PREVIEW,
+    ScanJobStatus.COMMITTING,
+)
+TERMINAL_STATUSES = (ScanJobStatus.COMMITTED, ScanJobStatus.FAILED, ScanJobStatus.CANCELED)
+# Where an operator may still cancel. COMMITTING is excluded: the commit is
+# moving the file into the inbox and is finished (or retried) by commit itself.
+CANCELABLE_STATUSES = (
+    ScanJobStatus.DRAFT,
+    ScanJobStatus.QUEUED,
+    ScanJobStatus.READY,
+    ScanJobStatus.SCANNING,
+    ScanJobStatus.ASSEMBLING,
+    ScanJobStatus.PREVIEW,
+)
+# Where the agent may report that it failed.
+AGENT_FAILABLE_STATUSES = (ScanJobStatus.READY, ScanJobStatus.SCANNING)
+
+
+class BatchStatus(models.TextChoices):
+    SCANNED = "scanned", "Scanned"
+    DISCARDED = "discarded", "Discarded"
+
+
+class ScanMode(models.TextChoices):
+    COLOR = "color", "Color"
+    GRAY = "gray", "Gray"
+    LINEART = "lineart", "Line art"
+
+
+class ScanSource(models.TextChoices):
+    FLATBED = "flatbed", "Flatbed"
+    ADF = "adf", "ADF"
+    ADF_DUPLEX = "adf_duplex", "ADF duplex"
+
+
+MIN_RESOLUTION = 75
+MAX_RESOLUTION = 1200
+DEFAULT_SCAN_SETTINGS = {
+    "mode": ScanMode.GRAY.value,
+    "resolution": 300,
+    "source": ScanSource.ADF.value,
+}
+
+
+class ErrorCode:
+    """Stable codes stored on jobs and returned by the API."""
+
+    AGENT_LOST = "agent.lost"
+    AGENT_ERROR = "agent.error"
+    IDLE_TIMEOUT = "scan_job.idle_timeout"
+    STALLED = "scan_job.stalled"
+    ASSEMBLY_FAILED = "scan_job.assembly_failed"
+    CANCELED_BY_OPERATOR = "scan_job.canceled"

@@ -1,0 +1,34 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from config.errors import ApplicationError
+from scanning.choices import ScanJobStatus
+from scanning.services import scan_job_retry_assembly
+from scanning.tasks import assemble_scan_job
+
+
+class Command(BaseCommand):
+    help = (
+        "Assemble a scan job's PDF again, now, in this process: a job stuck in "
+        "assembling, or one whose assembly failed (if the scanner slot is free)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("job_id", type=int)
+
+    def handle(self, *args, job_id: int, **options):
+        try:
+            # Back to assembling (or already there), then the same tracked
+            # task body the cluster runs.
+            scan_job_retry_assembly(job_id=job_id, run_now=False)
+            run = assemble_scan_job(job_id, initiator_name="manage.py scanning_retry_assembly")
+        except ApplicationError as error:
+            raise CommandError(error.message) from None
+        status = run.context.get("job_status")
+        if status == ScanJobStatus.PREVIEW:
+            pages = run.summary_counts.get("pages", 0)
+            self.stdout.write(
+                self.style.SUCCESS(f"job {job_id} assembled: {pages} pages, preview ready")
+            )
+            return
+        failures = "; ".join(f["message"] for f in run.failure_summary) or "see the job"
+        raise CommandError(f"job {job_id} is {status} after assembly: {failures}")

@@ -1,0 +1,699 @@
+"""Every state change of a scan job goes through these functions.
+
+Each transition locks the job row (``select_for_update``; on SQLite the
+IMMEDIATE transaction already holds the write lock), checks the current state
+and raises ``InvalidTransition`` (409 with the current state) when the move is
+not allowed. The single active slot is the database's to enforce: a move into
+an active state that the partial unique index refuses becomes ``ScannerBusy``
+(409). Lock order is always job before batch.
+
+Slow file work (merging, copying into the inbox) happens outside the
+transactions, so a big PDF never holds the job lock (or SQLite's write lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from operations.sanitize import sanitize_message
+from scanning import conf
+from scanning.choices import (
+    ACTIVE_STATUSES,
+    AGENT_FAILABLE_STATUSES,
+    CANCELABLE_STATUSES,
+    DEFAULT_SCAN_SETTINGS,
+    BatchStatus,
+    ErrorCode,
+    ScanJobStatus,
+)
+from scanning.models import (
+    Document,
+    ScanAgent,
+    ScanAgentStatus,
+    ScanJob,
+    ScanJobBatch,
+    ScanJobEvent,
+)
+from scanning.pdf import NotAPdf, count_pages, merge_pdfs, sha256_stream
+
+logger = logging.getLogger(__name__)
+
+
+class ScannerBusy(Conflict):
+    default_code = "scan_job.scanner_busy"
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _actor_name(actor=None, agent: ScanAgent | None = None, default: str = "system") -> str:
+    if agent is not None:
+        return f"agent:{agent.name}"[:150]
+    if actor is not None:
+        return actor.get_username()[:150]
+    return default
+
+
+def _locked_job(job_id: int) -> ScanJob:
+    job = ScanJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
+    return job
+
+
+def _refuse(job: ScanJob, target: str) -> InvalidTransition:
+    return InvalidTransition(
+        subject=f"Scan job {job.pk}",
+        current=job.status,
+        target=target,
+        code="scan_job.invalid_transition",
+    )
+
+
+def _move(
+    job: ScanJob,
+    target: str,
+    *,
+    allowed_from: Iterable[str],
+    actor=None,
+    by_agent: ScanAgent | None = None,
+    actor_name: str | None = None,
+    code: str = "",
+    message: str = "",
+    **fields: Any,
+) -> ScanJob:
+    """Move a locked job to ``target`` and write the audit event. Must run
+    inside ``transaction.atomic`` with the job locked by ``_locked_job``."""
+    if job.status not in tuple(allowed_from):
+        raise _refuse(job, target)
+    previous = {name: getattr(job, name) for name in ("status", *fields)}
+    job.status = target
+    for name, value in fields.items():
+        setattr(job, name, value)
+    try:
+        with transaction.atomic():  # a savepoint: the index may say no
+            job.save()
+    except IntegrityError:
+        for name, value in previous.items():
+            setattr(job, name, value)
+        if target in ACTIVE_STATUSES:
+            holder = ScanJob.objects.filter(status__in=ACTIVE_STATUSES).exclude(pk=job.pk).first()
+            raise ScannerBusy(
+                f"Scan job {job.pk} cannot become {target}: another job holds the scanner.",
+                extra={
+                    "current_state": job.status,
+                    "requested_state": target,
+                    "active_job": holder.pk if holder else None,
+                },
+            ) from None
+        raise
+    ScanJobEvent.objects.create(
+        job=job,
+        from_status=previous["status"],
+        to_status=target,
+        actor=actor,
+        actor_name=actor_name or _actor_name(actor, by_agent),
+        code=code,
+        message=message,
+    )
+    return job
+
+
+def _check_agent_owns(job: ScanJob, agent: ScanAgent) -> None:
+    if job.agent_id is not None and job.agent_id != agent.pk:
+        raise Conflict(
+            f"Scan job {job.pk} was claimed by another agent.",
+            code="scan_job.other_agent",
+            extra={"current_state": job.status},
+        )
+
+
+def _validated_settings(value: dict | None, *, base: dict | None = None) -> dict:
+    merged = {**(base or DEFAULT_SCAN_SETTINGS), **(value or {})}
+    return merged
+
+
+def _full_clean(job: ScanJob) -> None:
+    job.full_clean(exclude=["file", "file_hash", "document", "agent", "created_by"])
+
+
+# --- web side --------------------------------------------------------------------------
+
+
+def scan_job_create(*, title: str, settings: dict | None = None, actor=None) -> ScanJob:
+    job = ScanJob(
+        title=(title or "").strip(),
+        settings=_validated_settings(settings),
+        created_by=actor,
+        status=ScanJobStatus.DRAFT,
+    )
+    _full_clean(job)
+    with transaction.atomic():
+        job.save()
+        ScanJobEvent.objects.create(
+            job=job, to_status=job.status, actor=actor, actor_name=_actor_name(actor)
+        )
+    return job
+
+
+def scan_job_update(
+    *, job_id: int, title: str | None = None, settings: dict | None = None, actor=None
+) -> ScanJob:
+    """Edit a draft: title and settings (merged over the current ones)."""
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        if job.status != ScanJobStatus.DRAFT:
+            raise InvalidTransition(
+                subject=f"Scan job {job.pk}",
+                current=job.status,
+                target="edited",
+                code="scan_job.not_draft",
+            )
+        if title is not None:
+            job.title = title.strip()
+        if settings is not None:
+            job.settings = _validated_settings(settings, base=job.settings)
+        _full_clean(job)
+        job.save()
+    return job
+
+
+def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        return _move(
+            job,
+            ScanJobStatus.QUEUED,
+            allowed_from=[ScanJobStatus.DRAFT],
+            actor=actor,
+            queued_at=timezone.now(),
+        )
+
+
+def scan_job_cancel(
+    *, job_id: int, actor=None, reason: str = "", code: str = ErrorCode.CANCELED_BY_OPERATOR
+) -> ScanJob:
+    reason = sanitize_message(reason or "Canceled by an operator.")
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        return _move(
+            job,
+            ScanJobStatus.CANCELED,
+            allowed_from=CANCELABLE_STATUSES,
+            actor=actor,
+            code=code,
+            message=reason,
+            error_code=code,
+            error=reason,
+            finished_at=timezone.now(),
+        )
+
+
+def scan_batch_discard(*, batch_id: int, actor=None) -> ScanJobBatch:
+    """A jammed batch is set aside (its file kept) and the agent rescans it
+    under the next batch_seq, so the kept batches stay in scan order."""
+    job_id = ScanJobBatch.objects.filter(pk=batch_id).values_list("job_id", flat=True).first()
+    if job_id is None:
+        raise NotFound(f"Batch {batch_id} does not exist.", code="scan_batch.not_found")
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        batch = ScanJobBatch.objects.select_for_update().get(pk=batch_id)
+        if job.status not in (ScanJobStatus.READY, ScanJobStatus.SCANNING):
+            raise Conflict(
+                f"Scan job {job.pk} is {job.status}; its batches can no longer change.",
+                code="scan_batch.job_closed",
+                extra={"current_state": job.status},
+            )
+        if batch.status != BatchStatus.SCANNED:
+            raise InvalidTransition(
+                subject=f"Batch {batch.pk}",
+                current=batch.status,
+                target=BatchStatus.DISCARDED,
+                code="scan_batch.invalid_transition",
+            )
+        now = timezone.now()
+        batch.status = BatchStatus.DISCARDED
+        batch.discarded_at = now
+        batch.save(update_fields=["status", "discarded_at"])
+        job.batch_count = max(job.batch_count - 1, 0)
+        job.last_activity_at = now
+        job.save(update_fields=["batch_count", "last_activity_at", "updated_at"])
+        ScanJobEvent.objects.create(
+            job=job,
+            from_status=job.status,
+            to_status=job.status,
+            actor=actor,
+            actor_name=_actor_name(actor),
+            code="scan_batch.discarded",
+            message=f"Batch {batch.batch_seq} discarded.",
+        )
+    return batch
+
+
+def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> ScanJob:
+    """preview → committing → committed, creating the inbox Document (one per
+    sha256). A commit interrupted in ``committing`` is finished by committing again."""
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        new_title = job.title if title is None else title.strip()
+        if not new_title or len(new_title) > 300:
+            raise InvalidInput(
+                "A title of 1–300 characters is required.",
+                code="invalid",
+                extra={"errors": {"title": ["A title of 1–300 characters is required."]}},
+            )
+        _move(
+            job,
+            ScanJobStatus.COMMITTING,
+            allowed_from=[ScanJobStatus.PREVIEW, ScanJobStatus.COMMITTING],
+            actor=actor,
+            title=new_title,
+        )
+    document = _document_for(job, actor=actor)
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        return _move(
+            job,
+            ScanJobStatus.COMMITTED,
+            allowed_from=[ScanJobStatus.COMMITTING],
+            actor=actor,
+            document=document,
+            finished_at=timezone.now(),
+        )
+
+
+def _document_for(job: ScanJob, *, actor=None) -> Document:
+    existing = Document.objects.filter(sha256=job.file_hash).first()
+    if existing is not None:
+        return existing
+    document = Document(
+        title=job.title,
+        sha256=job.file_hash,
+        page_count=job.page_count or 0,
+        size_bytes=job.file.size,
+        source_job=job,
+        created_by=actor,
+    )
+    with job.file.open("rb") as source:
+        document.file.save("document.pdf", File(source), save=False)
+    try:
+        with transaction.atomic():
+            document.save(force_insert=True)
+    except IntegrityError:
+        # Someone committed the same file a moment ago: theirs is the document.
+        document.file.storage.delete(document.file.name)
+        return Document.objects.get(sha256=job.file_hash)
+    return document
+
+
+# --- agent side ------------------------------------------------------------------------
+
+
+def agent_status() -> ScanAgentStatus:
+    status, _ = ScanAgentStatus.objects.get_or_create(id=1)
+    return status
+
+
+def scan_agent_heartbeat(
+    *, agent: ScanAgent, version: str = "", current_job_id: int | None = None
+) -> ScanAgentStatus:
+    now = timezone.now()
+    with transaction.atomic():
+        status = ScanAgentStatus.objects.select_for_update().filter(id=1).first() or agent_status()
+        status.agent = agent
+        status.last_heartbeat = now
+        status.agent_version = (version or "")[:100]
+        status.current_job_id = (
+            current_job_id
+            if current_job_id and ScanJob.objects.filter(pk=current_job_id).exists()
+            else None
+        )
+        status.save()
+    return status
+
+
+def scan_job_claim(*, agent: ScanAgent) -> ScanJob | None:
+    """The oldest queued job becomes ready for ``agent``; None when there is
+    none or the scanner is taken. The index decides races: of two claims that
+    both saw a free slot, one wins and the other gets None."""
+    if ScanJob.objects.filter(status__in=ACTIVE_STATUSES).exists():
+        return None
+    with transaction.atomic():
+        queued = ScanJob.objects.filter(status=ScanJobStatus.QUEUED).order_by("queued_at", "id")
+        # Two claimers do not queue up behind the same row; the loser of the
+        # slot is decided by the unique index, not by the row lock.
+        job = queued.select_for_update(skip_locked=True).first()
+        if job is None:
+            return None
+        now = timezone.now()
+        try:
+            return _move(
+                job,
+                ScanJobStatus.READY,
+                allowed_from=[ScanJobStatus.QUEUED],
+                by_agent=agent,
+                agent=agent,
+                last_activity_at=now,
+                last_progress_at=now,
+            )
+        except ScannerBusy:
+            return None
+
+
+def active_job() -> ScanJob | None:
+    return ScanJob.objects.filter(status__in=ACTIVE_STATUSES).first()
+
+
+def scan_job_start_batch(*, job_id: int, agent: ScanAgent) -> ScanJob:
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_agent_owns(job, agent)
+        now = timezone.now()
+        return _move(
+            job,
+            ScanJobStatus.SCANNING,
+            allowed_from=[ScanJobStatus.READY],
+            by_agent=agent,
+            last_activity_at=now,
+            last_progress_at=now,
+        )
+
+
+def next_batch_seq(job: ScanJob) -> int:
+    return (job.batches.aggregate(top=Max("batch_seq"))["top"] or 0) + 1
+
+
+def scan_batch_upload(
+    *, job_id: int, batch_seq: int, upload: UploadedFile, agent: ScanAgent
+) -> tuple[ScanJobBatch, bool]:
+    """Store one scanned batch: scanning → ready, batch_count + 1. Returns
+    ``(batch, created)``. The same file again under the same batch_seq is the
+    same batch (an agent may retry); a different one is a 409. Nothing is
+    stored unless the upload is a PDF within the size limit."""
+    if batch_seq < 1:
+        raise ValidationError({"batch_seq": ["Batches are numbered from 1."]})
+    limit = conf.max_batch_bytes()
+    if upload.size > limit:
+        raise ValidationError(
+            {"file": [f"The batch is {upload.size} bytes; the limit is {limit} bytes."]},
+            code="too_large",
+        )
+    sha256 = sha256_stream(upload)
+    try:
+        page_count = count_pages(getattr(upload, "file", upload))
+    except NotAPdf as exc:
+        raise ValidationError({"file": [str(exc)]}, code="not_pdf") from None
+
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_agent_owns(job, agent)
+        existing = job.batches.filter(batch_seq=batch_seq).first()
+        if existing is not None:
+            if existing.sha256 == sha256:
+                return existing, False
+            raise Conflict(
+                f"Batch {batch_seq} of scan job {job.pk} was already uploaded with different content.",
+                code="scan_batch.seq_taken",
+                extra={
+                    "batch_id": existing.pk,
+                    "batch_seq": batch_seq,
+                    "current_state": job.status,
+                },
+            )
+        expected = next_batch_seq(job)
+        if batch_seq != expected:
+            raise Conflict(
+                f"Scan job {job.pk} expects batch {expected} next, not {batch_seq}.",
+                code="scan_batch.out_of_order",
+                extra={"expected_batch_seq": expected, "current_state": job.status},
+            )
+        now = timezone.now()
+        _move(
+            job,
+            ScanJobStatus.READY,
+            allowed_from=[ScanJobStatus.SCANNING],
+            by_agent=agent,
+            batch_count=job.batch_count + 1,
+            last_activity_at=now,
+            last_progress_at=now,
+        )
+        batch = ScanJobBatch(
+            job=job,
+            batch_seq=batch_seq,
+            page_count=page_count,
+            size_bytes=upload.size,
+            sha256=sha256,
+        )
+        batch.file.save("batch.pdf", upload, save=False)
+        stored = batch.file.name
+        # If the transaction does not commit, the stored file is an orphan: remove it.
+        try:
+            batch.save(force_insert=True)
+        except Exception:
+            batch.file.storage.delete(stored)
+            raise
+    return batch, True
+
+
+def scan_job_finish(*, job_id: int, agent: ScanAgent) -> ScanJob:
+    """ready → assembling; the merge runs as a django-q2 task after commit."""
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_agent_owns(job, agent)
+        if job.status == ScanJobStatus.READY and job.batch_count < 1:
+            raise Conflict(
+                f"Scan job {job.pk} has no kept batch to assemble.",
+                code="scan_job.no_batches",
+                extra={"current_state": job.status},
+            )
+        now = timezone.now()
+        _move(
+            job,
+            ScanJobStatus.ASSEMBLING,
+            allowed_from=[ScanJobStatus.READY],
+            by_agent=agent,
+            last_activity_at=now,
+            last_progress_at=now,
+        )
+        transaction.on_commit(lambda: enqueue_assembly(job.pk))
+    return job
+
+
+def scan_job_fail(
+    *, job_id: int, agent: ScanAgent, error: str, code: str = ErrorCode.AGENT_ERROR
+) -> ScanJob:
+    message = sanitize_message(error or "The agent reported a failure.")
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_agent_owns(job, agent)
+        return _move(
+            job,
+            ScanJobStatus.FAILED,
+            allowed_from=AGENT_FAILABLE_STATUSES,
+            by_agent=agent,
+            code=code,
+            message=message,
+            error_code=code,
+            error=message,
+            finished_at=timezone.now(),
+        )
+
+
+# --- assembly ----------------------------------------------------------------------------
+
+
+def enqueue_assembly(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("scanning.tasks.assemble_scan_job_task", job_id)
+
+
+def _source(storage, name: str):
+    """A path for local storage (fastest for qpdf), else an open stream."""
+    try:
+        return storage.path(name)
+    except NotImplementedError:
+        return storage.open(name, "rb")
+
+
+def scan_job_assemble(*, job_id: int) -> ScanJob:
+    """Merge the kept batches in batch_seq order: assembling → preview, with
+    page count and sha256. A job that is no longer assembling (canceled, or a
+    duplicate delivery of the task) is left as it is."""
+    job = ScanJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
+    if job.status != ScanJobStatus.ASSEMBLING:
+        return job
+    names = list(
+        job.batches.filter(status=BatchStatus.SCANNED)
+        .order_by("batch_seq")
+        .values_list("file", flat=True)
+    )
+    storage = ScanJobBatch._meta.get_field("file").storage
+    with tempfile.TemporaryFile(suffix=".pdf") as merged:
+        try:
+            if not names:
+                raise ValueError("no kept batch to assemble")
+            page_count = merge_pdfs([_source(storage, name) for name in names], merged)
+        except Exception as exc:  # noqa: BLE001 - any failure of the merge fails the job
+            logger.warning("assembly of scan job %s failed: %s", job_id, exc)
+            return _fail_assembly(job_id, f"{type(exc).__name__}: {exc}")
+        sha256 = sha256_stream(merged)
+        with transaction.atomic():
+            job = _locked_job(job_id)
+            if job.status != ScanJobStatus.ASSEMBLING:
+                return job
+            job.file_hash = sha256
+            job.file.save("assembled.pdf", File(merged), save=False)
+            stored = job.file.name
+            try:
+                return _move(
+                    job,
+                    ScanJobStatus.PREVIEW,
+                    allowed_from=[ScanJobStatus.ASSEMBLING],
+                    actor_name="task:assembly",
+                    page_count=page_count,
+                    last_activity_at=timezone.now(),
+                )
+            except Exception:
+                job.file.storage.delete(stored)
+                raise
+
+
+def _fail_assembly(job_id: int, error: str) -> ScanJob:
+    message = sanitize_message(error)
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        if job.status != ScanJobStatus.ASSEMBLING:
+            return job
+        return _move(
+            job,
+            ScanJobStatus.FAILED,
+            allowed_from=[ScanJobStatus.ASSEMBLING],
+            actor_name="task:assembly",
+            code=ErrorCode.ASSEMBLY_FAILED,
+            message=message,
+            error_code=ErrorCode.ASSEMBLY_FAILED,
+            error=message,
+            finished_at=timezone.now(),
+        )
+
+
+def scan_job_retry_assembly(*, job_id: int, actor=None, run_now: bool = True) -> ScanJob:
+    """Assemble again: a job stuck in assembling, or one whose assembly
+    failed (it must win the scanner slot back: the index may refuse → 409)."""
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        if job.status == ScanJobStatus.FAILED and job.error_code == ErrorCode.ASSEMBLY_FAILED:
+            _move(
+                job,
+                ScanJobStatus.ASSEMBLING,
+                allowed_from=[ScanJobStatus.FAILED],
+                actor=actor,
+                actor_name=None if actor else "manage.py",
+                code="scan_job.assembly_retried",
+                error_code="",
+                error="",
+                finished_at=None,
+                last_activity_at=timezone.now(),
+            )
+        elif job.status != ScanJobStatus.ASSEMBLING:
+            raise _refuse(job, ScanJobStatus.ASSEMBLING)
+        if not run_now:
+            transaction.on_commit(lambda: enqueue_assembly(job.pk))
+    if run_now:
+        return scan_job_assemble(job_id=job.pk)
+    return job
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def scan_check_agent(*, now: datetime | None = None) -> dict[str, int]:
+    """The scheduled liveness check. A lost agent fails the job that is
+    scanning (``agent.lost``, batches kept); a ``ready`` job idle too long is
+    canceled; a ``scanning`` job without progress too long fails. Queued jobs
+    are never touched: they wait for a scanner, not for an agent."""
+    now = now or timezone.now()
+    counts = {
+        "checked": 0,
+        "agent_stale": 0,
+        "failed_agent_lost": 0,
+        "failed_stalled": 0,
+        "canceled_idle": 0,
+    }
+    stale_before = now - conf.agent_stale_after()
+
+    def agent_is_stale() -> bool:
+        heartbeat = agent_status().last_heartbeat
+        return heartbeat is None or heartbeat < stale_before
+
+    stale = agent_is_stale()
+    counts["agent_stale"] = int(stale)
+    for job_id in ScanJob.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
+        counts["checked"] += 1
+        with transaction.atomic():
+            job = _locked_job(job_id)
+            if job.status == ScanJobStatus.SCANNING and stale and agent_is_stale():
+                _system_end(
+                    job,
+                    ScanJobStatus.FAILED,
+                    ErrorCode.AGENT_LOST,
+                    f"No agent heartbeat since {agent_status().last_heartbeat or 'ever'}; "
+                    "the batches scanned so far are kept.",
+                    now,
+                )
+                counts["failed_agent_lost"] += 1
+            elif (
+                job.status == ScanJobStatus.SCANNING
+                and (job.last_progress_at or job.updated_at) < now - conf.scan_stall_timeout()
+            ):
+                _system_end(
+                    job,
+                    ScanJobStatus.FAILED,
+                    ErrorCode.STALLED,
+                    "The scan made no progress within the stall timeout.",
+                    now,
+                )
+                counts["failed_stalled"] += 1
+            elif (
+                job.status == ScanJobStatus.READY
+                and (job.last_activity_at or job.updated_at) < now - conf.ready_idle_timeout()
+            ):
+                _system_end(
+                    job,
+                    ScanJobStatus.CANCELED,
+                    ErrorCode.IDLE_TIMEOUT,
+                    "Canceled: the job sat ready with no activity past the idle timeout, "
+                    "so the scanner was released.",
+                    now,
+                )
+                counts["canceled_idle"] += 1
+    return counts
+
+
+def _system_end(job: ScanJob, target: str, code: str, message: str, now: datetime) -> None:
+    _move(
+        job,
+        target,
+        allowed_from=[job.status],
+        actor_name="schedule:scanning.check_agent",
+        code=code,
+        message=message,
+        error_code=code,
+        error=message,
+        finished_at=now,
+    )

@@ -1,0 +1,171 @@
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from scanning import services
+from scanning.choices import BatchStatus, ScanJobStatus
+from scanning.models import Document, ScanJob
+from tests.operations.factories import UserFactory
+from tests.scanning.factories import ScanJobFactory
+from tests.scanning.pdfs import scanned_pdf, upload
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:scanning_scanjob_changelist")
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    return client
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def _action(admin_client, action, jobs):
+    return admin_client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [job.pk for job in jobs]},
+        follow=True,
+    )
+
+
+def _preview_job(agent) -> ScanJob:
+    job = services.scan_job_create(title="Admin scan")
+    services.scan_job_queue(job_id=job.pk)
+    services.scan_job_claim(agent=agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent
+    )
+    services.scan_job_finish(job_id=job.pk, agent=agent)
+    return services.scan_job_assemble(job_id=job.pk)
+
+
+def test_adding_a_job_in_the_admin_creates_a_draft_through_the_service(admin_client):
+    response = admin_client.post(
+        reverse("admin:scanning_scanjob_add"),
+        {"title": "From the console", "mode": "color", "resolution": "600", "source": "flatbed"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    job = ScanJob.objects.get()
+    assert job.status == ScanJobStatus.DRAFT
+    assert job.settings == {"mode": "color", "resolution": 600, "source": "flatbed"}
+    assert job.events.get().actor_name == "root"
+
+
+def test_bad_settings_in_the_admin_form_are_form_errors(admin_client):
+    response = admin_client.post(
+        reverse("admin:scanning_scanjob_add"),
+        {"title": "x", "mode": "color", "resolution": "5000", "source": "flatbed"},
+    )
+
+    assert response.status_code == 200
+    assert "resolution" in response.context["adminform"].form.errors
+    assert not ScanJob.objects.exists()
+
+
+def test_queue_and_cancel_actions_go_through_services_and_report(admin_client):
+    draft = ScanJobFactory(status=ScanJobStatus.DRAFT)
+    queued = ScanJobFactory(status=ScanJobStatus.QUEUED)
+
+    response = _action(admin_client, "queue_jobs", [draft, queued])
+
+    draft.refresh_from_db()
+    assert draft.status == ScanJobStatus.QUEUED
+    messages = _messages(response)
+    assert any("Queued 1 job" in m for m in messages)
+    assert any(
+        f"Job {queued.pk}" in m and "is queued; it cannot become queued" in m for m in messages
+    )
+
+    response = _action(admin_client, "cancel_jobs", [draft])
+    draft.refresh_from_db()
+    assert draft.status == ScanJobStatus.CANCELED
+    assert draft.events.latest("id").actor_name == "root"
+
+
+def test_the_commit_action_commits_and_the_change_page_links_the_preview(admin_client, agent):
+    job = _preview_job(agent.agent)
+
+    page = admin_client.get(reverse("admin:scanning_scanjob_change", args=[job.pk]))
+    assert reverse("scanning:job-preview", kwargs={"pk": job.pk}) in page.content.decode()
+    preview = admin_client.get(reverse("scanning:job-preview", kwargs={"pk": job.pk}))
+    assert preview.status_code == 200 and preview["Content-Type"] == "application/pdf"
+
+    response = _action(admin_client, "commit_jobs", [job])
+
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.COMMITTED
+    assert Document.objects.get().pk == job.document_id
+    assert any("Committed 1 job" in m for m in _messages(response))
+
+
+def test_the_change_page_shows_batches_inline_with_a_discard_button(admin_client, agent):
+    job = services.scan_job_create(title="Jam")
+    services.scan_job_queue(job_id=job.pk)
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    batch, _ = services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent.agent
+    )
+    discard_url = reverse("admin:scanning_scanjobbatch_discard", args=[batch.pk])
+
+    page = admin_client.get(reverse("admin:scanning_scanjob_change", args=[job.pk]))
+    assert discard_url in page.content.decode()
+
+    response = admin_client.post(discard_url, follow=True)
+    again = admin_client.post(discard_url, follow=True)
+
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.DISCARDED
+    assert any("discarded" in m for m in _messages(response))
+    assert any("is discarded; it cannot become discarded" in m for m in _messages(again))
+
+
+def test_a_job_past_draft_is_read_only_in_the_admin(admin_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, title="Fixed")
+
+    response = admin_client.post(
+        reverse("admin:scanning_scanjob_change", args=[job.pk]), {"title": "Changed"}, follow=True
+    )
+
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.title == "Fixed"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        reverse("admin:scanning_scanjob_changelist"),
+        reverse("admin:scanning_scanjob_changelist") + "?status__exact=queued",
+        reverse("admin:scanning_scanjobbatch_changelist"),
+        reverse("admin:scanning_document_changelist"),
+        reverse("admin:scanning_scanagent_changelist"),
+        reverse("admin:scanning_scanagentstatus_changelist"),
+        reverse("admin:scanning_scanjob_add"),
+    ],
+)
+def test_the_scanning_admin_pages_load(admin_client, agent, url):
+    _preview_job(agent.agent)
+    assert admin_client.get(url).status_code == 200
+
+
+def test_actions_need_the_operate_scanner_permission(client):
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(username="viewer", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_scanjob"))
+    client.force_login(staff)
+    job = ScanJobFactory(status=ScanJobStatus.DRAFT)
+
+    response = _action(client, "queue_jobs", [job])
+
+    assert response.status_code in (200, 403)
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.DRAFT

@@ -1,0 +1,409 @@
+"""The web API (people) and the agent API (agent tokens) over HTTP."""
+
+import pytest
+from django.core.files.storage import default_storage
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from scanning.choices import ErrorCode, ScanJobStatus
+from scanning.models import Document, ScanJob, ScanJobBatch
+from scanning.tasks import assemble_scan_job_task
+from tests.operations.factories import UserFactory
+from tests.scanning.factories import ScanJobFactory
+from tests.scanning.pdfs import page_labels, scanned_pdf
+
+pytestmark = pytest.mark.django_db
+
+JOBS = "/api/v1/scanning/jobs/"
+AGENT = "/api/v1/scanning/agent/"
+
+
+def _upload(agent_client, job_id, seq, data):
+    return agent_client.post(
+        f"{AGENT}jobs/{job_id}/batches/",
+        {"batch_seq": seq, "file": _file(data, f"batch-{seq}.pdf")},
+        format="multipart",
+    )
+
+
+def _file(data: bytes, name: str):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type="application/pdf")
+
+
+def _scan(agent_client, job_id, seq, pages=2):
+    assert agent_client.post(f"{AGENT}jobs/{job_id}/batches/start/").status_code == 200
+    response = _upload(
+        agent_client, job_id, seq, scanned_pdf(job_id=job_id, batch_seq=seq, pages=pages)
+    )
+    assert response.status_code == 201, response.data
+    return response.data
+
+
+def test_the_whole_happy_path_through_the_rest_api(operator_client, agent_client):
+    # an operator creates a draft, edits it and queues it
+    created = operator_client.post(
+        JOBS,
+        {"title": "Contracts 2026", "settings": {"mode": "gray", "resolution": 200}},
+        format="json",
+    )
+    assert created.status_code == 201, created.data
+    job_id = created.data["id"]
+    assert created.data["status"] == "draft"
+    assert created.data["settings"] == {"mode": "gray", "resolution": 200, "source": "adf"}
+    edited = operator_client.patch(
+        f"{JOBS}{job_id}/", {"settings": {"source": "adf_duplex"}}, format="json"
+    )
+    assert edited.data["settings"]["source"] == "adf_duplex"
+    assert operator_client.post(f"{JOBS}{job_id}/queue/").data["status"] == "queued"
+
+    # the agent heartbeats, claims it and scans two batches
+    beat = agent_client.post(
+        f"{AGENT}heartbeat/", {"version": "1.0", "current_job": None}, format="json"
+    )
+    assert beat.status_code == 200 and beat.data["active_job"] is None
+    claimed = agent_client.post(f"{AGENT}claim/")
+    assert claimed.status_code == 200
+    assert (claimed.data["id"], claimed.data["status"], claimed.data["next_batch_seq"]) == (
+        job_id,
+        "ready",
+        1,
+    )
+    _scan(agent_client, job_id, 1, pages=3)
+    second = _scan(agent_client, job_id, 2, pages=2)
+    assert second["page_count"] == 2
+    finished = agent_client.post(f"{AGENT}jobs/{job_id}/finish/")
+    assert finished.status_code == 200 and finished.data["status"] == "assembling"
+
+    # the assembly task runs (here called directly; test_end_to_end runs a real qcluster)
+    assert assemble_scan_job_task(job_id) == "preview"
+    job = operator_client.get(f"{JOBS}{job_id}/").data
+    assert (job["status"], job["page_count"], job["batch_count"]) == ("preview", 5, 2)
+    assert job["preview_url"] == f"{JOBS}{job_id}/preview/"
+
+    # the operator previews the merged PDF
+    preview = operator_client.get(job["preview_url"])
+    assert preview.status_code == 200
+    assert preview["Content-Type"] == "application/pdf"
+    pdf = b"".join(preview.streaming_content)
+    assert [seq for seq, _ in page_labels(pdf)] == [1, 1, 1, 2, 2]
+
+    # and commits it under a new title
+    committed = operator_client.post(
+        f"{JOBS}{job_id}/commit/", {"title": "Contracts (signed)"}, format="json"
+    )
+    assert committed.status_code == 200, committed.data
+    assert committed.data["status"] == "committed"
+    document = Document.objects.get()
+    assert committed.data["document"] == document.pk
+    assert (document.title, document.page_count, document.in_inbox) == (
+        "Contracts (signed)",
+        5,
+        True,
+    )
+    with document.file.open("rb") as stored:
+        assert stored.read() == pdf
+    inbox = operator_client.get("/api/v1/scanning/documents/", {"in_inbox": "true"})
+    assert [d["id"] for d in inbox.data["results"]] == [document.pk]
+
+
+def test_an_illegal_transition_is_a_409_with_the_current_state(operator_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED)
+
+    response = operator_client.post(f"{JOBS}{job.pk}/commit/")
+
+    assert response.status_code == 409
+    assert response.data["code"] == "scan_job.invalid_transition"
+    assert response.data["current_state"] == "queued"
+    assert response.data["requested_state"] == "committing"
+
+
+def test_a_second_active_job_is_refused_by_the_database_and_reported_as_409(operator_client):
+    # given: a job whose assembly failed, and another job that took the scanner since
+    failed = ScanJobFactory(status=ScanJobStatus.FAILED, error_code=ErrorCode.ASSEMBLY_FAILED)
+    holder = ScanJobFactory(status=ScanJobStatus.SCANNING)
+
+    # when: retrying the assembly would make it active again (no check in Python: the index says no)
+    response = operator_client.post(f"{JOBS}{failed.pk}/retry-assembly/")
+
+    # then
+    assert response.status_code == 409
+    assert response.data["code"] == "scan_job.scanner_busy"
+    assert response.data["current_state"] == "failed"
+    assert response.data["active_job"] == holder.pk
+    failed.refresh_from_db()
+    assert failed.status == ScanJobStatus.FAILED
+
+
+def test_claim_is_204_when_nothing_is_queued_or_the_scanner_is_taken(agent_client):
+    assert agent_client.post(f"{AGENT}claim/").status_code == 204
+    ScanJobFactory(status=ScanJobStatus.PREVIEW)
+    waiting = ScanJobFactory(status=ScanJobStatus.QUEUED)
+
+    assert agent_client.post(f"{AGENT}claim/").status_code == 204
+    waiting.refresh_from_db()
+    assert waiting.status == ScanJobStatus.QUEUED
+
+
+def test_a_non_pdf_upload_is_a_400_and_nothing_is_stored(operator_client, agent_client, settings):
+    job = operator_client.post(JOBS, {"title": "x"}, format="json").data
+    operator_client.post(f"{JOBS}{job['id']}/queue/")
+    agent_client.post(f"{AGENT}claim/")
+    agent_client.post(f"{AGENT}jobs/{job['id']}/batches/start/")
+
+    response = _upload(agent_client, job["id"], 1, b"PK\x03\x04 a zip, not a pdf")
+
+    assert response.status_code == 400
+    assert "file" in response.data
+    assert not ScanJobBatch.objects.exists()
+    assert ScanJob.objects.get().status == ScanJobStatus.SCANNING
+    assert not default_storage.exists("scanning")
+
+
+def test_an_upload_without_batch_seq_is_a_400_with_field_errors(agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.SCANNING)
+
+    response = agent_client.post(
+        f"{AGENT}jobs/{job.pk}/batches/",
+        {"file": _file(scanned_pdf(), "b.pdf")},
+        format="multipart",
+    )
+
+    assert response.status_code == 400
+    assert "batch_seq" in response.data
+
+
+def test_a_retried_upload_returns_the_same_batch_and_a_different_file_is_409(
+    operator_client, agent_client
+):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+    agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/")
+    data = scanned_pdf(job_id=job.pk)
+
+    first = _upload(agent_client, job.pk, 1, data)
+    again = _upload(agent_client, job.pk, 1, data)
+    other = _upload(agent_client, job.pk, 1, scanned_pdf(job_id=job.pk, pages=4))
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.data["id"] == first.data["id"]
+    assert other.data["code"] == "scan_batch.seq_taken"
+    job.refresh_from_db()
+    assert job.batch_count == 1
+
+
+def test_discard_through_the_api(operator_client, agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+    batch = _scan(agent_client, job.pk, 1)
+
+    response = operator_client.post(f"/api/v1/scanning/batches/{batch['id']}/discard/")
+    again = operator_client.post(f"/api/v1/scanning/batches/{batch['id']}/discard/")
+
+    assert response.status_code == 200 and response.data["status"] == "discarded"
+    assert again.status_code == 409 and again.data["current_state"] == "discarded"
+    assert agent_client.get(f"{AGENT}jobs/{job.pk}/").data["next_batch_seq"] == 2
+
+
+def test_agent_fail_through_the_api(agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+
+    response = agent_client.post(
+        f"{AGENT}jobs/{job.pk}/fail/", {"error": "ADF jammed"}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.data["status"] == "failed"
+    job.refresh_from_db()
+    assert (job.error_code, job.error) == ("agent.error", "ADF jammed")
+
+
+def test_preview_before_assembly_is_a_409(operator_client):
+    job = ScanJobFactory(status=ScanJobStatus.DRAFT)
+
+    response = operator_client.get(f"{JOBS}{job.pk}/preview/")
+
+    assert response.status_code == 409
+    assert response.data["current_state"] == "draft"
+
+
+def test_bad_input_is_a_400_with_field_errors(operator_client):
+    response = operator_client.post(
+        JOBS,
+        {"title": "", "settings": {"resolution": 9000, "mode": "sepia", "gamma": 1}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "title" in response.data
+    assert "settings" in response.data
+    assert not ScanJob.objects.exists()
+
+
+def test_jobs_can_be_listed_and_filtered(operator_client):
+    draft = ScanJobFactory(title="Invoices A", status=ScanJobStatus.DRAFT)
+    queued = ScanJobFactory(title="Letters", status=ScanJobStatus.QUEUED)
+    ScanJobFactory(title="Invoices B", status=ScanJobStatus.CANCELED)
+
+    by_status = operator_client.get(JOBS, {"status": ["draft", "queued"]})
+    by_title = operator_client.get(JOBS, {"q": "invoices", "status": "draft"})
+    bad = operator_client.get(JOBS, {"status": "nonsense"})
+
+    assert {j["id"] for j in by_status.data["results"]} == {draft.pk, queued.pk}
+    assert [j["id"] for j in by_title.data["results"]] == [draft.pk]
+    assert bad.status_code == 400
+
+
+def test_changing_jobs_needs_the_operate_scanner_permission(user_client):
+    job = ScanJobFactory(status=ScanJobStatus.DRAFT)
+
+    assert user_client.get(JOBS).status_code == 200
+    assert user_client.post(JOBS, {"title": "x"}, format="json").status_code == 403
+    assert user_client.post(f"{JOBS}{job.pk}/queue/").status_code == 403
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.DRAFT
+
+
+# --- who may call what ------------------------------------------------------------------
+
+
+def test_a_users_token_is_refused_on_the_agent_api(operator):
+    token = Token.objects.create(user=operator)
+    ScanJobFactory(status=ScanJobStatus.QUEUED)
+    client = APIClient()
+
+    for header in (f"Token {token.key}", f"Bearer {token.key}"):
+        client.credentials(HTTP_AUTHORIZATION=header)
+        response = client.post(f"{AGENT}claim/")
+        assert response.status_code == 401, header
+    assert ScanJob.objects.get().status == ScanJobStatus.QUEUED
+
+
+def test_a_logged_in_session_is_refused_on_the_agent_api(operator):
+    client = APIClient()
+    client.force_login(operator)
+
+    assert client.post(f"{AGENT}heartbeat/", {}, format="json").status_code == 401
+
+
+def test_an_agent_token_is_refused_everywhere_else(agent):
+    client = APIClient()
+    for header in (f"Bearer {agent.token}", f"Token {agent.token}"):
+        client.credentials(HTTP_AUTHORIZATION=header)
+        for url in (JOBS, "/api/v1/scanning/documents/", "/api/v1/operations/runs/"):
+            assert client.get(url).status_code == 401, (header, url)
+        assert client.post(JOBS, {"title": "x"}, format="json").status_code == 401
+    assert not ScanJob.objects.exists()
+
+
+def test_the_agent_api_is_not_in_the_global_authentication_defaults(settings):
+    defaults = settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
+    assert not any("ScanAgent" in path for path in defaults)
+
+
+def test_user_facing_views_refuse_an_agent_principal_even_if_authenticated():
+    # given: an agent principal reaching a user-facing view by some other route
+    from scanning.agents import scan_agent_create
+    from scanning.api.authentication import ScanAgentPrincipal
+
+    agent = scan_agent_create(name="sneaky").agent
+    client = APIClient()
+    client.force_authenticate(user=ScanAgentPrincipal(agent))
+
+    assert client.get(JOBS).status_code == 403
+    assert client.get("/api/v1/scanning/documents/").status_code == 403
+
+
+def test_an_inactive_agent_is_refused(agent, agent_client):
+    agent.agent.is_active = False
+    agent.agent.save()
+
+    assert agent_client.post(f"{AGENT}heartbeat/", {}, format="json").status_code == 401
+
+
+def test_anonymous_is_refused_on_both_sides(api_client):
+    assert api_client.get(JOBS).status_code == 401
+    response = api_client.post(f"{AGENT}claim/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_heartbeat_reports_the_active_job_for_a_restarted_agent(agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+
+    response = agent_client.post(
+        f"{AGENT}heartbeat/", {"version": "2", "current_job": job.pk}, format="json"
+    )
+
+    assert response.data["active_job"]["id"] == job.pk
+    assert response.data["active_job"]["status"] == "ready"
+
+
+def test_a_users_token_still_works_on_the_web_api():
+    user = UserFactory()
+    token = Token.objects.create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert client.get(JOBS).status_code == 200
+
+
+def test_a_committed_document_can_be_downloaded(operator_client, agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+    _scan(agent_client, job.pk, 1)
+    agent_client.post(f"{AGENT}jobs/{job.pk}/finish/")
+    assemble_scan_job_task(job.pk)
+    operator_client.post(f"{JOBS}{job.pk}/commit/")
+    listed = operator_client.get("/api/v1/scanning/documents/").data["results"][0]
+
+    response = operator_client.get(listed["file_url"])
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert b"".join(response.streaming_content).startswith(b"%PDF-")
+
+
+def test_a_preview_whose_file_went_missing_is_a_404_not_a_500(operator_client):
+    job = ScanJobFactory(
+        status=ScanJobStatus.PREVIEW, file="scanning/jobs/1/gone.pdf", file_hash="a" * 64
+    )
+
+    response = operator_client.get(f"{JOBS}{job.pk}/preview/")
+
+    assert response.status_code == 404
+    assert response.data["code"] == "scanning.file_missing"
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(agent_client, settings):
+    settings.SCANNING_MAX_BATCH_BYTES = 1024
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+    agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/")
+    big = scanned_pdf(pages=1) + b"%" + b"x" * 200_000
+
+    response = _upload(agent_client, job.pk, 1, big)
+
+    assert response.status_code == 400
+    assert "batch limit is 1024 bytes" in response.data["file"][0]
+    assert not ScanJobBatch.objects.exists()
+
+
+def test_the_scanning_endpoints_are_in_the_openapi_schema(user_client):
+    schema = user_client.get(
+        "/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json"
+    ).json()
+
+    for path in (
+        "/api/v1/scanning/jobs/",
+        "/api/v1/scanning/jobs/{id}/commit/",
+        "/api/v1/scanning/jobs/{id}/preview/",
+        "/api/v1/scanning/batches/{id}/discard/",
+        "/api/v1/scanning/agent/claim/",
+        "/api/v1/scanning/agent/jobs/{id}/batches/",
+    ):
+        assert path in schema["paths"], path
+    assert "scanAgentToken" in schema["components"]["securitySchemes"]

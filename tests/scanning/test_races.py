@@ -1,0 +1,130 @@
+"""Concurrent claims with real threads, one connection each. On PostgreSQL
+the sessions truly overlap (row locks, SKIP LOCKED, the unique index waiting
+on an uncommitted row); on SQLite the IMMEDIATE write lock serialises them.
+Either way there must be exactly one winner."""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from scanning import services
+from scanning.choices import ACTIVE_STATUSES, ScanJobStatus
+from scanning.models import ScanJob
+from tests.conftest import on_postgres
+from tests.scanning.factories import ScanJobFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 8
+
+
+def _run_concurrently(target, n=THREADS):
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker():
+        try:
+            barrier.wait(timeout=30)
+            value = target()
+            with lock:
+                results.append(value)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results, errors
+
+
+def test_concurrent_claims_have_exactly_one_winner(agent):
+    # given: more queued jobs than claimers, so SKIP LOCKED hands each a different row
+    jobs = [
+        ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at=timezone.now())
+        for _ in range(THREADS)
+    ]
+
+    # when
+    results, errors = _run_concurrently(lambda: services.scan_job_claim(agent=agent.agent))
+
+    # then
+    assert errors == []
+    winners = [job for job in results if job is not None]
+    assert len(winners) == 1
+    assert ScanJob.objects.filter(status__in=ACTIVE_STATUSES).count() == 1
+    assert ScanJob.objects.filter(status=ScanJobStatus.QUEUED).count() == len(jobs) - 1
+
+
+def test_concurrent_claims_through_the_api_give_one_200_and_the_rest_204(agent):
+    from rest_framework.test import APIClient
+
+    for _ in range(3):
+        ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at=timezone.now())
+
+    def claim():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent.token}")
+        return client.post("/api/v1/scanning/agent/claim/").status_code
+
+    results, errors = _run_concurrently(claim)
+
+    assert errors == []
+    assert sorted(results) == [200] + [204] * (THREADS - 1)
+
+
+@pytest.mark.skipif(
+    not on_postgres(), reason="needs two overlapping transactions: SQLite has one writer"
+)
+def test_a_claim_racing_an_uncommitted_claim_is_refused_by_the_index(agent):
+    """Deterministic version of the race on PostgreSQL: session A has moved a
+    job to ready but not committed; session B's claim passes the Python
+    check (it cannot see A's row), blocks on the unique index, and loses
+    when A commits."""
+    first = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at=timezone.now())
+    second = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at=timezone.now())
+    a_moved = threading.Event()
+    release_a = threading.Event()
+
+    def session_a():
+        try:
+            with transaction.atomic():
+                ScanJob.objects.filter(pk=first.pk).update(status=ScanJobStatus.READY)
+                a_moved.set()
+                release_a.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=session_a)
+    holder.start()
+    assert a_moved.wait(timeout=10)
+    outcome = {}
+
+    def session_b():
+        try:
+            outcome["claimed"] = services.scan_job_claim(agent=agent.agent)
+        finally:
+            connection.close()
+
+    claimer = threading.Thread(target=session_b)
+    claimer.start()
+    claimer.join(timeout=1.0)
+    assert claimer.is_alive(), "B should be waiting on the unique index"
+    release_a.set()
+    holder.join(timeout=10)
+    claimer.join(timeout=10)
+
+    assert outcome["claimed"] is None
+    second.refresh_from_db()
+    assert second.status == ScanJobStatus.QUEUED
+    assert list(
+        ScanJob.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
+    ) == [first.pk]

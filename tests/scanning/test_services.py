@@ -1,0 +1,579 @@
+"""The scan job state machine through its services."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.test import override_settings
+from django.utils import timezone
+
+from config.errors import Conflict, InvalidTransition, NotFound
+from scanning import services
+from scanning.choices import BatchStatus, ErrorCode, ScanJobStatus
+from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
+from tests.scanning.factories import ScanJobFactory
+from tests.scanning.pdfs import page_labels, scanned_pdf, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _queued(title="Invoices", actor=None) -> ScanJob:
+    job = services.scan_job_create(title=title, settings={"mode": "color"}, actor=actor)
+    return services.scan_job_queue(job_id=job.pk, actor=actor)
+
+
+def _scan_batch(job, agent, *, pages=2, data=None) -> ScanJobBatch:
+    seq = services.next_batch_seq(job)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    data = data or scanned_pdf(job_id=job.pk, batch_seq=seq, pages=pages)
+    batch, created = services.scan_batch_upload(
+        job_id=job.pk, batch_seq=seq, upload=upload(data), agent=agent
+    )
+    assert created
+    return batch
+
+
+def _preview(agent, *, title="Invoices", batches=1) -> ScanJob:
+    job = _queued(title)
+    assert services.scan_job_claim(agent=agent).pk == job.pk
+    for _ in range(batches):
+        _scan_batch(job, agent)
+    services.scan_job_finish(job_id=job.pk, agent=agent)
+    return services.scan_job_assemble(job_id=job.pk)
+
+
+def _stored_files() -> list[str]:
+    found = []
+
+    def walk(folder):
+        dirs, files = default_storage.listdir(folder)
+        found.extend(f"{folder}/{name}" for name in files)
+        for sub in dirs:
+            walk(f"{folder}/{sub}")
+
+    if default_storage.exists("scanning"):
+        walk("scanning")
+    return found
+
+
+# --- create / edit / queue ---------------------------------------------------------------
+
+
+def test_a_new_job_is_a_draft_with_default_settings_merged(operator):
+    job = services.scan_job_create(title="  Contracts ", settings={"mode": "color"}, actor=operator)
+
+    assert job.status == ScanJobStatus.DRAFT
+    assert job.title == "Contracts"
+    assert job.settings == {"mode": "color", "resolution": 300, "source": "adf"}
+    assert job.events.get().actor_name == "operator"
+
+
+def test_bad_settings_are_refused_and_nothing_is_written():
+    with pytest.raises(ValidationError) as error:
+        services.scan_job_create(title="x", settings={"resolution": 20})
+
+    assert error.value.message_dict["settings"][0].startswith("resolution:")
+    assert not ScanJob.objects.exists()
+
+
+def test_only_a_draft_can_be_edited():
+    job = _queued()
+
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_update(job_id=job.pk, title="Other")
+
+    assert error.value.current == ScanJobStatus.QUEUED
+    job.refresh_from_db()
+    assert job.title == "Invoices"
+
+
+def test_queue_twice_is_an_invalid_transition_that_changes_nothing():
+    job = _queued()
+    events = job.events.count()
+
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_queue(job_id=job.pk)
+
+    assert error.value.as_dict()["current_state"] == "queued"
+    assert job.events.count() == events
+
+
+def test_an_unknown_job_is_not_found():
+    with pytest.raises(NotFound):
+        services.scan_job_queue(job_id=999_999)
+
+
+# --- claim -------------------------------------------------------------------------------
+
+
+def test_claim_takes_the_oldest_queued_job_and_then_the_slot_is_taken(agent):
+    first = _queued("first")
+    second = _queued("second")
+
+    claimed = services.scan_job_claim(agent=agent.agent)
+
+    assert claimed.pk == first.pk
+    assert claimed.status == ScanJobStatus.READY
+    assert claimed.agent_id == agent.agent.pk
+    assert services.scan_job_claim(agent=agent.agent) is None
+    second.refresh_from_db()
+    assert second.status == ScanJobStatus.QUEUED
+
+
+def test_claim_with_nothing_queued_returns_none(agent):
+    ScanJobFactory(status=ScanJobStatus.DRAFT)
+    assert services.scan_job_claim(agent=agent.agent) is None
+
+
+# --- batches -----------------------------------------------------------------------------
+
+
+def test_upload_moves_scanning_to_ready_and_counts_pages(agent):
+    _queued()
+    job = services.scan_job_claim(agent=agent.agent)
+
+    batch = _scan_batch(job, agent.agent, pages=3)
+
+    job.refresh_from_db()
+    assert (job.status, job.batch_count) == (ScanJobStatus.READY, 1)
+    assert (batch.batch_seq, batch.page_count, batch.status) == (1, 3, BatchStatus.SCANNED)
+    assert default_storage.exists(batch.file.name)
+
+
+def test_the_same_file_again_is_the_same_batch_and_a_different_file_is_a_conflict(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    data = scanned_pdf(job_id=job.pk, batch_seq=1)
+    batch, created = services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(data), agent=agent.agent
+    )
+
+    # when: the agent retries (its response was lost)
+    again, created_again = services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(data), agent=agent.agent
+    )
+
+    # then: the same batch, counted once
+    assert (created, created_again, again.pk) == (True, False, batch.pk)
+    job.refresh_from_db()
+    assert job.batch_count == 1
+
+    # when: different content under the same batch_seq
+    with pytest.raises(Conflict) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf(pages=5)), agent=agent.agent
+        )
+    assert error.value.code == "scan_batch.seq_taken"
+    assert ScanJobBatch.objects.count() == 1
+
+
+def test_a_batch_out_of_order_is_refused(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    with pytest.raises(Conflict) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=2, upload=upload(scanned_pdf()), agent=agent.agent
+        )
+
+    assert error.value.extra["expected_batch_seq"] == 1
+    assert not ScanJobBatch.objects.exists()
+
+
+def test_upload_while_not_scanning_is_an_invalid_transition(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent.agent
+        )
+
+    assert error.value.current == ScanJobStatus.READY
+    assert not ScanJobBatch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, I am a text file",
+        b"%PDF-1.7\nthis is not really a pdf\n%%EOF",
+        b"",
+    ],
+    ids=["text", "fake-header", "empty"],
+)
+def test_a_non_pdf_upload_is_refused_and_nothing_is_stored(agent, data):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    with pytest.raises(ValidationError) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(data), agent=agent.agent
+        )
+
+    assert "file" in error.value.message_dict
+    job.refresh_from_db()
+    assert (job.status, job.batch_count) == (ScanJobStatus.SCANNING, 0)
+    assert not ScanJobBatch.objects.exists()
+    assert _stored_files() == []
+
+
+@override_settings(SCANNING_MAX_BATCH_BYTES=1000)
+def test_a_batch_over_the_size_limit_is_refused(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    with pytest.raises(ValidationError) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf(pages=4)), agent=agent.agent
+        )
+
+    assert "limit is 1000 bytes" in error.value.message_dict["file"][0]
+    assert _stored_files() == []
+
+
+def test_jam_discard_rescan_keeps_the_scan_order(agent, operator):
+    # given: batch 1 fine, batch 2 jammed
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent, pages=2)
+    jammed = _scan_batch(job, agent.agent, pages=1)
+
+    # when: the operator discards it, the agent rescans (batch 3) and goes on (batch 4)
+    services.scan_batch_discard(batch_id=jammed.pk, actor=operator)
+    _scan_batch(job, agent.agent, pages=2)
+    _scan_batch(job, agent.agent, pages=1)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+    job = services.scan_job_assemble(job_id=job.pk)
+
+    # then: the kept batches 1, 3, 4 in that order; batch 2 kept aside, not merged
+    assert job.status == ScanJobStatus.PREVIEW
+    assert job.batch_count == 3
+    assert job.page_count == 5
+    with job.file.open("rb") as merged:
+        assert page_labels(merged.read()) == [(1, 1), (1, 2), (3, 1), (3, 2), (4, 1)]
+    jammed.refresh_from_db()
+    assert jammed.status == BatchStatus.DISCARDED
+    assert default_storage.exists(jammed.file.name)
+
+
+def test_discard_twice_or_after_finish_is_refused(agent, operator):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    first = _scan_batch(job, agent.agent)
+    second = _scan_batch(job, agent.agent)
+    services.scan_batch_discard(batch_id=first.pk, actor=operator)
+
+    with pytest.raises(InvalidTransition):
+        services.scan_batch_discard(batch_id=first.pk, actor=operator)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+    with pytest.raises(Conflict) as error:
+        services.scan_batch_discard(batch_id=second.pk, actor=operator)
+
+    assert error.value.extra["current_state"] == ScanJobStatus.ASSEMBLING
+    second.refresh_from_db()
+    assert second.status == BatchStatus.SCANNED
+
+
+def test_finish_without_a_kept_batch_is_refused(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+
+    with pytest.raises(Conflict) as error:
+        services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+
+    assert error.value.code == "scan_job.no_batches"
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.READY
+
+
+def test_finish_queues_the_assembly_task_after_commit(agent, django_capture_on_commit_callbacks):
+    from django_q.models import OrmQ
+
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+
+    queued = [task.func() for task in OrmQ.objects.all()]
+    assert queued == ["scanning.tasks.assemble_scan_job_task"]
+    assert tuple(OrmQ.objects.get().task["args"]) == (job.pk,)
+
+
+def test_another_agent_cannot_touch_a_claimed_job(agent):
+    from scanning.agents import scan_agent_create
+
+    other = scan_agent_create(name="intruder").agent
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+
+    with pytest.raises(Conflict) as error:
+        services.scan_job_start_batch(job_id=job.pk, agent=other)
+
+    assert error.value.code == "scan_job.other_agent"
+
+
+def test_agent_fail_records_a_sanitised_error(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+
+    job = services.scan_job_fail(
+        job_id=job.pk, agent=agent.agent, error="paper jam; Authorization: Bearer abc.def"
+    )
+
+    assert job.status == ScanJobStatus.FAILED
+    assert job.error_code == ErrorCode.AGENT_ERROR
+    assert "abc.def" not in job.error
+    assert "paper jam" in job.error
+
+
+# --- assembly -----------------------------------------------------------------------------
+
+
+def test_assembly_merges_in_batch_seq_order_and_stores_the_sha256(agent):
+    job = _preview(agent.agent, batches=3)
+
+    assert job.status == ScanJobStatus.PREVIEW
+    assert job.page_count == 6
+    assert len(job.file_hash) == 64
+    with job.file.open("rb") as merged:
+        assert [seq for seq, _page in page_labels(merged.read())] == [1, 1, 2, 2, 3, 3]
+
+
+def test_a_job_canceled_while_assembling_stays_canceled(agent, operator):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+    services.scan_job_cancel(job_id=job.pk, actor=operator, reason="wrong paper")
+
+    job = services.scan_job_assemble(job_id=job.pk)
+
+    assert job.status == ScanJobStatus.CANCELED
+    assert not job.file
+
+
+def test_a_broken_batch_fails_the_assembly_and_retry_recovers_it(agent):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    batch = _scan_batch(job, agent.agent)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+    good = default_storage.open(batch.file.name).read()
+    with open(batch.file.path, "wb") as handle:  # the disk lost it
+        handle.write(b"garbage")
+
+    job = services.scan_job_assemble(job_id=job.pk)
+
+    assert job.status == ScanJobStatus.FAILED
+    assert job.error_code == ErrorCode.ASSEMBLY_FAILED
+    # when: on call restores the file and retries
+    with open(batch.file.path, "wb") as handle:
+        handle.write(good)
+    job = services.scan_job_retry_assembly(job_id=job.pk)
+    assert job.status == ScanJobStatus.PREVIEW
+    assert job.error_code == ""
+
+
+def test_retry_assembly_needs_the_slot_and_the_database_refuses_a_second_active_job(agent):
+    # given: a job whose assembly failed, and another job now holding the scanner
+    failed = ScanJobFactory(status=ScanJobStatus.FAILED, error_code=ErrorCode.ASSEMBLY_FAILED)
+    ScanJobFactory(status=ScanJobStatus.READY)
+
+    with pytest.raises(services.ScannerBusy) as error:
+        services.scan_job_retry_assembly(job_id=failed.pk)
+
+    assert error.value.status_code == 409
+    assert error.value.extra["current_state"] == ScanJobStatus.FAILED
+    failed.refresh_from_db()
+    assert failed.status == ScanJobStatus.FAILED
+
+
+# --- commit --------------------------------------------------------------------------------
+
+
+def test_commit_creates_the_document_in_the_inbox_with_the_title(agent, operator):
+    job = _preview(agent.agent)
+
+    job = services.scan_job_commit(job_id=job.pk, actor=operator, title="Invoices March")
+
+    assert job.status == ScanJobStatus.COMMITTED
+    document = job.document
+    assert (document.title, document.sha256, document.page_count) == (
+        "Invoices March",
+        job.file_hash,
+        2,
+    )
+    assert document.in_inbox
+    assert document.source_job_id == job.pk
+    assert document.created_by == operator
+    assert default_storage.exists(document.file.name)
+    with document.file.open("rb") as stored, job.file.open("rb") as preview:
+        assert stored.read() == preview.read()
+
+
+def test_commit_twice_gives_one_document(agent, operator):
+    job = _preview(agent.agent)
+    services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    assert error.value.current == ScanJobStatus.COMMITTED
+    assert Document.objects.count() == 1
+
+
+def test_the_same_file_from_two_jobs_is_one_document(agent, operator):
+    # given: two jobs that scanned byte-identical pages
+    pages = scanned_pdf(job_id=1, title="Same pages")
+    first = _queued("Scan A")
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(first, agent.agent, data=pages)
+    services.scan_job_finish(job_id=first.pk, agent=agent.agent)
+    services.scan_job_assemble(job_id=first.pk)
+    first = services.scan_job_commit(job_id=first.pk, actor=operator)
+    second = _queued("Scan B")
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(second, agent.agent, data=pages)
+    services.scan_job_finish(job_id=second.pk, agent=agent.agent)
+    second = services.scan_job_assemble(job_id=second.pk)
+    assert second.file_hash == first.file_hash
+
+    # when
+    second = services.scan_job_commit(job_id=second.pk, actor=operator)
+
+    # then: one document, both jobs link to it, the first title kept
+    assert second.status == ScanJobStatus.COMMITTED
+    assert Document.objects.count() == 1
+    assert second.document_id == first.document_id
+    assert Document.objects.get().title == "Scan A"
+
+
+def test_an_interrupted_commit_is_finished_by_committing_again(agent, operator):
+    job = _preview(agent.agent)
+    ScanJob.objects.filter(pk=job.pk).update(status=ScanJobStatus.COMMITTING)
+
+    job = services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    assert job.status == ScanJobStatus.COMMITTED
+    assert Document.objects.get().pk == job.document_id
+
+
+def test_commit_before_preview_is_refused(agent):
+    job = _queued()
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_commit(job_id=job.pk)
+    assert error.value.target == ScanJobStatus.COMMITTING
+    assert not Document.objects.exists()
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def test_a_lost_agent_fails_the_scanning_job_and_leaves_queued_jobs_alone(agent, heartbeat):
+    # given: a job scanning with one batch, another queued, and a heartbeat 10 minutes old
+    job = _queued("scanning one")
+    waiting = _queued("waiting one")
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    heartbeat()
+    ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
+
+    counts = services.scan_check_agent()
+
+    job.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (job.status, job.error_code) == (ScanJobStatus.FAILED, "agent.lost")
+    assert job.batches.filter(status=BatchStatus.SCANNED).count() == 1
+    assert waiting.status == ScanJobStatus.QUEUED
+    assert counts["failed_agent_lost"] == 1 and counts["agent_stale"] == 1
+    # and the slot is free again for the waiting job
+    assert services.scan_job_claim(agent=agent.agent).pk == waiting.pk
+
+
+def test_a_live_agent_keeps_its_scanning_job(agent, heartbeat):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    heartbeat()
+
+    counts = services.scan_check_agent()
+
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.SCANNING
+    assert counts == {
+        "checked": 1,
+        "agent_stale": 0,
+        "failed_agent_lost": 0,
+        "failed_stalled": 0,
+        "canceled_idle": 0,
+    }
+
+
+def test_queued_jobs_are_never_touched_by_a_silent_agent():
+    ScanJobFactory(status=ScanJobStatus.QUEUED)
+    ScanAgentStatus.objects.update(last_heartbeat=None)
+
+    counts = services.scan_check_agent()
+
+    assert ScanJob.objects.get().status == ScanJobStatus.QUEUED
+    assert counts["checked"] == 0 and counts["agent_stale"] == 1
+
+
+@override_settings(SCANNING_READY_IDLE_TIMEOUT=600)
+def test_an_idle_ready_job_is_canceled_with_the_reason_freeing_the_slot(agent, heartbeat):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    heartbeat()
+    ScanJob.objects.filter(pk=job.pk).update(
+        last_activity_at=timezone.now() - timedelta(minutes=11)
+    )
+    waiting = _queued("next")
+
+    counts = services.scan_check_agent()
+
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.CANCELED
+    assert job.error_code == ErrorCode.IDLE_TIMEOUT
+    assert "idle" in job.error
+    assert counts["canceled_idle"] == 1
+    assert (
+        ScanJobEvent.objects.filter(job=job, to_status="canceled")
+        .get()
+        .actor_name.startswith("schedule")
+    )
+    assert services.scan_job_claim(agent=agent.agent).pk == waiting.pk
+
+
+@override_settings(SCANNING_READY_IDLE_TIMEOUT=600)
+def test_a_recently_active_ready_job_is_kept(agent, heartbeat):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    heartbeat()
+
+    services.scan_check_agent()
+
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.READY
+
+
+@override_settings(SCANNING_SCAN_STALL_TIMEOUT=60)
+def test_a_scanning_job_without_progress_fails_as_stalled_even_with_a_heartbeat(agent, heartbeat):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    ScanJob.objects.filter(pk=job.pk).update(last_progress_at=timezone.now() - timedelta(minutes=5))
+    heartbeat()
+
+    counts = services.scan_check_agent()
+
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.STALLED)
+    assert counts["failed_stalled"] == 1
