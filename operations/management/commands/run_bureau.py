@@ -1,6 +1,7 @@
-"""Run every Bureau process in the foreground: web server and django-q2
-cluster (later: the Knox simulator and the scan agent). Ctrl-C stops all of
-them; if one dies, the others are stopped too, so nothing runs half-up."""
+"""Run every Bureau process in the foreground: the web server, the django-q2
+cluster, the Knox simulator (when Knox is local) and the reference scan agent.
+Ctrl-C stops all of them; if one dies, the others are stopped too, so nothing
+runs half-up."""
 
 import os
 import signal
@@ -16,7 +17,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run the web server and the django-q2 cluster together (Ctrl-C stops all)."
+    help = "Run the web server, the task cluster, the Knox simulator and the scan agent (Ctrl-C stops all)."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("BUREAU_HOST", "127.0.0.1"))
@@ -41,6 +42,26 @@ class Command(BaseCommand):
                 knox.hostname,
                 "--port",
                 str(knox.port or 80),
+            ]
+        if apps.is_installed("scanning"):
+            # The reference agent with the simulated scanner, so a job queued in
+            # the admin is scanned end to end. It waits out runserver's start.
+            agent_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            processes["scan-agent"] = [
+                *manage,
+                "scan_agent",
+                "--server",
+                f"http://{agent_host}:{port}",
+                "--token-file",
+                str(settings.SCANNING_AGENT_TOKEN_FILE),
+                "--scanner",
+                "simulated",
+                "--batches",
+                "2",
+                "--pages",
+                "3",
+                "--batch-pause",
+                "5",
             ]
         return processes
 
