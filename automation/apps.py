@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 class AutomationConfig(AppConfig):
@@ -6,4 +9,85 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
-        pass
+        from automation.actions import register_builtin_actions
+        from automation.entities import invalidate_watch_index, registered_models
+        from automation.events import connect_signals
+        from automation.models import AutomationRule, Entity
+        from operations.catalog import operation_catalog
+        from operations.choices import RunScope
+        from operations.schedules import schedule_registry
+
+        register_builtin_actions()
+
+        # Models that do not exist yet (an app still being built) are skipped
+        # here; automation_sync_entities reports them.
+        models, _missing = registered_models()
+        connect_signals(models.values())
+        for model in (AutomationRule, Entity):
+            post_save.connect(
+                invalidate_watch_index,
+                sender=model,
+                dispatch_uid=f"automation:watch:{model.__name__}:save",
+            )
+            post_delete.connect(
+                invalidate_watch_index,
+                sender=model,
+                dispatch_uid=f"automation:watch:{model.__name__}:delete",
+            )
+        post_migrate.connect(
+            _sync_after_migrate, sender=self, dispatch_uid="automation:sync_entities"
+        )
+
+        operation_catalog.register(
+            "automation.scheduled_rules",
+            label="Automation: scheduled rules",
+            scope=RunScope.WORKSPACE,
+            summary_keys=(
+                "rules_due",
+                "rules_run",
+                "rows_checked",
+                "rows_matched",
+                "executions",
+                "failed",
+            ),
+            stale_running_after=timedelta(minutes=30),
+        )
+        operation_catalog.register(
+            "automation.drain_outbox",
+            label="Automation: drain the event outbox",
+            scope=RunScope.WORKSPACE,
+            summary_keys=(
+                "events",
+                "events_failed",
+                "matched",
+                "executions",
+                "failed",
+                "skipped",
+                "duplicates",
+            ),
+            stale_running_after=timedelta(minutes=30),
+        )
+        operation_catalog.register(
+            "automation.retry_deliveries",
+            label="Automation: send and retry notification deliveries",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("attempted", "delivered", "sent", "retrying", "failed", "skipped"),
+            stale_running_after=timedelta(minutes=30),
+        )
+        schedule_registry.register(
+            "automation.scheduled_rules", "automation.tasks.scheduled_rules_task", minutes=1
+        )
+        schedule_registry.register(
+            "automation.drain_outbox", "automation.tasks.drain_outbox_task", minutes=1
+        )
+        schedule_registry.register(
+            "automation.retry_deliveries", "automation.tasks.retry_deliveries_task", minutes=1
+        )
+
+
+def _sync_after_migrate(**kwargs) -> None:
+    """Trigger types, entity types and Bureau's entities exist as soon as the
+    tables do, so an operator can write a rule right after ``migrate``."""
+    from automation.entities import sync_entities
+
+    sync_entities()

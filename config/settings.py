@@ -175,6 +175,26 @@ Q_CLUSTER = {
 # --- Bureau -------------------------------------------------------------------------------
 BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
 
+# --- automation ---------------------------------------------------------------------------
+AUTOMATION_ENTITIES = env_list("AUTOMATION_ENTITIES", [])  # extra "app_label.Model" rules may watch
+AUTOMATION_WEBHOOK_SECRET = env_str("AUTOMATION_WEBHOOK_SECRET", "")  # HMAC key for webhook signatures
+AUTOMATION_MAX_CHAIN_DEPTH = env_int("AUTOMATION_MAX_CHAIN_DEPTH", 5)
+AUTOMATION_DELIVERY_MAX_ATTEMPTS = env_int("AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5)
+AUTOMATION_DELIVERY_BACKOFF_SECONDS = env_int("AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30)
+
+# --- mail (automation's email notifications) ----------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "bureau@localhost")
+
 # --- scanning -----------------------------------------------------------------------------
 SCANNING_AGENT_STALE_AFTER = env_int(
     "SCANNING_AGENT_STALE_AFTER", 120

@@ -17,6 +17,7 @@ api_v1 = [
     path("operations/", include("operations.api.urls")),
     path("approvals/", include("approvals.api.urls")),
     path("automation/", include("automation.api.urls")),
+    path("alerts/", include("automation.api.alert_urls")),
     path("scanning/", include("scanning.api.urls")),
 ]
 

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone
+
+from automation import conf
+from automation.actions import ActionContext
+from automation.actions import recipients as recipient_refs
+from automation.choices import DeliveryChannel, DeliveryStatus
+
+_KEYS = {
+    "channels",
+    "recipients",
+    "subject",
+    "message",
+    "webhook_url",
+    "secret_env",
+    "max_attempts",
+}
+
+
+def webhook_recipient(url: str) -> str:
+    """The URL as stored on the delivery row: no credentials, no query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))[:500]
+
+
+class SendNotificationAction:
+    """send_notification: channels (email, in_app, webhook), recipients {users,
+    roles} for email and in_app, webhook_url for webhook (optional secret_env:
+    the environment variable holding its HMAC key), subject, message,
+    max_attempts. One delivery row per recipient and channel; sending happens
+    after commit and is retried with backoff."""
+
+    key = "send_notification"
+    label = "Send a notification"
+
+    def validate(self, config: dict[str, Any], *, model) -> None:
+        errors = []
+        unknown = sorted(set(config) - _KEYS)
+        if unknown:
+            errors.append(f"send_notification: unknown keys {', '.join(unknown)}.")
+        channels = config.get("channels")
+        if not isinstance(channels, list) or not channels:
+            errors.append("send_notification: channels must be a non-empty list.")
+            channels = []
+        bad = [c for c in channels if c not in DeliveryChannel.values]
+        if bad:
+            errors.append(
+                f"send_notification: unknown channel(s) {', '.join(map(str, bad))}; "
+                f"use {', '.join(DeliveryChannel.values)}."
+            )
+        if not isinstance(config.get("message"), str) or not config.get("message", "").strip():
+            errors.append("send_notification: message is required (text).")
+        people_channels = {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels)
+        if people_channels:
+            try:
+                users, groups = recipient_refs.resolve(config.get("recipients"))
+                if not users and not groups:
+                    errors.append(
+                        "send_notification: recipients needs a user or role for "
+                        + ", ".join(sorted(people_channels))
+                        + "."
+                    )
+            except ValidationError as error:
+                errors.extend(f"send_notification: {m}" for m in error.messages)
+        if DeliveryChannel.WEBHOOK in channels:
+            url = config.get("webhook_url")
+            if not isinstance(url, str) or "{{" not in url:
+                try:
+                    URLValidator(schemes=["http", "https"])(url)
+                except ValidationError:
+                    errors.append(f"send_notification: webhook_url {url!r} is not an http(s) URL.")
+        max_attempts = config.get("max_attempts")
+        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+            errors.append("send_notification: max_attempts must be a positive integer.")
+        if errors:
+            raise ValidationError(errors)
+
+    def planned(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """One entry per (channel, recipient)."""
+        plan = []
+        channels = config.get("channels") or []
+        people = []
+        if {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels):
+            people = recipient_refs.users_of(*recipient_refs.resolve(config.get("recipients")))
+        for channel in channels:
+            if channel == DeliveryChannel.WEBHOOK:
+                url = str(config["webhook_url"])
+                URLValidator(schemes=["http", "https"])(url)
+                plan.append({"channel": channel, "recipient": webhook_recipient(url), "url": url})
+            else:
+                for user in people:
+                    plan.append(
+                        {
+                            "channel": channel,
+                            "recipient": str(user.pk),
+                            "user": user,
+                        }
+                    )
+        return plan
+
+    def preview(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
+        return {
+            "would_deliver": [
+                {"channel": p["channel"], "recipient": p["recipient"]} for p in self.planned(config)
+            ],
+            "subject": str(config.get("subject") or ""),
+            "message": str(config["message"]),
+        }
+
+    def run(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
+        from automation.models import NotificationDelivery
+
+        now = timezone.now()
+        max_attempts = config.get("max_attempts") or conf.delivery_max_attempts()
+        subject = str(config.get("subject") or ctx.rule.name)
+        message = str(config["message"])
+        rows = []
+        for planned in self.planned(config):
+            payload = {"subject": subject, "message": message}
+            if planned["channel"] == DeliveryChannel.WEBHOOK:
+                payload["url"] = planned["url"]
+                payload["secret_env"] = config.get("secret_env") or ""
+                payload["body"] = {
+                    "rule": {"id": ctx.rule.pk, "name": ctx.rule.name},
+                    "execution_id": ctx.execution.pk if ctx.execution else None,
+                    "entity": ctx.entity_name,
+                    "object_pk": ctx.object_pk,
+                    "trigger": ctx.trigger,
+                    "subject": subject,
+                    "message": message,
+                }
+            rows.append(
+                NotificationDelivery(
+                    execution=ctx.execution,
+                    rule=ctx.rule,
+                    action=ctx.action,
+                    recipient=planned["recipient"],
+                    recipient_user=planned.get("user"),
+                    channel=planned["channel"],
+                    status=DeliveryStatus.PENDING,
+                    payload=payload,
+                    max_attempts=max_attempts,
+                    next_attempt_at=now,
+                )
+            )
+        NotificationDelivery.objects.bulk_create(rows)
+        ids = [row.pk for row in rows]
+        if ids:
+            from automation.deliveries import request_sending
+
+            transaction.on_commit(lambda: request_sending(ids), robust=True)
+        return {"deliveries": ids}

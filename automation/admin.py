@@ -1,0 +1,554 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.forms.models import BaseInlineFormSet
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from automation.actions import action_registry
+from automation.choices import AlertStatus
+from automation.deliveries import delivery_retry
+from automation.dry_run import rule_dry_run
+from automation.engine import next_run_after, replay_event
+from automation.entities import invalidate_watch_index
+from automation.models import (
+    ActionTemplate,
+    Alert,
+    AlertAcknowledgement,
+    AlertRecipient,
+    AutomationEvent,
+    AutomationExecution,
+    AutomationRule,
+    Entity,
+    EntityType,
+    NotificationDelivery,
+    RuleAction,
+    RuleDependency,
+    TriggerType,
+)
+from automation.services import alert_set_status_by_operator, check_dependencies, rule_has_history
+from automation.validation import action_config_errors, entity_model
+from config.errors import ApplicationError
+from operations.admin import pretty_json
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+class ActionInlineForm(forms.ModelForm):
+    action_type = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = RuleAction
+        fields = [
+            "execution_order",
+            "name",
+            "action_type",
+            "template",
+            "action_config",
+            "is_active",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action_type"].choices = action_registry.choices()
+
+    def clean_action_config(self):
+        return self.cleaned_data.get("action_config") or {}
+
+
+class ActionInlineFormSet(BaseInlineFormSet):
+    """Each action's merged config is checked against the rule's entity."""
+
+    def clean(self):
+        super().clean()
+        rule = self.instance
+        if not rule.entity_id:
+            return
+        try:
+            model = entity_model(rule.entity)
+        except ValidationError:
+            return
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not data.get("action_type"):
+                continue
+            problems = action_config_errors(
+                action_type=data["action_type"],
+                config=data.get("action_config") or {},
+                template=data.get("template"),
+                model=model,
+            )
+            if problems:
+                form.add_error("action_config", problems)
+
+
+class ActionInline(admin.TabularInline):
+    model = RuleAction
+    form = ActionInlineForm
+    formset = ActionInlineFormSet
+    extra = 0
+    ordering = ["execution_order", "id"]
+
+
+class DependencyFormSet(BaseInlineFormSet):
+    """A rule's parents; a set that would close a loop is refused with its path."""
+
+    def clean(self):
+        super().clean()
+        parents = [
+            form.cleaned_data["parent_rule"].pk
+            for form in self.forms
+            if getattr(form, "cleaned_data", None)
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("parent_rule")
+        ]
+        if self.instance.pk and parents:
+            try:
+                check_dependencies(rule=self.instance, parent_ids=parents)
+            except ValidationError as error:
+                raise ValidationError(error.message_dict["depends_on"]) from None
+
+
+class DependencyInline(admin.TabularInline):
+    model = RuleDependency
+    fk_name = "child_rule"
+    formset = DependencyFormSet
+    extra = 0
+    verbose_name = "runs after (parent rule)"
+    verbose_name_plural = "runs after (parent rules)"
+    autocomplete_fields = ["parent_rule"]
+
+
+@admin.register(AutomationRule)
+class AutomationRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "entity", "trigger_type", "is_active", "version", "updated_date"]
+    list_filter = ["is_active", "trigger_type", "entity"]
+    search_fields = ["name", "description"]
+    inlines = [ActionInline, DependencyInline]
+    readonly_fields = [
+        "entity_type",
+        "version",
+        "next_run_at",
+        "last_run_at",
+        "created_by",
+        "updated_by",
+        "deactivated_by",
+        "deactivated_at",
+        "created_date",
+        "updated_date",
+        "dry_run_link",
+    ]
+    fields = [
+        "name",
+        "description",
+        "entity",
+        "trigger_type",
+        "trigger_conditions",
+        "cron_expression",
+        "is_active",
+        "dry_run_link",
+        *readonly_fields[:-1],
+    ]
+    actions = ["deactivate_rules"]
+
+    @admin.display(description="dry run")
+    def dry_run_link(self, rule):
+        if not rule.pk:
+            return "—"
+        url = reverse("admin:automation_automationrule_dry_run", args=[rule.pk])
+        return format_html('<a class="button" href="{}">Dry run…</a>', url)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class RuleForm(form):
+            def clean_trigger_conditions(self):
+                # An empty box means "no conditions" (match every event).
+                return self.cleaned_data.get("trigger_conditions") or {}
+
+            def _post_clean(self):
+                # The rule's entity type follows its entity (the model's clean needs it).
+                if self.cleaned_data.get("entity"):
+                    self.instance.entity_type = self.cleaned_data["entity"].entity_type
+                super()._post_clean()
+
+        return RuleForm
+
+    def save_model(self, request, obj, form, change):
+        obj.entity_type = obj.entity.entity_type
+        obj.updated_by = request.user
+        if not change:
+            obj.created_by = request.user
+        if obj.is_active:
+            obj.deactivated_by, obj.deactivated_at = None, None
+        elif obj.deactivated_at is None:
+            obj.deactivated_by, obj.deactivated_at = request.user, timezone.now()
+        obj.next_run_at = (
+            next_run_after(obj.cron_expression, timezone.now()) if obj.cron_expression else None
+        )
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        with transaction.atomic():
+            super().save_related(request, form, formsets, change)
+            if change and (form.has_changed() or any(fs.has_changed() for fs in formsets)):
+                AutomationRule.objects.filter(pk=form.instance.pk).update(version=F("version") + 1)
+        invalidate_watch_index()
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and rule_has_history(obj):
+            return False  # history points at it: deactivate instead
+        return super().has_delete_permission(request, obj)
+
+    @admin.action(description="Deactivate selected rules", permissions=["change"])
+    def deactivate_rules(self, request, queryset):
+        from automation.services import rule_deactivate
+
+        for rule in queryset:
+            rule_deactivate(rule=rule, actor=request.user)
+        self.message_user(request, f"Deactivated {queryset.count()} rule(s).", messages.SUCCESS)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:rule_id>/dry-run/",
+                self.admin_site.admin_view(self.dry_run_view),
+                name="automation_automationrule_dry_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dry_run_view(self, request, rule_id: int):
+        rule = get_object_or_404(
+            AutomationRule.objects.select_related("entity", "trigger_type"), pk=rule_id
+        )
+        if not (
+            request.user.has_perm("automation.dry_run_automationrule")
+            or self.has_change_permission(request, rule)
+        ):
+            raise PermissionDenied
+        result = None
+        form = DryRunForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = rule_dry_run(
+                    rule=rule,
+                    entity=rule.entity.name,
+                    object_id=form.cleaned_data["object_id"],
+                    changes=form.cleaned_data["changes"] or {},
+                )
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "rule": rule,
+            "form": form,
+            "result": result,
+            "result_json": json.dumps(result, indent=2, default=str) if result else "",
+            "title": f"Dry run: {rule.name}",
+        }
+        return TemplateResponse(request, "admin/automation/automationrule/dry_run.html", context)
+
+
+class DryRunForm(forms.Form):
+    object_id = forms.CharField(label="Row id", max_length=100)
+    changes = forms.JSONField(
+        required=False,
+        help_text='For on_update rules: the change to simulate, e.g. {"name": "New"}.',
+    )
+
+    def clean_changes(self):
+        changes = self.cleaned_data.get("changes")
+        if changes not in (None, "") and not isinstance(changes, dict):
+            raise ValidationError("Give an object of field → value.")
+        return changes
+
+
+@admin.register(ActionTemplate)
+class ActionTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "action_type", "is_active", "created_date"]
+    search_fields = ["name"]
+    readonly_fields = ["created_by", "created_date"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Entity)
+class EntityAdmin(admin.ModelAdmin):
+    list_display = ["name", "model_label", "entity_type", "is_active", "created_date"]
+    readonly_fields = ["name", "model_label", "entity_type", "schema_name", "created_date"]
+    fields = ["name", "model_label", "entity_type", "schema_name", "is_active", "created_date"]
+
+    def has_add_permission(self, request):
+        return False  # manage.py automation_sync_entities registers them
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.register(TriggerType)
+admin.site.register(EntityType)
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+@admin.register(AutomationEvent)
+class AutomationEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "entity",
+        "trigger",
+        "object_pk",
+        "status",
+        "depth",
+        "attempts",
+        "created_at",
+    ]
+    list_filter = ["status", "trigger", "entity"]
+    search_fields = ["=id", "object_pk"]
+    actions = ["replay"]
+    fields = [
+        "id",
+        "entity",
+        "trigger",
+        "object_pk",
+        "status",
+        "depth",
+        "caused_by",
+        "attempts",
+        "note",
+        "created_at",
+        "processed_at",
+        "changed_fields",
+        "new_pretty",
+        "old_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="new values")
+    def new_pretty(self, event):
+        return pretty_json(event.new_values)
+
+    @admin.display(description="old values")
+    def old_pretty(self, event):
+        return pretty_json(event.old_values)
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("automation.change_automationrule")
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
+    def replay(self, request, queryset):
+        for event in queryset.order_by("pk"):
+            counts = replay_event(event.pk)
+            self.message_user(
+                request, f"Event {event.pk}: {counts or 'nothing to do'}.", messages.INFO
+            )
+
+
+@admin.register(AutomationExecution)
+class AutomationExecutionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "rule",
+        "rule_version",
+        "status",
+        "entity_type",
+        "object_pk",
+        "execution_time_ms",
+        "executed_at",
+    ]
+    list_filter = ["status", "rule"]
+    search_fields = ["=id", "object_pk", "rule__name"]
+    list_select_related = ["rule"]
+    fields = [
+        "id",
+        "rule",
+        "rule_version",
+        "event",
+        "schedule_slot",
+        "entity_type",
+        "object_pk",
+        "status",
+        "error_message",
+        "execution_time_ms",
+        "depth",
+        "executed_at",
+        "actions_pretty",
+        "trigger_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="actions executed")
+    def actions_pretty(self, execution):
+        return pretty_json(execution.actions_executed)
+
+    @admin.display(description="trigger data")
+    def trigger_pretty(self, execution):
+        return pretty_json(execution.trigger_data)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "channel",
+        "recipient",
+        "status",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "updated_date",
+    ]
+    list_filter = ["status", "channel"]
+    search_fields = ["=id", "recipient", "=notification_id"]
+    actions = ["retry"]
+    fields = [
+        "id",
+        "notification_id",
+        "execution",
+        "rule",
+        "action",
+        "channel",
+        "recipient",
+        "status",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "sent_at",
+        "delivered_at",
+        "failed_at",
+        "error_message",
+        "provider_pretty",
+        "created_date",
+        "updated_date",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="provider response")
+    def provider_pretty(self, delivery):
+        return pretty_json(delivery.provider_response)
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("automation.change_notificationdelivery")
+
+    @admin.action(description="Retry selected deliveries now", permissions=["retry"])
+    def retry(self, request, queryset):
+        for delivery in queryset.order_by("pk"):
+            try:
+                result = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.WARNING)
+            else:
+                self.message_user(
+                    request, f"Delivery {result.pk}: {result.status}.", messages.SUCCESS
+                )
+
+
+class RecipientInline(admin.TabularInline):
+    model = AlertRecipient
+    extra = 0
+    fields = ["recipient_type", "user", "group", "created_date"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AcknowledgementInline(RecipientInline):
+    model = AlertAcknowledgement
+    fields = ["acknowledged_by", "kind", "acknowledged_date", "notes"]
+    readonly_fields = fields
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "title",
+        "severity",
+        "status",
+        "alert_type",
+        "source_entity_name",
+        "source_entity_id",
+        "created_date",
+    ]
+    list_filter = ["status", "severity", "alert_type"]
+    search_fields = ["=id", "title", "alert_type", "source_entity_id"]
+    inlines = [RecipientInline, AcknowledgementInline]
+    actions = ["acknowledge", "dismiss"]
+    fields = [
+        "alert_type",
+        "severity",
+        "title",
+        "message",
+        "status",
+        "source_entity_name",
+        "source_entity_id",
+        "source_rule",
+        "source_execution",
+        "expires_date",
+        "created_date",
+        "updated_date",
+        "context_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="context")
+    def context_pretty(self, alert):
+        return pretty_json(alert.context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _bulk(self, request, queryset, status):
+        done = 0
+        for alert in queryset.order_by("pk"):
+            try:
+                alert_set_status_by_operator(alert=alert, status=status, actor=request.user)
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge selected alerts", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self._bulk(request, queryset, AlertStatus.ACKNOWLEDGED)
+
+    @admin.action(description="Dismiss selected alerts", permissions=["change"])
+    def dismiss(self, request, queryset):
+        self._bulk(request, queryset, AlertStatus.DISMISSED)

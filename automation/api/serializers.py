@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from automation.choices import (
+    AlertStatus,
+    DeliveryChannel,
+    DeliveryStatus,
+    ExecutionStatus,
+    Severity,
+)
+from automation.models import (
+    ActionTemplate,
+    Alert,
+    AutomationExecution,
+    AutomationRule,
+    Entity,
+    NotificationDelivery,
+    RuleAction,
+    TriggerType,
+)
+
+
+class ActionInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    action_type = serializers.CharField(max_length=50)
+    action_config = serializers.JSONField(required=False, default=dict)
+    execution_order = serializers.IntegerField(min_value=1)
+    is_active = serializers.BooleanField(required=False, default=True)
+    template = serializers.PrimaryKeyRelatedField(
+        queryset=ActionTemplate.objects.filter(is_active=True), required=False, allow_null=True
+    )
+
+
+class RuleInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    entity = serializers.SlugRelatedField(
+        slug_field="name", queryset=Entity.objects.filter(is_active=True)
+    )
+    trigger_type = serializers.SlugRelatedField(
+        slug_field="name", queryset=TriggerType.objects.filter(is_active=True)
+    )
+    trigger_conditions = serializers.JSONField(required=False, default=dict)
+    cron_expression = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    is_active = serializers.BooleanField(required=False, default=True)
+    actions = ActionInputSerializer(many=True, required=False, default=list)
+    depends_on = serializers.PrimaryKeyRelatedField(
+        queryset=AutomationRule.objects.all(), many=True, required=False, default=list
+    )
+
+
+class RuleActionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RuleAction
+        fields = [
+            "id",
+            "name",
+            "description",
+            "action_type",
+            "action_config",
+            "execution_order",
+            "is_active",
+            "template",
+        ]
+        read_only_fields = fields
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    entity = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    entity_type = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    trigger_type = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    actions = serializers.SerializerMethodField()
+    depends_on = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    deactivated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = AutomationRule
+        fields = [
+            "id",
+            "name",
+            "description",
+            "entity",
+            "entity_type",
+            "trigger_type",
+            "trigger_conditions",
+            "cron_expression",
+            "next_run_at",
+            "last_run_at",
+            "version",
+            "is_active",
+            "actions",
+            "depends_on",
+            "created_date",
+            "updated_date",
+            "created_by",
+            "updated_by",
+            "deactivated_by",
+            "deactivated_at",
+        ]
+        read_only_fields = fields
+
+    def get_actions(self, rule) -> list[dict]:
+        actions = rule.actions.order_by("execution_order", "id")
+        return RuleActionSerializer(actions, many=True).data
+
+    def get_depends_on(self, rule) -> list[int]:
+        return sorted(rule.parent_links.values_list("parent_rule_id", flat=True))
+
+
+class DryRunInputSerializer(serializers.Serializer):
+    entity = serializers.CharField(max_length=200)
+    id = serializers.CharField(max_length=100)
+    changes = serializers.DictField(required=False, default=dict)
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    rule_name = serializers.CharField(source="rule.name", read_only=True)
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+
+    class Meta:
+        model = AutomationExecution
+        fields = [
+            "id",
+            "rule",
+            "rule_name",
+            "rule_version",
+            "event",
+            "schedule_slot",
+            "entity_type",
+            "object_pk",
+            "trigger_data",
+            "actions_executed",
+            "status",
+            "error_message",
+            "execution_time_ms",
+            "depth",
+            "executed_at",
+        ]
+        read_only_fields = fields
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    channel = serializers.ChoiceField(choices=DeliveryChannel.choices)
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices)
+    subject = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+
+    class Meta:
+        model = NotificationDelivery
+        fields = [
+            "id",
+            "notification_id",
+            "execution",
+            "rule",
+            "action",
+            "recipient",
+            "channel",
+            "status",
+            "subject",
+            "message",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "sent_at",
+            "delivered_at",
+            "failed_at",
+            "error_message",
+            "provider_response",
+            "created_date",
+            "updated_date",
+        ]
+        read_only_fields = fields
+
+    def get_subject(self, delivery) -> str:
+        return delivery.payload.get("subject", "")
+
+    def get_message(self, delivery) -> str:
+        return delivery.payload.get("message", "")
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    severity = serializers.ChoiceField(choices=Severity.choices)
+    status = serializers.ChoiceField(choices=AlertStatus.choices)
+    my_status = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "alert_type",
+            "severity",
+            "title",
+            "message",
+            "context",
+            "source_entity_name",
+            "source_entity_id",
+            "source_rule",
+            "status",
+            "my_status",
+            "expires_date",
+            "created_date",
+            "updated_date",
+        ]
+        read_only_fields = fields
+
+
+class AcknowledgeInputSerializer(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class AcknowledgeSelectedInputSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=500
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class AcknowledgementSerializer(serializers.Serializer):
+    alert = serializers.IntegerField(source="alert_id")
+    kind = serializers.CharField()
+    acknowledged_date = serializers.DateTimeField()
+    notes = serializers.CharField()
+
+
+class MyAlertsQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=AlertStatus.choices, required=False)
+    severity = serializers.ChoiceField(choices=Severity.choices, required=False)

@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automation import selectors, services
+from automation.api.serializers import (
+    AcknowledgeInputSerializer,
+    AcknowledgementSerializer,
+    AcknowledgeSelectedInputSerializer,
+    AlertSerializer,
+    DeliverySerializer,
+    DryRunInputSerializer,
+    ExecutionSerializer,
+    MyAlertsQuerySerializer,
+    RuleInputSerializer,
+    RuleSerializer,
+)
+from automation.choices import DeliveryChannel, DeliveryStatus, ExecutionStatus
+from automation.deliveries import delivery_retry
+from automation.dry_run import rule_dry_run
+from automation.models import AutomationExecution, AutomationRule, NotificationDelivery
+from config.api import Pagination
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Django's model permissions, with ``view`` required to read."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class CanDryRun(permissions.BasePermission):
+    """A dry run writes nothing: the dry-run or the change permission will do."""
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and (
+                user.has_perm("automation.dry_run_automationrule")
+                or user.has_perm("automation.change_automationrule")
+            )
+        )
+
+
+class RuleFilter(django_filters.FilterSet):
+    entity = django_filters.CharFilter(field_name="entity__name")
+    trigger_type = django_filters.CharFilter(field_name="trigger_type__name")
+    is_active = django_filters.BooleanFilter()
+
+    class Meta:
+        model = AutomationRule
+        fields = ["entity", "trigger_type", "is_active"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List automation rules", tags=["automation"]),
+    retrieve=extend_schema(summary="One rule with its actions", tags=["automation"]),
+    create=extend_schema(request=RuleInputSerializer, summary="Create a rule", tags=["automation"]),
+    update=extend_schema(
+        request=RuleInputSerializer, summary="Replace a rule", tags=["automation"]
+    ),
+    partial_update=extend_schema(
+        request=RuleInputSerializer, summary="Change a rule", tags=["automation"]
+    ),
+    destroy=extend_schema(
+        summary="Delete a rule (deactivated instead when history points at it)", tags=["automation"]
+    ),
+)
+class RuleViewSet(viewsets.ModelViewSet):
+    queryset = AutomationRule.objects.select_related(
+        "entity", "entity_type", "trigger_type", "created_by", "updated_by", "deactivated_by"
+    ).order_by("name", "id")
+    serializer_class = RuleSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = RuleFilter
+
+    def get_permissions(self):
+        if self.action == "dry_run":
+            return [CanDryRun()]
+        return super().get_permissions()
+
+    def create(self, request):
+        data = RuleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rule = services.rule_create(actor=request.user, **data.validated_data)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, pk=None, partial=False):
+        rule = self.get_object()
+        data = RuleInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        actions = values.pop("actions", None)
+        depends_on = values.pop("depends_on", None)
+        if partial:
+            actions = actions if "actions" in request.data else None
+            depends_on = depends_on if "depends_on" in request.data else None
+            values = {k: v for k, v in values.items() if k in request.data}
+        rule = services.rule_update(
+            rule=rule, actor=request.user, actions=actions, depends_on=depends_on, **values
+        )
+        return Response(RuleSerializer(rule).data)
+
+    def partial_update(self, request, pk=None):
+        return self.update(request, pk=pk, partial=True)
+
+    def destroy(self, request, pk=None):
+        rule = services.rule_delete(rule=self.get_object(), actor=request.user)
+        if rule is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_200_OK)
+
+    @extend_schema(
+        request=DryRunInputSerializer,
+        responses={200: dict},
+        summary="What the rule would do for one row: nothing is written or sent",
+        tags=["automation"],
+    )
+    @action(detail=True, methods=["post"], url_path="dry-run")
+    def dry_run(self, request, pk=None):
+        rule = self.get_object()
+        data = DryRunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = rule_dry_run(
+            rule=rule,
+            entity=data.validated_data["entity"],
+            object_id=data.validated_data["id"],
+            changes=data.validated_data["changes"],
+        )
+        return Response(result)
+
+
+class ExecutionFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ExecutionStatus.choices)
+    rule = django_filters.NumberFilter(field_name="rule_id", min_value=1)
+    event = django_filters.NumberFilter(field_name="event_id", min_value=1)
+
+    class Meta:
+        model = AutomationExecution
+        fields = ["status", "rule", "event"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Rule executions, newest first", tags=["automation"]),
+    retrieve=extend_schema(summary="One execution with per-action detail", tags=["automation"]),
+)
+class ExecutionViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = AutomationExecution.objects.none()
+    serializer_class = ExecutionSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = ExecutionFilter
+
+    def get_queryset(self):
+        return selectors.executions_list()
+
+
+class DeliveryFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices)
+    channel = django_filters.ChoiceFilter(choices=DeliveryChannel.choices)
+    rule = django_filters.NumberFilter(field_name="rule_id", min_value=1)
+    execution = django_filters.NumberFilter(field_name="execution_id", min_value=1)
+
+    class Meta:
+        model = NotificationDelivery
+        fields = ["status", "channel", "rule", "execution"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Notification deliveries, newest first", tags=["automation"]),
+    retrieve=extend_schema(summary="One delivery", tags=["automation"]),
+)
+class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    """Operators with the view permission see every delivery; anyone else
+    sees their own (which is how in-app notifications are read)."""
+
+    queryset = NotificationDelivery.objects.none()
+    serializer_class = DeliverySerializer
+    filterset_class = DeliveryFilter
+
+    def get_queryset(self):
+        deliveries = selectors.deliveries_list()
+        if self.request.user.has_perm("automation.view_notificationdelivery"):
+            return deliveries
+        return deliveries.filter(recipient_user=self.request.user)
+
+    @extend_schema(request=None, summary="Retry a delivery now", tags=["automation"])
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        if not request.user.has_perm("automation.change_notificationdelivery"):
+            self.permission_denied(request)
+        delivery = self.get_object()
+        delivery = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+        return Response(DeliverySerializer(delivery).data)
+
+
+# --- alerts (mounted under /api/v1/alerts/ by automation/api/alert_urls.py) --------------
+
+
+class MyAlertsView(APIView):
+    @extend_schema(
+        parameters=[MyAlertsQuerySerializer],
+        responses=AlertSerializer(many=True),
+        summary="My alerts (expired ones hidden)",
+        tags=["alerts"],
+    )
+    def get(self, request):
+        query = MyAlertsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        alerts = selectors.alerts_mine(
+            request.user,
+            status=query.validated_data.get("status") or None,
+            severity=query.validated_data.get("severity") or None,
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(alerts, request, view=self)
+        return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
+
+
+class AcknowledgeAlertView(APIView):
+    @extend_schema(
+        request=AcknowledgeInputSerializer,
+        responses=AcknowledgementSerializer,
+        summary="Acknowledge one of my alerts",
+        tags=["alerts"],
+    )
+    def post(self, request, alert_id: int):
+        data = AcknowledgeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ack = services.alert_acknowledge(
+            alert_id=alert_id, user=request.user, **data.validated_data
+        )
+        return Response(AcknowledgementSerializer(ack).data)
+
+
+class DismissAlertView(APIView):
+    @extend_schema(
+        request=AcknowledgeInputSerializer,
+        responses=AcknowledgementSerializer,
+        summary="Dismiss one of my alerts",
+        tags=["alerts"],
+    )
+    def post(self, request, alert_id: int):
+        data = AcknowledgeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ack = services.alert_dismiss(alert_id=alert_id, user=request.user, **data.validated_data)
+        return Response(AcknowledgementSerializer(ack).data)
+
+
+class AcknowledgeSelectedView(APIView):
+    @extend_schema(
+        request=AcknowledgeSelectedInputSerializer,
+        responses=dict,
+        summary="Acknowledge several of my alerts (all or nothing)",
+        tags=["alerts"],
+    )
+    def post(self, request):
+        data = AcknowledgeSelectedInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.alerts_acknowledge_selected(
+            alert_ids=data.validated_data["ids"],
+            user=request.user,
+            notes=data.validated_data["notes"],
+        )
+        return Response(result)

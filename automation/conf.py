@@ -1,0 +1,92 @@
+"""Automation settings, read when used (so tests can override them with
+pytest-django's ``settings`` fixture). None of them is required."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+
+# Bureau's own models that automation can watch. A listed model that is not
+# installed (an app not built yet) is reported by automation_sync_entities
+# and ignored, never an error at startup.
+DEFAULT_ENTITIES = (
+    "operations.Tenant",
+    "operations.Workspace",
+    "scanning.ScanJob",
+    "approvals.PendingAction",
+)
+
+
+def entity_labels() -> list[str]:
+    extra = getattr(settings, "AUTOMATION_ENTITIES", ()) or ()
+    labels: list[str] = []
+    for label in (*DEFAULT_ENTITIES, *extra):
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def max_chain_depth() -> int:
+    """Events caused by a rule's own actions carry depth + 1; past this the
+    matched rules are recorded as skipped instead of run."""
+    return int(getattr(settings, "AUTOMATION_MAX_CHAIN_DEPTH", 5))
+
+
+def outbox_batch_size() -> int:
+    return int(getattr(settings, "AUTOMATION_OUTBOX_BATCH_SIZE", 100))
+
+
+def outbox_max_batches() -> int:
+    """Batches one task call drains before it returns (the schedule picks up the rest)."""
+    return int(getattr(settings, "AUTOMATION_OUTBOX_MAX_BATCHES", 50))
+
+
+def event_max_attempts() -> int:
+    return int(getattr(settings, "AUTOMATION_EVENT_MAX_ATTEMPTS", 5))
+
+
+def rule_cache_seconds() -> float:
+    """How long a process trusts its index of watched (entity, trigger) pairs
+    before re-reading it; changes made in the same process apply at once."""
+    return float(getattr(settings, "AUTOMATION_RULE_CACHE_SECONDS", 2.0))
+
+
+def delivery_max_attempts() -> int:
+    return int(getattr(settings, "AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5))
+
+
+def delivery_backoff_seconds() -> float:
+    """First retry delay; each later one doubles, capped by the maximum below."""
+    return float(getattr(settings, "AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30))
+
+
+def delivery_backoff_max_seconds() -> float:
+    return float(getattr(settings, "AUTOMATION_DELIVERY_BACKOFF_MAX_SECONDS", 3600))
+
+
+def delivery_lease_seconds() -> float:
+    """A worker sending a delivery holds it this long; a worker that died
+    mid-send releases it when the lease runs out."""
+    return float(getattr(settings, "AUTOMATION_DELIVERY_LEASE_SECONDS", 120))
+
+
+def webhook_timeout_seconds() -> float:
+    return float(getattr(settings, "AUTOMATION_WEBHOOK_TIMEOUT_SECONDS", 10))
+
+
+def webhook_secret(env_name: str | None = None) -> str:
+    """The HMAC key for webhook signatures: the named environment variable
+    when the action gives one, else AUTOMATION_WEBHOOK_SECRET (setting or
+    environment). Never stored in the database."""
+    if env_name:
+        return os.environ.get(env_name, "")
+    return getattr(settings, "AUTOMATION_WEBHOOK_SECRET", "") or os.environ.get(
+        "AUTOMATION_WEBHOOK_SECRET", ""
+    )
+
+
+def from_email() -> str:
+    return getattr(settings, "AUTOMATION_FROM_EMAIL", "") or getattr(
+        settings, "DEFAULT_FROM_EMAIL", "bureau@localhost"
+    )

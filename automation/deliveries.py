@@ -1,0 +1,263 @@
+"""Sending notification deliveries: e-mail, in-app, webhook.
+
+A worker takes a delivery with a conditional UPDATE (sendable status, due,
+no live lease) that also counts the attempt, sends outside any transaction,
+then records the outcome. A failure that may pass (connection error,
+timeout, 408/425/429/5xx, SMTP trouble) is retried with exponential backoff
+until ``max_attempts``, then the delivery is ``failed``; any other failure
+fails it at once. Provider responses and errors are stored sanitised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import requests
+from django.core.mail import EmailMessage, get_connection
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from automation import conf
+from automation.choices import (
+    RETRYABLE_BY_HAND_STATUSES,
+    SENDABLE_DELIVERY_STATUSES,
+    DeliveryChannel,
+    DeliveryStatus,
+)
+from automation.models import NotificationDelivery
+from config.errors import InvalidTransition, NotFound
+from operations.sanitize import sanitize_message
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Bureau-Signature-256"
+RETRYABLE_HTTP = {408, 425, 429}
+_session = requests.Session()
+
+
+@dataclass
+class SendResult:
+    status: str  # delivered | sent | failed
+    retryable: bool = False
+    error: str = ""
+    provider_response: dict[str, Any] = field(default_factory=dict)
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _sanitized_response(response: requests.Response) -> dict[str, Any]:
+    return {
+        "status_code": response.status_code,
+        "reason": sanitize_message(response.reason or "", limit=100),
+        "body": sanitize_message(response.text[:2000], limit=300),
+        "content_type": sanitize_message(response.headers.get("Content-Type", ""), limit=100),
+    }
+
+
+def _send_webhook(delivery: NotificationDelivery) -> SendResult:
+    payload = delivery.payload
+    secret = conf.webhook_secret(payload.get("secret_env") or None)
+    if not secret:
+        name = payload.get("secret_env") or "AUTOMATION_WEBHOOK_SECRET"
+        return SendResult(DeliveryStatus.FAILED, error=f"No webhook secret configured ({name}).")
+    body = json.dumps(
+        {**payload.get("body", {}), "delivery_id": str(delivery.notification_id)},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Bureau-Automation/1",
+        "X-Bureau-Delivery": str(delivery.notification_id),
+        "X-Bureau-Attempt": str(delivery.attempts),
+        SIGNATURE_HEADER: sign(body, secret),
+    }
+    try:
+        response = _session.post(
+            payload["url"], data=body, headers=headers, timeout=conf.webhook_timeout_seconds()
+        )
+    except requests.RequestException as error:
+        return SendResult(
+            DeliveryStatus.FAILED,
+            retryable=True,
+            error=f"{type(error).__name__}: {error}",
+            provider_response={"exception": type(error).__name__},
+        )
+    provider = _sanitized_response(response)
+    if 200 <= response.status_code < 300:
+        return SendResult(DeliveryStatus.DELIVERED, provider_response=provider)
+    retryable = response.status_code >= 500 or response.status_code in RETRYABLE_HTTP
+    return SendResult(
+        DeliveryStatus.FAILED,
+        retryable=retryable,
+        error=f"HTTP {response.status_code} from the webhook receiver.",
+        provider_response=provider,
+    )
+
+
+def _send_email(delivery: NotificationDelivery) -> SendResult:
+    user = delivery.recipient_user
+    if user is None or not user.email:
+        return SendResult(DeliveryStatus.FAILED, error="The recipient has no e-mail address.")
+    message = EmailMessage(
+        subject=delivery.payload.get("subject", ""),
+        body=delivery.payload.get("message", ""),
+        from_email=conf.from_email(),
+        to=[user.email],
+        connection=get_connection(fail_silently=False),
+    )
+    try:
+        accepted = message.send()
+    except (smtplib.SMTPException, OSError) as error:
+        return SendResult(
+            DeliveryStatus.FAILED,
+            retryable=not isinstance(error, smtplib.SMTPRecipientsRefused),
+            error=f"{type(error).__name__}: {error}",
+            provider_response={"exception": type(error).__name__},
+        )
+    # The mail server accepted it; whether it reached the inbox is not known.
+    return SendResult(DeliveryStatus.SENT, provider_response={"accepted": accepted})
+
+
+def _send_in_app(delivery: NotificationDelivery) -> SendResult:
+    # The delivery row is the in-app notification: the recipient reads it
+    # through GET /api/v1/automation/deliveries/?channel=in_app.
+    return SendResult(DeliveryStatus.DELIVERED, provider_response={"stored": True})
+
+
+SENDERS = {
+    DeliveryChannel.EMAIL: _send_email,
+    DeliveryChannel.IN_APP: _send_in_app,
+    DeliveryChannel.WEBHOOK: _send_webhook,
+}
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    seconds = conf.delivery_backoff_seconds() * (2 ** max(attempts - 1, 0))
+    return timedelta(seconds=min(seconds, conf.delivery_backoff_max_seconds()))
+
+
+def _claim(delivery_id: int, now) -> bool:
+    claimed = (
+        NotificationDelivery.objects.filter(
+            pk=delivery_id, status__in=SENDABLE_DELIVERY_STATUSES, attempts__lt=F("max_attempts")
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            lease_until=now + timedelta(seconds=conf.delivery_lease_seconds()),
+            attempts=F("attempts") + 1,
+            updated_date=now,
+        )
+    )
+    return bool(claimed)
+
+
+def send_delivery(delivery_id: int) -> str:
+    """One attempt at one delivery: returns its new status, or ``"skipped"``
+    when it is not due, already final, or another worker holds it."""
+    now = timezone.now()
+    if not _claim(delivery_id, now):
+        return "skipped"
+    delivery = NotificationDelivery.objects.select_related("recipient_user").get(pk=delivery_id)
+    try:
+        result = SENDERS[delivery.channel](delivery)
+    except Exception as error:  # noqa: BLE001 - a sender bug must not lose the delivery
+        logger.exception("delivery %s raised", delivery_id)
+        result = SendResult(
+            DeliveryStatus.FAILED, retryable=True, error=f"{type(error).__name__}: {error}"
+        )
+    done = timezone.now()
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "provider_response": result.provider_response or None,
+        "error_message": sanitize_message(result.error) if result.error else "",
+        "updated_date": done,
+    }
+    if result.status == DeliveryStatus.DELIVERED:
+        values.update(status=DeliveryStatus.DELIVERED, sent_at=done, delivered_at=done)
+    elif result.status == DeliveryStatus.SENT:
+        values.update(status=DeliveryStatus.SENT, sent_at=done)
+    elif result.retryable and delivery.attempts < delivery.max_attempts:
+        values.update(
+            status=DeliveryStatus.RETRYING, next_attempt_at=done + backoff_delay(delivery.attempts)
+        )
+    else:
+        values.update(status=DeliveryStatus.FAILED, failed_at=done, next_attempt_at=None)
+    NotificationDelivery.objects.filter(pk=delivery_id).update(**values)
+    return values["status"]
+
+
+def due_delivery_ids(*, now=None, limit: int = 500) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        NotificationDelivery.objects.filter(
+            status__in=SENDABLE_DELIVERY_STATUSES, attempts__lt=F("max_attempts")
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def send_deliveries(ids) -> dict[str, int]:
+    counts = {"attempted": 0, "delivered": 0, "sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
+    for delivery_id in ids:
+        status = send_delivery(delivery_id)
+        if status != "skipped":
+            counts["attempted"] += 1
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def request_sending(ids: list[int]) -> None:
+    from django_q.tasks import async_task
+
+    try:
+        async_task("automation.tasks.send_deliveries_task", list(ids), task_name="automation.send")
+    except Exception:  # noqa: BLE001 - the retry schedule sends what is due
+        logger.exception("could not queue delivery sending; the retry schedule will")
+
+
+def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
+    """An operator's retry: a failed (or waiting) delivery gets one more attempt
+    now. Delivered or sent ones cannot be retried (409)."""
+    now = timezone.now()
+    updated = NotificationDelivery.objects.filter(
+        pk=delivery_id, status__in=RETRYABLE_BY_HAND_STATUSES
+    ).update(
+        status=DeliveryStatus.RETRYING,
+        next_attempt_at=now,
+        lease_until=None,
+        failed_at=None,
+        max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
+        updated_date=now,
+    )
+    if not updated:
+        current = (
+            NotificationDelivery.objects.filter(pk=delivery_id)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if current is None:
+            raise NotFound(f"Delivery {delivery_id} does not exist.", code="automation.no_delivery")
+        raise InvalidTransition(
+            subject=f"Delivery {delivery_id}",
+            current=current,
+            target=DeliveryStatus.RETRYING,
+            code="automation.delivery_not_retryable",
+        )
+    send_delivery(delivery_id)
+    return NotificationDelivery.objects.get(pk=delivery_id)

@@ -1,0 +1,213 @@
+"""Entities: the Django models automation watches.
+
+``registered_models()`` resolves the labels in ``automation.conf`` (Bureau's
+defaults plus ``AUTOMATION_ENTITIES``); ``sync_entities()`` writes one
+``Entity`` row per model; ``snapshot()`` turns a row into JSON-safe values
+keyed by column (``workspace_id``, not ``workspace``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.db import models, transaction
+
+from automation import conf
+from automation.choices import EntityKind, Trigger
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # "label: why"
+
+
+def resolve_model(label: str) -> type[models.Model]:
+    """``app_label.ModelName`` → model class; LookupError/ValueError with a clear message."""
+    try:
+        app_label, model_name = label.split(".")
+    except ValueError:
+        raise ValueError(f"{label!r} is not of the form app_label.ModelName") from None
+    if not apps.is_installed(app_label) and app_label not in {
+        c.label for c in apps.get_app_configs()
+    }:
+        raise LookupError(f"{label}: the app {app_label!r} is not installed")
+    try:
+        return apps.get_model(app_label, model_name)
+    except LookupError:
+        raise LookupError(
+            f"{label}: the app {app_label!r} has no model {model_name!r} (yet)"
+        ) from None
+
+
+def registered_models() -> tuple[dict[str, type[models.Model]], list[str]]:
+    """The watchable models that exist, and a line per listed one that does not."""
+    found: dict[str, type[models.Model]] = {}
+    missing: list[str] = []
+    for label in conf.entity_labels():
+        try:
+            model = resolve_model(label)
+        except (LookupError, ValueError) as error:
+            missing.append(str(error))
+            continue
+        found[model._meta.label] = model
+    return found, missing
+
+
+def table_name(model: type[models.Model]) -> str:
+    """The table name without a schema prefix (``"sales"."orders"`` → ``orders``)."""
+    return model._meta.db_table.split(".")[-1].strip('"')
+
+
+def entity_kind(model: type[models.Model]) -> str:
+    return EntityKind.TABLE if model._meta.managed else EntityKind.VIEW
+
+
+def sync_entities() -> SyncReport:
+    from automation.models import Entity, EntityType
+
+    report = SyncReport()
+    found, report.missing = registered_models()
+    with transaction.atomic():
+        ensure_reference_rows()
+        kinds = {t.name: t for t in EntityType.objects.all()}
+        for label, model in found.items():
+            wanted = {"name": table_name(model), "entity_type": kinds[entity_kind(model)]}
+            entity = Entity.objects.filter(model_label=label).first()
+            if entity is None:
+                Entity.objects.create(model_label=label, **wanted)
+                report.created.append(label)
+            elif entity.name != wanted["name"] or entity.entity_type_id != wanted["entity_type"].pk:
+                entity.name = wanted["name"]
+                entity.entity_type = wanted["entity_type"]
+                entity.save(update_fields=["name", "entity_type"])
+                report.updated.append(label)
+            else:
+                report.unchanged.append(label)
+    invalidate_watch_index()
+    return report
+
+
+def ensure_reference_rows() -> None:
+    """The seed's standard trigger types and entity types."""
+    from automation.models import EntityType, TriggerType
+
+    for trigger in Trigger:
+        TriggerType.objects.get_or_create(
+            name=trigger.value, defaults={"description": trigger.label}
+        )
+    for kind in EntityKind:
+        EntityType.objects.get_or_create(name=kind.value, defaults={"description": kind.label})
+
+
+# --- snapshots -------------------------------------------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, bytes | memoryview):
+        return None  # binary columns are not compared by rules
+    return str(value)
+
+
+@functools.cache
+def concrete_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    return tuple(model._meta.concrete_fields)
+
+
+def snapshot(instance: models.Model) -> dict[str, Any]:
+    return {
+        f.attname: _json_value(f.value_from_object(instance))
+        for f in concrete_fields(type(instance))
+    }
+
+
+def fetch_snapshot(model: type[models.Model], pk: Any) -> dict[str, Any] | None:
+    attnames = [f.attname for f in concrete_fields(model)]
+    row = model._base_manager.filter(pk=pk).values(*attnames).first()
+    if row is None:
+        return None
+    return {key: _json_value(value) for key, value in row.items()}
+
+
+@functools.cache
+def field_names(model: type[models.Model]) -> dict[str, str]:
+    """Every name a condition may use → the snapshot key it reads."""
+    names: dict[str, str] = {}
+    for f in concrete_fields(model):
+        names[f.name] = f.attname
+        names[f.attname] = f.attname
+    return names
+
+
+@functools.cache
+def field_key_for(model: type[models.Model]):
+    names = field_names(model)
+    return lambda name: names.get(name, name)
+
+
+# --- which (model, trigger) pairs some active rule watches ------------------------------
+
+
+class _WatchIndex:
+    """model label → {trigger → entity id}, for the rules that are active.
+
+    A save of a model no rule watches costs one dict lookup. The index is read
+    from the database at most every AUTOMATION_RULE_CACHE_SECONDS; a change to
+    a rule or an entity in this process invalidates it at once."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[str, dict[str, int]] | None = None
+        self._loaded_at = 0.0
+
+    def invalidate(self) -> None:
+        self._pairs = None
+
+    def _load(self) -> dict[str, dict[str, int]]:
+        from automation.models import AutomationRule
+
+        pairs: dict[str, dict[str, int]] = {}
+        rows = (
+            AutomationRule.objects.filter(is_active=True, entity__is_active=True)
+            .values_list("entity__model_label", "trigger_type__name", "entity_id")
+            .distinct()
+        )
+        for label, trigger, entity_id in rows:
+            pairs.setdefault(label, {})[trigger] = entity_id
+        return pairs
+
+    def entity_for(self, label: str, trigger: str) -> int | None:
+        now = time.monotonic()
+        if self._pairs is None or now - self._loaded_at > conf.rule_cache_seconds():
+            self._pairs = self._load()
+            self._loaded_at = now
+        return self._pairs.get(label, {}).get(trigger)
+
+
+watch_index = _WatchIndex()
+
+
+def invalidate_watch_index(**_kwargs) -> None:
+    watch_index.invalidate()

@@ -1,0 +1,23 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from automation.engine import replay_event
+from config.errors import ApplicationError
+
+
+class Command(BaseCommand):
+    help = (
+        "Process one outbox event again: rules without an execution run, failed or "
+        "partial executions are finished (actions that succeeded are not repeated), "
+        "successful ones are left alone."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("event_id", type=int)
+
+    def handle(self, *args, event_id, **options):
+        try:
+            counts = replay_event(event_id)
+        except ApplicationError as error:
+            raise CommandError(error.message) from None
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no rule matched"
+        self.stdout.write(self.style.SUCCESS(f"event {event_id}: {summary}"))

@@ -1,0 +1,431 @@
+"""Every write automation makes on behalf of a person goes through here:
+rules and their actions and dependencies, alert acknowledgements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from automation.choices import AcknowledgementKind, AlertStatus, Trigger
+from automation.engine import next_run_after
+from automation.entities import invalidate_watch_index
+from automation.models import (
+    ActionTemplate,
+    Alert,
+    AlertAcknowledgement,
+    AutomationRule,
+    Entity,
+    RuleAction,
+    RuleDependency,
+    TriggerType,
+)
+from automation.validation import action_config_errors, entity_model
+from config.errors import InvalidTransition, NotFound
+
+# --- dependencies ------------------------------------------------------------------------
+
+
+def find_dependency_cycle(*, rule: AutomationRule, parent_ids: Iterable[int]) -> list[int] | None:
+    """If ``rule`` depending on ``parent_ids`` closes a loop, the loop as rule
+    ids (first == last, starting at a parent), else None."""
+    children: dict[int, set[int]] = {}
+    for parent_id, child_id in RuleDependency.objects.exclude(child_rule_id=rule.pk).values_list(
+        "parent_rule_id", "child_rule_id"
+    ):
+        children.setdefault(parent_id, set()).add(child_id)
+    for parent_id in sorted(set(parent_ids)):
+        if parent_id == rule.pk:
+            return [rule.pk, rule.pk]
+        # A loop exists when the parent is reachable from the rule itself.
+        path = _path(children, start=rule.pk, goal=parent_id)
+        if path is not None:
+            return [parent_id, *path]
+    return None
+
+
+def _path(children: dict[int, set[int]], *, start: int, goal: int) -> list[int] | None:
+    stack = [(start, [start])]
+    seen = {start}
+    while stack:
+        node, path = stack.pop()
+        if node == goal:
+            return path
+        for child in sorted(children.get(node, ()), reverse=True):
+            if child not in seen:
+                seen.add(child)
+                stack.append((child, [*path, child]))
+    return None
+
+
+def describe_cycle(cycle: list[int]) -> str:
+    names = dict(AutomationRule.objects.filter(pk__in=cycle).values_list("pk", "name"))
+    return " → ".join(f"{names.get(pk, '(this rule)')} (#{pk})" for pk in cycle)
+
+
+def check_dependencies(*, rule: AutomationRule, parent_ids: Iterable[int]) -> None:
+    cycle = find_dependency_cycle(rule=rule, parent_ids=parent_ids)
+    if cycle is not None:
+        raise ValidationError(
+            {"depends_on": [f"Dependency cycle: {describe_cycle(cycle)}."]}, code="cycle"
+        )
+
+
+def _lock_dependency_graph(rule_ids: Iterable[int]) -> None:
+    """Lock, in id order, every rule in the dependency graph plus ``rule_ids``.
+    Two edits that would close a loop together share at least one of these
+    rows, so the second waits for the first and sees its edge."""
+    linked = RuleDependency.objects.values_list("child_rule_id", flat=True).union(
+        RuleDependency.objects.values_list("parent_rule_id", flat=True)
+    )
+    ids = set(rule_ids) | set(linked)
+    list(
+        AutomationRule.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .select_for_update()
+        .values_list("pk")
+    )
+
+
+def _set_parents(rule: AutomationRule, parents: Iterable[AutomationRule]) -> None:
+    parent_ids = sorted({p.pk for p in parents})
+    if parent_ids or RuleDependency.objects.filter(child_rule=rule).exists():
+        _lock_dependency_graph([rule.pk, *parent_ids])
+    check_dependencies(rule=rule, parent_ids=parent_ids)
+    RuleDependency.objects.filter(child_rule=rule).exclude(parent_rule_id__in=parent_ids).delete()
+    existing = set(
+        RuleDependency.objects.filter(child_rule=rule).values_list("parent_rule_id", flat=True)
+    )
+    RuleDependency.objects.bulk_create(
+        [RuleDependency(parent_rule_id=p, child_rule=rule) for p in parent_ids if p not in existing]
+    )
+
+
+# --- rules -------------------------------------------------------------------------------
+
+
+def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
+    model = entity_model(entity)
+    problems = []
+    for number, action in enumerate(actions, start=1):
+        label = f"Action {number} ({action.get('name') or action.get('action_type')})"
+        if action.get("execution_order", 0) < 1:
+            problems.append(f"{label}: execution_order must be 1 or more.")
+        for message in action_config_errors(
+            action_type=action.get("action_type", ""),
+            config=action.get("action_config", {}),
+            template=action.get("template"),
+            model=model,
+        ):
+            problems.append(f"{label}: {message}")
+    if problems:
+        raise ValidationError({"actions": problems})
+
+
+def _replace_actions(rule: AutomationRule, actions: list[dict[str, Any]]) -> None:
+    _check_actions(rule.entity, actions)
+    # Actions are part of the rule: a change replaces them (the version says which ran).
+    RuleAction.objects.filter(rule=rule).delete()
+    RuleAction.objects.bulk_create(
+        [
+            RuleAction(
+                rule=rule,
+                name=a.get("name") or a["action_type"],
+                description=a.get("description", ""),
+                action_type=a["action_type"],
+                action_config=a.get("action_config", {}),
+                execution_order=a["execution_order"],
+                is_active=a.get("is_active", True),
+                template=a.get("template"),
+            )
+            for a in actions
+        ]
+    )
+
+
+def _schedule(rule: AutomationRule) -> None:
+    if rule.trigger_type.name == Trigger.SCHEDULED and rule.cron_expression:
+        rule.next_run_at = next_run_after(rule.cron_expression, timezone.now())
+    else:
+        rule.next_run_at = None
+
+
+def _after_commit_refresh() -> None:
+    invalidate_watch_index()
+    transaction.on_commit(invalidate_watch_index)
+
+
+@transaction.atomic
+def rule_create(
+    *,
+    actor,
+    name: str,
+    entity: Entity,
+    trigger_type: TriggerType,
+    description: str = "",
+    trigger_conditions: dict | None = None,
+    cron_expression: str = "",
+    is_active: bool = True,
+    actions: list[dict[str, Any]] | None = None,
+    depends_on: Iterable[AutomationRule] = (),
+) -> AutomationRule:
+    rule = AutomationRule(
+        name=name,
+        description=description,
+        entity=entity,
+        entity_type=entity.entity_type,
+        trigger_type=trigger_type,
+        trigger_conditions=trigger_conditions or {},
+        cron_expression=cron_expression,
+        is_active=is_active,
+        created_by=actor,
+        updated_by=actor,
+    )
+    rule.full_clean()
+    _check_actions(entity, actions or [])
+    _schedule(rule)
+    rule.save()
+    _replace_actions(rule, actions or [])
+    _set_parents(rule, depends_on)
+    _after_commit_refresh()
+    return rule
+
+
+_RULE_FIELDS = (
+    "name",
+    "description",
+    "entity",
+    "trigger_type",
+    "trigger_conditions",
+    "cron_expression",
+    "is_active",
+)
+
+
+@transaction.atomic
+def rule_update(
+    *,
+    rule: AutomationRule,
+    actor,
+    actions: list[dict[str, Any]] | None = None,
+    depends_on: Iterable[AutomationRule] | None = None,
+    **changes: Any,
+) -> AutomationRule:
+    """Change a rule; ``actions`` (when given) replace its actions and
+    ``depends_on`` its parents. The version goes up by one."""
+    unknown = set(changes) - set(_RULE_FIELDS)
+    if unknown:
+        raise ValueError(f"rule_update got unknown fields {sorted(unknown)}")
+    if depends_on is not None:
+        depends_on = list(depends_on)
+        # The graph first (in id order, this rule included), then the rule:
+        # one lock order for every edit, so two edits cannot deadlock.
+        _lock_dependency_graph([rule.pk, *(p.pk for p in depends_on)])
+    rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
+    for key, value in changes.items():
+        setattr(rule, key, value)
+    rule.entity_type = rule.entity.entity_type
+    if changes.get("is_active") is True:
+        rule.deactivated_by = None
+        rule.deactivated_at = None
+    elif changes.get("is_active") is False and rule.deactivated_at is None:
+        rule.deactivated_by = actor
+        rule.deactivated_at = timezone.now()
+    rule.updated_by = actor
+    rule.full_clean()
+    if actions is not None:
+        _check_actions(rule.entity, actions)
+    elif "entity" in changes:
+        _check_actions(rule.entity, [_as_input(a) for a in rule.actions.all()])
+    _schedule(rule)
+    rule.version = F("version") + 1
+    rule.save()
+    rule.refresh_from_db()
+    if actions is not None:
+        _replace_actions(rule, actions)
+    if depends_on is not None:
+        _set_parents(rule, depends_on)
+    _after_commit_refresh()
+    return rule
+
+
+def _as_input(action: RuleAction) -> dict[str, Any]:
+    return {
+        "name": action.name,
+        "action_type": action.action_type,
+        "action_config": action.action_config,
+        "execution_order": action.execution_order,
+        "template": action.template,
+    }
+
+
+def rule_has_history(rule: AutomationRule) -> bool:
+    return rule.executions.exists() or rule.alerts.exists() or rule.deliveries.exists()
+
+
+@transaction.atomic
+def rule_deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
+    rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
+    if rule.is_active:
+        rule.is_active = False
+        rule.deactivated_by = actor
+        rule.deactivated_at = timezone.now()
+        rule.updated_by = actor
+        rule.version = F("version") + 1
+        rule.save()
+        rule.refresh_from_db()
+    _after_commit_refresh()
+    return rule
+
+
+@transaction.atomic
+def rule_delete(*, rule: AutomationRule, actor) -> AutomationRule | None:
+    """Delete a rule nothing refers to; a rule with history is deactivated
+    instead (and returned)."""
+    rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
+    if rule_has_history(rule):
+        return rule_deactivate(rule=rule, actor=actor)
+    RuleDependency.objects.filter(Q(parent_rule=rule) | Q(child_rule=rule)).delete()
+    rule.delete()
+    _after_commit_refresh()
+    return None
+
+
+@transaction.atomic
+def template_create(
+    *, actor, name: str, action_type: str, default_config: dict, description: str = ""
+) -> ActionTemplate:
+    template = ActionTemplate(
+        name=name,
+        action_type=action_type,
+        default_config=default_config,
+        description=description,
+        created_by=actor,
+    )
+    template.full_clean()
+    template.save()
+    return template
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+def alerts_for_recipient(user):
+    """Alerts ``user`` is a recipient of: named, or a member of a named group."""
+    return Alert.objects.filter(
+        Q(recipients__user=user) | Q(recipients__group__in=user.groups.all())
+    ).distinct()
+
+
+def _recipient_alert(*, user, alert_id: int, for_update: bool = True) -> Alert:
+    visible = alerts_for_recipient(user).filter(
+        Q(expires_date__isnull=True) | Q(expires_date__gt=timezone.now())
+    )
+    alert_ids = list(visible.filter(pk=alert_id).values_list("pk", flat=True))
+    if not alert_ids:
+        raise NotFound(f"Alert {alert_id} does not exist.", code="automation.no_alert")
+    alerts = Alert.objects.filter(pk=alert_id)
+    if for_update:
+        alerts = alerts.select_for_update()
+    return alerts.get()
+
+
+def _my_acknowledgement(alert: Alert, user) -> AlertAcknowledgement | None:
+    return AlertAcknowledgement.objects.filter(alert=alert, acknowledged_by=user).first()
+
+
+@transaction.atomic
+def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
+    """A recipient acknowledges: idempotent; refused (409) once the alert is
+    resolved or dismissed, or after the recipient dismissed it."""
+    alert = _recipient_alert(user=user, alert_id=alert_id)
+    mine = _my_acknowledgement(alert, user)
+    if mine is not None and mine.kind == AcknowledgementKind.ACKNOWLEDGED:
+        return mine
+    if mine is not None or alert.status in (AlertStatus.RESOLVED, AlertStatus.DISMISSED):
+        raise InvalidTransition(
+            subject=f"Alert {alert.pk}",
+            current=mine.kind if mine else alert.status,
+            target=AlertStatus.ACKNOWLEDGED,
+            code="automation.alert_not_acknowledgeable",
+        )
+    ack = AlertAcknowledgement.objects.create(
+        alert=alert, acknowledged_by=user, kind=AcknowledgementKind.ACKNOWLEDGED, notes=notes
+    )
+    Alert.objects.filter(pk=alert.pk, status=AlertStatus.ACTIVE).update(
+        status=AlertStatus.ACKNOWLEDGED, updated_date=timezone.now()
+    )
+    return ack
+
+
+@transaction.atomic
+def alert_dismiss(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
+    """A recipient dismisses the alert for themself (after acknowledging it or not)."""
+    alert = _recipient_alert(user=user, alert_id=alert_id)
+    if alert.status == AlertStatus.RESOLVED:
+        raise InvalidTransition(
+            subject=f"Alert {alert.pk}",
+            current=alert.status,
+            target=AlertStatus.DISMISSED,
+            code="automation.alert_not_dismissable",
+        )
+    mine = _my_acknowledgement(alert, user)
+    if mine is None:
+        return AlertAcknowledgement.objects.create(
+            alert=alert, acknowledged_by=user, kind=AcknowledgementKind.DISMISSED, notes=notes
+        )
+    if mine.kind != AcknowledgementKind.DISMISSED:
+        mine.kind = AcknowledgementKind.DISMISSED
+        if notes:
+            mine.notes = notes
+        mine.save(update_fields=["kind", "notes"])
+    return mine
+
+
+@transaction.atomic
+def alerts_acknowledge_selected(*, alert_ids: list[int], user, notes: str = "") -> dict[str, list]:
+    """All or nothing: an id that is not one of the user's alerts is a 404
+    and nothing is acknowledged."""
+    results: dict[str, list] = {"acknowledged": [], "refused": []}
+    for alert_id in sorted(set(alert_ids)):
+        _recipient_alert(user=user, alert_id=alert_id, for_update=False)
+    for alert_id in sorted(set(alert_ids)):
+        try:
+            alert_acknowledge(alert_id=alert_id, user=user, notes=notes)
+        except InvalidTransition as refused:
+            results["refused"].append({"id": alert_id, "current_state": refused.current})
+        else:
+            results["acknowledged"].append(alert_id)
+    return results
+
+
+@transaction.atomic
+def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
+    """The console's bulk acknowledge / dismiss: the alert as a whole, recorded
+    as the operator's acknowledgement."""
+    allowed = {
+        AlertStatus.ACKNOWLEDGED: {AlertStatus.ACTIVE},
+        AlertStatus.DISMISSED: {AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED},
+    }[status]
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.status == status:
+        return alert
+    if alert.status not in allowed:
+        raise InvalidTransition(
+            subject=f"Alert {alert.pk}",
+            current=alert.status,
+            target=status,
+            code="automation.alert_transition",
+        )
+    alert.status = status
+    alert.save(update_fields=["status", "updated_date"])
+    AlertAcknowledgement.objects.update_or_create(
+        alert=alert,
+        acknowledged_by=actor,
+        defaults={"kind": status, "notes": "from the operator console"},
+    )
+    return alert

@@ -1,0 +1,51 @@
+"""django-q2 entry points for automation. Thin: they call the engine and the
+delivery sender; the scheduled ones run inside tracked_run."""
+
+from __future__ import annotations
+
+from operations.tracking import tracked_run
+
+
+def process_outbox_task() -> dict[str, int]:
+    """Queued after a transaction that wrote events commits."""
+    from automation.engine import process_outbox
+
+    return process_outbox()
+
+
+def send_deliveries_task(ids: list[int]) -> dict[str, int]:
+    """Queued after a transaction that created deliveries commits."""
+    from automation.deliveries import send_deliveries
+
+    return send_deliveries(ids)
+
+
+@tracked_run("automation.drain_outbox", initiator_name="schedule")
+def drain_outbox_task(tracker) -> dict[str, int]:
+    """Every minute: process events a nudge missed (a worker that died, a
+    queue that was down)."""
+    from automation.engine import process_outbox
+
+    return process_outbox()
+
+
+@tracked_run("automation.scheduled_rules", initiator_name="schedule")
+def scheduled_rules_task(tracker) -> dict[str, int]:
+    from automation.engine import process_outbox, run_scheduled_rules
+
+    counts = run_scheduled_rules()
+    # Changes the scheduled actions made are events too: process them now.
+    process_outbox()
+    return counts
+
+
+@tracked_run("automation.retry_deliveries", initiator_name="schedule")
+def retry_deliveries_task(tracker) -> dict[str, int]:
+    from automation.deliveries import due_delivery_ids, send_deliveries
+
+    counts = send_deliveries(due_delivery_ids())
+    if counts.get("failed"):
+        tracker.add_failure(
+            "automation.delivery_failed", f"{counts['failed']} deliveries failed for good."
+        )
+    return counts

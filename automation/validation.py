@@ -1,0 +1,137 @@
+"""Checks run when a rule, action or template is saved (admin and API alike):
+anything that can be known to be wrong is a 400 naming it, not a failed
+execution later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from croniter import croniter
+from django.core.exceptions import ValidationError
+
+from automation.actions import action_registry
+from automation.choices import Trigger
+from automation.conditions import OLD_VALUE_OPERATORS, OPERATORS, VALUELESS_OPERATORS
+from automation.entities import field_names, resolve_model
+from automation.placeholders import check_names, merge_config
+
+
+def entity_model(entity):
+    try:
+        return resolve_model(entity.model_label)
+    except (LookupError, ValueError) as error:
+        raise ValidationError({"entity": [str(error)]}) from None
+
+
+def condition_errors(conditions: Any, *, model, trigger: str | None) -> list[str]:
+    if conditions in (None, {}):
+        return []
+    if not isinstance(conditions, dict):
+        return ["trigger_conditions must be an object with a field_conditions list."]
+    errors = []
+    unknown_keys = sorted(set(conditions) - {"field_conditions"})
+    if unknown_keys:
+        errors.append(f"Unknown key(s) in trigger_conditions: {', '.join(unknown_keys)}.")
+    items = conditions.get("field_conditions", [])
+    if not isinstance(items, list):
+        return [*errors, "field_conditions must be a list."]
+    names = field_names(model)
+    for number, condition in enumerate(items, start=1):
+        where = f"Condition {number}"
+        if not isinstance(condition, dict):
+            errors.append(f"{where} must be an object with field_name, operator and value.")
+            continue
+        extra = sorted(set(condition) - {"field_name", "operator", "value"})
+        if extra:
+            errors.append(f"{where}: unknown key(s) {', '.join(extra)}.")
+        operator = condition.get("operator")
+        field_name = condition.get("field_name")
+        if operator not in OPERATORS:
+            errors.append(
+                f"{where}: unknown operator {operator!r}; use one of {', '.join(OPERATORS)}."
+            )
+        if field_name not in names:
+            errors.append(
+                f"{where}: unknown field {field_name!r} on {model._meta.label}; "
+                f"fields: {', '.join(sorted({n for n in names}))}."
+            )
+        if operator in VALUELESS_OPERATORS:
+            continue
+        if "value" not in condition:
+            errors.append(f"{where}: operator {operator!r} needs a value.")
+        elif operator == "in" and not isinstance(condition["value"], list):
+            errors.append(f"{where}: operator 'in' needs a list value.")
+        elif operator in {"greater_than", "less_than"} and isinstance(
+            condition["value"], list | dict
+        ):
+            errors.append(f"{where}: operator {operator!r} needs a single value.")
+        if operator in OLD_VALUE_OPERATORS and trigger not in (None, Trigger.ON_UPDATE):
+            errors.append(
+                f"{where}: operator {operator!r} compares with the old value; "
+                f"only on_update rules have one (this rule is {trigger})."
+            )
+    return errors
+
+
+def validate_rule(rule) -> None:
+    errors: dict[str, list[str]] = {}
+    if not rule.entity_id:
+        return  # the form already says entity is required
+    model = entity_model(rule.entity)
+    if rule.entity_type_id and rule.entity_type_id != rule.entity.entity_type_id:
+        errors["entity_type"] = [
+            f"The entity {rule.entity.name} is a {rule.entity.entity_type.name}, "
+            f"not a {rule.entity_type.name}."
+        ]
+    trigger = rule.trigger_type.name if rule.trigger_type_id else None
+    condition_problems = condition_errors(rule.trigger_conditions, model=model, trigger=trigger)
+    if condition_problems:
+        errors["trigger_conditions"] = condition_problems
+    if trigger == Trigger.SCHEDULED:
+        if not rule.cron_expression:
+            errors["cron_expression"] = ["A scheduled rule needs a cron expression."]
+        elif not croniter.is_valid(rule.cron_expression):
+            errors["cron_expression"] = [
+                f"{rule.cron_expression!r} is not a valid cron expression."
+            ]
+    elif rule.cron_expression:
+        errors["cron_expression"] = ["Only scheduled rules take a cron expression."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def action_config_errors(*, action_type: str, config: Any, template=None, model) -> list[str]:
+    if action_type not in action_registry:
+        return [
+            f"unknown action type {action_type!r}; use one of {', '.join(action_registry.keys())}."
+        ]
+    if not isinstance(config, dict):
+        return ["action_config must be an object."]
+    if template is not None and template.action_type != action_type:
+        return [f"the template {template.name!r} is for {template.action_type}, not {action_type}."]
+    merged = merge_config(template.default_config if template else {}, config)
+    problems = []
+    unknown = check_names(merged, field_names(model))
+    if unknown:
+        problems.append(
+            "unknown placeholder(s) " + ", ".join(f"{{{{{n}}}}}" for n in unknown) + "."
+        )
+    try:
+        action_registry.get(action_type).validate(merged, model=model)
+    except ValidationError as error:
+        problems.extend(error.messages)
+    return problems
+
+
+def validate_template(template) -> None:
+    if template.action_type not in action_registry:
+        raise ValidationError(
+            {
+                "action_type": [
+                    f"Unknown action type {template.action_type!r}; use one of "
+                    f"{', '.join(action_registry.keys())}."
+                ]
+            }
+        )
+    if not isinstance(template.default_config, dict):
+        raise ValidationError({"default_config": ["default_config must be an object."]})

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+from django_q.conf import Conf
+
+from automation.entities import invalidate_watch_index, sync_entities
+from automation.models import Entity
+
+
+@pytest.fixture(autouse=True)
+def _fresh_watch_index():
+    """The index of watched models is per process: never let one test's rules
+    (rolled back with its transaction) leak into the next test."""
+    invalidate_watch_index()
+    yield
+    invalidate_watch_index()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_inline(monkeypatch):
+    """django-q2's sync mode: a task queued on commit runs at once, in this
+    process, through django-q2's own worker code (no cluster needed)."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def entities(db):
+    sync_entities()
+    return {entity.model_label: entity for entity in Entity.objects.all()}
+
+
+@pytest.fixture
+def tenant_entity(entities):
+    return entities["operations.Tenant"]
+
+
+@pytest.fixture
+def fast_backoff(settings):
+    settings.AUTOMATION_DELIVERY_BACKOFF_SECONDS = 0
+    settings.AUTOMATION_WEBHOOK_SECRET = "test-webhook-secret"
+    settings.AUTOMATION_WEBHOOK_TIMEOUT_SECONDS = 5

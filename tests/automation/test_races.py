@@ -1,0 +1,131 @@
+"""Concurrent workers on one outbox, with real threads and a connection each.
+On PostgreSQL the sessions truly overlap (SKIP LOCKED claims, the unique
+index on (event, rule) blocking the second insert); on SQLite they queue."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from automation import events
+from automation.engine import RuleBook, process_outbox, run_event
+from automation.entities import sync_entities
+from automation.models import Alert, AutomationEvent, AutomationExecution, RuleDependency
+from automation.services import rule_update
+from tests.automation.factories import alert_action, make_rule
+from tests.operations.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run_concurrently(target, n):
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker():
+        try:
+            barrier.wait(timeout=30)
+            value = target()
+            with lock:
+                results.append(value)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results, errors
+
+
+@pytest.fixture
+def two_rules(monkeypatch):
+    # Events are left for the workers below: no processing is queued on commit.
+    monkeypatch.setattr(events, "request_outbox_processing", lambda: None)
+    sync_entities()
+    return [
+        make_rule(name="first", actions=[alert_action()]),
+        make_rule(name="second", actions=[alert_action()]),
+    ]
+
+
+def test_two_workers_draining_one_outbox_execute_each_event_and_rule_exactly_once(two_rules):
+    # given: 30 committed updates, nobody has processed them
+    for n in range(30):
+        tenant = TenantFactory()
+        tenant.name = f"renamed {n}"
+        tenant.save()
+    assert AutomationEvent.objects.filter(status="pending").count() == 30
+
+    # when: two workers drain concurrently, in small batches
+    results, errors = _run_concurrently(lambda: process_outbox(batch_size=3), n=2)
+
+    # then
+    assert errors == []
+    assert sum(r.get("events", 0) for r in results) == 30
+    assert AutomationEvent.objects.exclude(status="processed").count() == 0
+    pairs = Counter(AutomationExecution.objects.values_list("event_id", "rule_id"))
+    assert len(pairs) == 60 and set(pairs.values()) == {1}
+    assert Alert.objects.count() == 60
+
+
+def test_many_workers_running_the_same_event_make_one_execution_per_rule(two_rules):
+    # given: one committed event; the claim is bypassed so every worker runs it
+    tenant = TenantFactory()
+    tenant.name = "raced"
+    tenant.save()
+    event_id = AutomationEvent.objects.get().pk
+
+    def run_it():
+        counts: Counter = Counter()
+        with transaction.atomic():
+            event = AutomationEvent.objects.select_related("entity").get(pk=event_id)
+            run_event(event, RuleBook(), counts)
+        return counts
+
+    # when
+    results, errors = _run_concurrently(run_it, n=6)
+
+    # then: the unique (event, rule) index let exactly one insert per rule win
+    assert errors == []
+    assert sum(r["executions"] for r in results) == 2
+    assert sum(r["duplicates"] for r in results) == 10
+    assert AutomationExecution.objects.count() == 2
+    assert Alert.objects.count() == 2
+
+
+def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
+    # given: A → B → C → D with the middle link missing on both sides of a loop
+    sync_entities()
+    a, b, c, d = (make_rule(name=n) for n in "ABCD")
+    rule_update(rule=b, actor=b.created_by, depends_on=[a])  # A → B
+    rule_update(rule=d, actor=d.created_by, depends_on=[c])  # C → D
+    edits = iter([(c, b), (a, d)])  # B → C and D → A would close A→B→C→D→A
+    lock = threading.Lock()
+
+    def edit():
+        with lock:
+            child, parent = next(edits)
+        try:
+            rule_update(rule=child, actor=child.created_by, depends_on=[parent])
+        except ValidationError as error:
+            return error.message_dict["depends_on"][0]
+        return "ok"
+
+    # when
+    results, errors = _run_concurrently(edit, n=2)
+
+    # then: one edit won, the other saw it and was refused with the loop's path
+    assert errors == []
+    assert sorted(r[:16] for r in results) == ["Dependency cycle", "ok"]
+    assert RuleDependency.objects.count() == 3
