@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class ApprovalsConfig(AppConfig):
@@ -21,3 +21,8 @@ class ApprovalsConfig(AppConfig):
             stale_running_after=timedelta(minutes=10),
         )
         schedule_registry.register("approvals.poll_knox", "approvals.tasks.poll_knox", minutes=1)
+        if apps.is_installed("automation"):
+            from approvals.automation_actions import SeekApprovalAction
+            from automation.actions import action_registry
+
+            action_registry.register(SeekApprovalAction())

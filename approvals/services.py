@@ -246,8 +246,40 @@ def with_approval(
     description: str | None = None,
 ) -> PendingAction:
     """Hold ``action_type(payload)`` until Knox approves it. Returns the pending
-    action (``.ap_inf_id`` is the Knox document id)."""
-    _handler, template, drafter, approver_ids = validate_approval_request(
+    action (``.ap_inf_id`` is the Knox document id). Saga order: the database
+    first (``request_approval``), committed; Knox second. Call it outside a
+    transaction: Knox cannot be rolled back with yours. Inside one, call
+    ``request_approval`` and ``submit_pending_action`` on commit (as the
+    automation action ``seek_approval`` does)."""
+    action = request_approval(
+        action_type,
+        payload,
+        title=title,
+        template_name=template_name,
+        variables=variables,
+        approvers=approvers,
+        user=user,
+        description=description,
+    )
+    _submit(action, drafter_ep_id=ep_id_of(user), actor=user)
+    return action
+
+
+def request_approval(
+    action_type: str,
+    payload: Mapping[str, Any],
+    *,
+    title: str,
+    template_name: str,
+    variables: Mapping[str, Any],
+    approvers: Sequence[str],
+    user,
+    description: str | None = None,
+) -> PendingAction:
+    """The database half of ``with_approval``: validate, then write the log and
+    the pending action in one transaction. Nothing is sent to Knox: call
+    ``submit_pending_action`` once this has committed."""
+    _handler, template, _drafter, approver_ids = validate_approval_request(
         action_type=action_type,
         payload=payload,
         template_name=template_name,
@@ -290,7 +322,20 @@ def with_approval(
             actor_name=_actor_name(user),
             reason="requested",
         )
-    _submit(action, drafter_ep_id=drafter, actor=user)
+    return action
+
+
+def submit_pending_action(pending_action_id: int) -> PendingAction:
+    """The Knox half: submit a requested action that has not been sent yet.
+    Safe to call twice (a submitted one is left alone); a failure is recorded
+    on the action (failed, with the reason) as in ``with_approval``."""
+    action = PendingAction.objects.select_related("approval_log__submitted_by").get(
+        pk=pending_action_id
+    )
+    if action.status != ActionStatus.PENDING or action.approval_log.submitted_at is not None:
+        return action
+    requester = action.approval_log.submitted_by
+    _submit(action, drafter_ep_id=ep_id_of(requester) if requester else "", actor=requester)
     return action
 
 
