@@ -86,7 +86,7 @@ class Command(BaseCommand):
         if not password:
             password = generated = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(
-            username=username, email=os.environ.get("BUREAU_ADMIN_EMAIL", ""), password=password
+            username=username, email=os.environ.get("BUREAU_ADMIN_EMAIL", "admin@localhost"), password=password
         )
         return user, generated
 
