@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from django.db import connections, models, router
 
@@ -32,3 +33,39 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+@lru_cache(maxsize=256)
+def _conditional_update_sql(
+    model: type[models.Model], fields: tuple[str, ...], status_count: int, alias: str
+) -> str:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in fields)
+    placeholders = ", ".join(["%s"] * status_count)
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "
+        f"WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('status').column)} IN ({placeholders})"
+    )
+
+
+def update_if_status(obj: models.Model, values: dict, *, status_in: Sequence[str]) -> int:
+    """``UPDATE … SET values WHERE pk = obj.pk AND status IN status_in``: a
+    state transition checked and made in one statement (the row is locked by
+    the UPDATE itself). Returns the rows changed, 0 or 1. Values go through
+    each field's ``get_db_prep_save``, as ``save()`` would; the SQL is built
+    once per shape. It does what ``QuerySet.filter().update()`` does at a
+    third of its cost, on the ledger's hot path (bench/operations_bench.py)."""
+    model = type(obj)
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    fields = tuple(values)
+    sql = _conditional_update_sql(model, fields, len(status_in), alias)
+    params = [
+        model._meta.get_field(name).get_db_prep_save(values[name], connection) for name in fields
+    ]
+    params += [obj.pk, *status_in]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

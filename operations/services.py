@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.db import update_if_status
 from config.errors import InvalidInput, InvalidTransition
 from operations.catalog import OperationType, operation_catalog
 from operations.choices import (
@@ -175,13 +176,13 @@ def start_run(
 def _transition(
     run: OperationRun, *, allowed_from, target: str, guard: Q | None = None, **values
 ) -> int:
-    values["updated_at"] = timezone.now()
-    runs = OperationRun.objects.filter(pk=run.pk, status__in=allowed_from)
-    if guard is not None:
-        runs = runs.filter(guard)
-    updated = runs.update(status=target, **values)
+    values = {"status": target, **values, "updated_at": timezone.now()}
+    if guard is None:
+        updated = update_if_status(run, values, status_in=list(allowed_from))
+    else:
+        runs = OperationRun.objects.filter(guard, pk=run.pk, status__in=allowed_from)
+        updated = runs.update(**values)
     if updated:
-        run.status = target
         for field, value in values.items():
             setattr(run, field, value)
     return updated
