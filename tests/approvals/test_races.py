@@ -4,7 +4,6 @@ two cycles truly overlap and the row lock decides; on SQLite writers queue."""
 import threading
 
 import pytest
-from django.db import connection
 
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.knox import get_knox_client
@@ -17,6 +16,7 @@ from approvals.services import (
     with_approval,
 )
 from operations.models import Tenant
+from tests.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,28 +37,6 @@ def counting_handler(demo_workspace):
     unregister_action_handler("test.counting")
 
 
-def _together(target, n):
-    barrier = threading.Barrier(n)
-    errors = []
-
-    def run():
-        try:
-            barrier.wait(timeout=30)
-            target()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads)
-    return errors
-
-
 def test_two_pollers_at_once_execute_each_approved_action_exactly_once(
     knox, requester, tenant_template, counting_handler
 ):
@@ -77,7 +55,7 @@ def test_two_pollers_at_once_execute_each_approved_action_exactly_once(
     for action in actions:
         knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
 
-    errors = _together(check_pending_approvals, 2)
+    _results, errors = run_concurrently(check_pending_approvals, 2)
 
     assert errors == []
     assert sorted(counting_handler) == sorted(a.pk for a in actions)
@@ -102,7 +80,7 @@ def test_many_concurrent_executions_of_one_action_run_the_handler_once(
     report = get_knox_client().statuses([action.ap_inf_id])[action.ap_inf_id]
     _apply_report(action.pk, report, submitted=True)
 
-    errors = _together(lambda: execute_approved_action(action.ap_inf_id), 6)
+    _results, errors = run_concurrently(lambda: execute_approved_action(action.ap_inf_id), 6)
 
     assert errors == []
     assert counting_handler == [action.pk]

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 
 from automation import events
 from automation.engine import RuleBook, process_outbox, run_event
@@ -17,35 +17,10 @@ from automation.entities import sync_entities
 from automation.models import Alert, AutomationEvent, AutomationExecution, RuleDependency
 from automation.services import rule_update
 from tests.automation.factories import alert_action, make_rule
+from tests.concurrency import run_concurrently
 from tests.operations.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _run_concurrently(target, n):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def worker():
-        try:
-            barrier.wait(timeout=30)
-            value = target()
-            with lock:
-                results.append(value)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results, errors
 
 
 @pytest.fixture
@@ -68,7 +43,7 @@ def test_two_workers_draining_one_outbox_execute_each_event_and_rule_exactly_onc
     assert AutomationEvent.objects.filter(status="pending").count() == 30
 
     # when: two workers drain concurrently, in small batches
-    results, errors = _run_concurrently(lambda: process_outbox(batch_size=3), n=2)
+    results, errors = run_concurrently(lambda: process_outbox(batch_size=3), n=2)
 
     # then
     assert errors == []
@@ -94,7 +69,7 @@ def test_many_workers_running_the_same_event_make_one_execution_per_rule(two_rul
         return counts
 
     # when
-    results, errors = _run_concurrently(run_it, n=6)
+    results, errors = run_concurrently(run_it, n=6)
 
     # then: the unique (event, rule) index let exactly one insert per rule win
     assert errors == []
@@ -123,7 +98,7 @@ def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
         return "ok"
 
     # when
-    results, errors = _run_concurrently(edit, n=2)
+    results, errors = run_concurrently(edit, n=2)
 
     # then: one edit won, the other saw it and was refused with the loop's path
     assert errors == []

@@ -3,15 +3,13 @@ connection each. They run on both databases; on PostgreSQL the sessions
 truly overlap (row locks and index waits are real), which is the case
 production has."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from config.errors import InvalidTransition
 from operations.choices import RunStatus
 from operations.models import OperationRun
 from operations.services import mark_run_running, start_run
+from tests.concurrency import run_concurrently
 from tests.operations.factories import TenantFactory
 
 pytestmark = [
@@ -22,38 +20,11 @@ pytestmark = [
 THREADS = 16
 
 
-def _run_concurrently(target, n=THREADS):
-    """Call ``target()`` from n threads released together; return results and errors."""
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def worker():
-        try:
-            barrier.wait(timeout=30)
-            value = target()
-            with lock:
-                results.append(value)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results, errors
-
-
 def test_sixteen_concurrent_starts_of_one_identity_make_exactly_one_active_run():
     tenant = TenantFactory()
 
-    results, errors = _run_concurrently(
-        lambda: start_run(type="test.tenant_job", tenant=tenant, inputs={"batch": 42})
+    results, errors = run_concurrently(
+        lambda: start_run(type="test.tenant_job", tenant=tenant, inputs={"batch": 42}), THREADS
     )
 
     assert errors == []
@@ -67,7 +38,7 @@ def test_sixteen_concurrent_starts_of_one_identity_make_exactly_one_active_run()
 
 
 def test_sixteen_concurrent_workspace_starts_make_exactly_one_active_run():
-    results, errors = _run_concurrently(lambda: start_run(type="test.workspace_job"))
+    results, errors = run_concurrently(lambda: start_run(type="test.workspace_job"), THREADS)
 
     assert errors == []
     assert len({run.pk for run, _ in results}) == 1
@@ -85,7 +56,7 @@ def test_only_one_of_many_concurrent_workers_marks_a_run_running():
             return False
         return True
 
-    results, errors = _run_concurrently(claim)
+    results, errors = run_concurrently(claim, THREADS)
 
     assert errors == []
     assert sorted(results) == [False] * (THREADS - 1) + [True]

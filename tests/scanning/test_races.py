@@ -12,38 +12,13 @@ from django.utils import timezone
 from scanning import services
 from scanning.choices import ACTIVE_STATUSES, ScanJobStatus
 from scanning.models import ScanJob
+from tests.concurrency import run_concurrently
 from tests.conftest import on_postgres
 from tests.scanning.factories import ScanJobFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 8
-
-
-def _run_concurrently(target, n=THREADS):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def worker():
-        try:
-            barrier.wait(timeout=30)
-            value = target()
-            with lock:
-                results.append(value)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results, errors
 
 
 def test_concurrent_claims_have_exactly_one_winner(agent):
@@ -54,7 +29,7 @@ def test_concurrent_claims_have_exactly_one_winner(agent):
     ]
 
     # when
-    results, errors = _run_concurrently(lambda: services.scan_job_claim(agent=agent.agent))
+    results, errors = run_concurrently(lambda: services.scan_job_claim(agent=agent.agent), THREADS)
 
     # then
     assert errors == []
@@ -75,7 +50,7 @@ def test_concurrent_claims_through_the_api_give_one_200_and_the_rest_204(agent):
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent.token}")
         return client.post("/api/v1/scanning/agent/claim/").status_code
 
-    results, errors = _run_concurrently(claim)
+    results, errors = run_concurrently(claim, THREADS)
 
     assert errors == []
     assert sorted(results) == [200] + [204] * (THREADS - 1)
