@@ -129,14 +129,14 @@ def _changing_many(pks: Sequence[int]) -> Iterator[dict[int, PendingAction]]:
         locked = PendingAction.objects.select_for_update().select_related("approval_log")
         actions = {a.pk: _track(a) for a in locked.filter(pk__in=pks).order_by("pk")}
         yield actions
-        now = timezone.now()
         logs = [a.approval_log for a in actions.values() if a.approval_log._dirty]
         moved = [a for a in actions.values() if a._moves]
         update_rows(logs, LOG_FIELDS)
+        for action in moved:
+            # save(), not a bulk write: pending actions are an automation entity,
+            # and rules on them need the model signals.
+            action.save(update_fields=["status", "updated_at", *action._changed])
         if moved:
-            for action in moved:
-                action.updated_at = now
-            update_rows(moved, sorted({"status", "updated_at"}.union(*(a._changed for a in moved))))
             PendingActionTransition.objects.bulk_create([m for a in moved for m in a._moves])
             for action in moved:
                 action._moves = []

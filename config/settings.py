@@ -177,7 +177,9 @@ BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
 
 # --- automation ---------------------------------------------------------------------------
 AUTOMATION_ENTITIES = env_list("AUTOMATION_ENTITIES", [])  # extra "app_label.Model" rules may watch
-AUTOMATION_WEBHOOK_SECRET = env_str("AUTOMATION_WEBHOOK_SECRET", "")  # HMAC key for webhook signatures
+AUTOMATION_WEBHOOK_SECRET = env_str(
+    "AUTOMATION_WEBHOOK_SECRET", ""
+)  # HMAC key for webhook signatures
 AUTOMATION_MAX_CHAIN_DEPTH = env_int("AUTOMATION_MAX_CHAIN_DEPTH", 5)
 AUTOMATION_DELIVERY_MAX_ATTEMPTS = env_int("AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5)
 AUTOMATION_DELIVERY_BACKOFF_SECONDS = env_int("AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30)
@@ -193,6 +195,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Well below automation's delivery lease (120 s), so a hung SMTP server cannot
+# outlive the lease and have the same mail sent twice.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "bureau@localhost")
 
 # --- scanning -----------------------------------------------------------------------------

@@ -120,3 +120,27 @@ def test_a_bad_config_is_refused_when_the_rule_is_saved(
         make_rule(trigger="on_create", actions=[seek(**config)])
 
     assert message in str(error.value)
+
+
+def test_the_pollers_transitions_are_events_that_rules_see(
+    knox, request_tenant, django_capture_on_commit_callbacks
+):
+    # given: a rule on pending actions that reach "executed"
+    from automation.models import Alert
+    from tests.automation.factories import alert_action
+
+    make_rule(
+        entity="approvals.PendingAction",
+        trigger="on_update",
+        conditions=[{"field_name": "status", "operator": "changed_to", "value": "executed"}],
+        actions=[alert_action(title="{{action_type}} executed", message="{{ap_inf_id}} ran")],
+    )
+    action = request_tenant("Watched")
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    # when: the poller settles it (in a batch) and the worker runs
+    with django_capture_on_commit_callbacks(execute=True):
+        check_pending_approvals()
+
+    # then
+    assert Alert.objects.get().title == "operations.create_tenant executed"
