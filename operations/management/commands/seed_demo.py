@@ -86,7 +86,9 @@ class Command(BaseCommand):
         if not password:
             password = generated = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(
-            username=username, email=os.environ.get("BUREAU_ADMIN_EMAIL", "admin@localhost"), password=password
+            username=username,
+            email=os.environ.get("BUREAU_ADMIN_EMAIL", "admin@localhost"),
+            password=password,
         )
         return user, generated
 
