@@ -35,10 +35,15 @@ from automation.models import (
     RuleDependency,
     TriggerType,
 )
-from automation.services import alert_set_status_by_operator, check_dependencies, rule_has_history
+from automation.services import (
+    alert_set_status_by_operator,
+    lock_and_check_dependencies,
+    rule_has_history,
+)
 from automation.validation import action_config_errors, entity_model
 from config.errors import ApplicationError
 from operations.admin import pretty_json
+from operations.sanitize import sanitize_message
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -125,7 +130,9 @@ class DependencyFormSet(BaseInlineFormSet):
         ]
         if self.instance.pk and parents:
             try:
-                check_dependencies(rule=self.instance, parent_ids=parents)
+                # The admin view runs in one transaction: the graph stays
+                # locked until this save commits, as in services.rule_update.
+                lock_and_check_dependencies(rule=self.instance, parent_ids=parents)
             except ValidationError as error:
                 raise ValidationError(error.message_dict["depends_on"]) from None
 
@@ -367,10 +374,24 @@ class AutomationEventAdmin(ReadOnlyAdmin):
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay(self, request, queryset):
         for event in queryset.order_by("pk"):
-            counts = replay_event(event.pk)
-            self.message_user(
-                request, f"Event {event.pk}: {counts or 'nothing to do'}.", messages.INFO
-            )
+            try:
+                counts = replay_event(event.pk)
+            except ApplicationError as error:
+                self.message_user(request, f"Event {event.pk}: {error.message}", messages.ERROR)
+            except ValidationError as error:
+                self.message_user(
+                    request, f"Event {event.pk}: {' '.join(error.messages)}", messages.ERROR
+                )
+            except (LookupError, ValueError) as error:
+                self.message_user(
+                    request,
+                    f"Event {event.pk} cannot be replayed: {sanitize_message(str(error))}",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request, f"Event {event.pk}: {counts or 'nothing to do'}.", messages.INFO
+                )
 
 
 @admin.register(AutomationExecution)

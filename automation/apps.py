@@ -49,6 +49,7 @@ class AutomationConfig(AppConfig):
                 "rows_matched",
                 "executions",
                 "failed",
+                "rules_failed",
             ),
             stale_running_after=timedelta(minutes=30),
         )
@@ -71,7 +72,15 @@ class AutomationConfig(AppConfig):
             "automation.retry_deliveries",
             label="Automation: send and retry notification deliveries",
             scope=RunScope.WORKSPACE,
-            summary_keys=("attempted", "delivered", "sent", "retrying", "failed", "skipped"),
+            summary_keys=(
+                "attempted",
+                "delivered",
+                "sent",
+                "retrying",
+                "failed",
+                "skipped",
+                "abandoned_failed",
+            ),
             stale_running_after=timedelta(minutes=30),
         )
         schedule_registry.register(

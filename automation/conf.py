@@ -18,6 +18,28 @@ DEFAULT_ENTITIES = (
 )
 
 
+# Fields an update_field action may set on Bureau's own models. Status and
+# other state-machine fields are left out on purpose: their changes go
+# through the owning app's services (locked transitions, audit). A model not
+# listed here (an extra one from AUTOMATION_ENTITIES) keeps the general rule:
+# any concrete, editable, non-primary-key field.
+RULE_WRITABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "operations.Tenant": ("name",),
+    "operations.Workspace": ("name",),
+    "scanning.ScanJob": (),
+    "approvals.PendingAction": (),
+}
+
+# A DB integer taken from a rule's config (max_attempts, expires_in_minutes,
+# execution_order) is at most this.
+MAX_DB_INT = 2**31 - 1
+
+
+def rule_writable_fields(label: str) -> tuple[str, ...] | None:
+    """The fields rules may write on ``label``, or None: no allowlist."""
+    return RULE_WRITABLE_FIELDS.get(label)
+
+
 def entity_labels() -> list[str]:
     extra = getattr(settings, "AUTOMATION_ENTITIES", ()) or ()
     labels: list[str] = []

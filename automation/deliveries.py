@@ -33,7 +33,7 @@ from automation.choices import (
     DeliveryStatus,
 )
 from automation.models import NotificationDelivery
-from config.errors import InvalidTransition, NotFound
+from config.errors import Conflict, InvalidTransition, NotFound
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -212,6 +212,29 @@ def due_delivery_ids(*, now=None, limit: int = 500) -> list[int]:
     )
 
 
+def fail_abandoned_deliveries(*, now=None) -> int:
+    """Deliveries whose worker died during their last allowed attempt: every
+    attempt is used and the lease ran out, so no worker will take them again.
+    They become ``failed``; returns how many."""
+    now = now or timezone.now()
+    reason = sanitize_message(
+        "The worker sending the last attempt stopped before recording its outcome "
+        "(lease expired); no attempts left."
+    )
+    return NotificationDelivery.objects.filter(
+        status__in=SENDABLE_DELIVERY_STATUSES,
+        attempts__gte=F("max_attempts"),
+        lease_until__lt=now,
+    ).update(
+        status=DeliveryStatus.FAILED,
+        failed_at=now,
+        next_attempt_at=None,
+        lease_until=None,
+        error_message=reason,
+        updated_date=now,
+    )
+
+
 def send_deliveries(ids) -> dict[str, int]:
     counts = {"attempted": 0, "delivered": 0, "sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
     for delivery_id in ids:
@@ -235,24 +258,36 @@ def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
     """An operator's retry: a failed (or waiting) delivery gets one more attempt
     now. Delivered or sent ones cannot be retried (409)."""
     now = timezone.now()
-    updated = NotificationDelivery.objects.filter(
-        pk=delivery_id, status__in=RETRYABLE_BY_HAND_STATUSES
-    ).update(
-        status=DeliveryStatus.RETRYING,
-        next_attempt_at=now,
-        lease_until=None,
-        failed_at=None,
-        max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
-        updated_date=now,
+    # A worker holding a live lease may be sending it right now: retrying
+    # would send it twice. Only a free or expired lease can be taken over.
+    updated = (
+        NotificationDelivery.objects.filter(pk=delivery_id, status__in=RETRYABLE_BY_HAND_STATUSES)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            status=DeliveryStatus.RETRYING,
+            next_attempt_at=now,
+            lease_until=None,
+            failed_at=None,
+            max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
+            updated_date=now,
+        )
     )
     if not updated:
-        current = (
+        row = (
             NotificationDelivery.objects.filter(pk=delivery_id)
-            .values_list("status", flat=True)
+            .values_list("status", "lease_until")
             .first()
         )
-        if current is None:
+        if row is None:
             raise NotFound(f"Delivery {delivery_id} does not exist.", code="automation.no_delivery")
+        current, lease_until = row
+        if current in RETRYABLE_BY_HAND_STATUSES and lease_until is not None:
+            raise Conflict(
+                f"Delivery {delivery_id} is in flight (a worker holds it until "
+                f"{lease_until.isoformat()}); retry after that.",
+                code="automation.delivery_in_flight",
+                extra={"current_state": current},
+            )
         raise InvalidTransition(
             subject=f"Delivery {delivery_id}",
             current=current,

@@ -45,6 +45,10 @@ def _apply_changes(model, values: dict[str, Any], changes: dict[str, Any]) -> di
             field.to_python(value)
         except ValidationError as error:
             raise ValidationError({"changes": [f"{name}: {' '.join(error.messages)}"]}) from None
+        except (TypeError, ValueError, OverflowError):
+            raise ValidationError(
+                {"changes": [f"{name}: {value!r} is not a valid value."]}
+            ) from None
         new[names[name]] = value
     return new
 

@@ -132,9 +132,37 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+# Columns whose name contains one of these are never copied into events,
+# executions or placeholders (a password hash, an API token, a webhook
+# secret…): snapshots are stored and shown to operators, so a secret must not
+# reach them. Rules cannot test or render such a column either.
+SECRET_NAME_PARTS = (
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "key_hash",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+)
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in SECRET_NAME_PARTS)
+
+
 @functools.cache
 def concrete_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
-    return tuple(model._meta.concrete_fields)
+    """The columns a snapshot copies: every concrete field but the ones whose
+    name looks secret (see SECRET_NAME_PARTS)."""
+    return tuple(
+        f
+        for f in model._meta.concrete_fields
+        if not (is_secret_name(f.name) or is_secret_name(f.attname))
+    )
 
 
 def snapshot(instance: models.Model) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from automation.choices import AcknowledgementKind, AlertStatus, Trigger
+from automation.conf import MAX_DB_INT
 from automation.engine import next_run_after
 from automation.entities import invalidate_watch_index
 from automation.models import (
@@ -105,6 +106,18 @@ def _set_parents(rule: AutomationRule, parents: Iterable[AutomationRule]) -> Non
     )
 
 
+def lock_and_check_dependencies(*, rule: AutomationRule, parent_ids: Iterable[int]) -> None:
+    """The console's check: lock the dependency graph (in id order, the rule
+    included) and look for a loop under that lock. Called inside the
+    caller's transaction, which keeps the lock until its save commits, so a
+    concurrent edit cannot close a loop in between."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_and_check_dependencies needs the caller's transaction")
+    parent_ids = sorted(set(parent_ids))
+    _lock_dependency_graph([rule.pk, *parent_ids])
+    check_dependencies(rule=rule, parent_ids=parent_ids)
+
+
 # --- rules -------------------------------------------------------------------------------
 
 
@@ -113,8 +126,9 @@ def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
     problems = []
     for number, action in enumerate(actions, start=1):
         label = f"Action {number} ({action.get('name') or action.get('action_type')})"
-        if action.get("execution_order", 0) < 1:
-            problems.append(f"{label}: execution_order must be 1 or more.")
+        order = action.get("execution_order", 0)
+        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= MAX_DB_INT:
+            problems.append(f"{label}: execution_order must be from 1 to {MAX_DB_INT}.")
         for message in action_config_errors(
             action_type=action.get("action_type", ""),
             config=action.get("action_config", {}),

@@ -33,7 +33,7 @@ def drain_outbox_task(tracker) -> dict[str, int]:
 def scheduled_rules_task(tracker) -> dict[str, int]:
     from automation.engine import process_outbox, run_scheduled_rules
 
-    counts = run_scheduled_rules()
+    counts = run_scheduled_rules(tracker=tracker)
     # Changes the scheduled actions made are events too: process them now.
     process_outbox()
     return counts
@@ -41,11 +41,18 @@ def scheduled_rules_task(tracker) -> dict[str, int]:
 
 @tracked_run("automation.retry_deliveries", initiator_name="schedule")
 def retry_deliveries_task(tracker) -> dict[str, int]:
-    from automation.deliveries import due_delivery_ids, send_deliveries
+    from automation.deliveries import due_delivery_ids, fail_abandoned_deliveries, send_deliveries
 
+    abandoned = fail_abandoned_deliveries()
     counts = send_deliveries(due_delivery_ids())
+    counts["abandoned_failed"] = abandoned
     if counts.get("failed"):
         tracker.add_failure(
             "automation.delivery_failed", f"{counts['failed']} deliveries failed for good."
+        )
+    if abandoned:
+        tracker.add_failure(
+            "automation.delivery_abandoned",
+            f"{abandoned} deliveries failed: their worker stopped during the last attempt.",
         )
     return counts

@@ -4,10 +4,12 @@ execution later."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from automation.actions import action_registry
 from automation.choices import Trigger
@@ -46,6 +48,10 @@ def condition_errors(conditions: Any, *, model, trigger: str | None) -> list[str
             errors.append(f"{where}: unknown key(s) {', '.join(extra)}.")
         operator = condition.get("operator")
         field_name = condition.get("field_name")
+        if not isinstance(operator, str) or not isinstance(field_name, str):
+            # A list or object here cannot be looked up (it is unhashable).
+            errors.append(f"{where}: field_name and operator must be text.")
+            continue
         if operator not in OPERATORS:
             errors.append(
                 f"{where}: unknown operator {operator!r}; use one of {', '.join(OPERATORS)}."
@@ -94,6 +100,15 @@ def validate_rule(rule) -> None:
             errors["cron_expression"] = [
                 f"{rule.cron_expression!r} is not a valid cron expression."
             ]
+        else:
+            # is_valid accepts expressions that never fire ("0 0 30 2 *"):
+            # computing the next run is what tells.
+            try:
+                croniter(rule.cron_expression, timezone.localtime()).get_next(datetime)
+            except (CroniterBadDateError, ValueError, OverflowError):
+                errors["cron_expression"] = [
+                    f"{rule.cron_expression!r} never fires (no such date)."
+                ]
     elif rule.cron_expression:
         errors["cron_expression"] = ["Only scheduled rules take a cron expression."]
     if errors:

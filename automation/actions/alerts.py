@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
 from automation.choices import AlertStatus, RecipientType, Severity
@@ -48,8 +49,14 @@ class CreateAlertAction:
         if not isinstance(config.get("resolve_prior", False), bool):
             errors.append("create_alert: resolve_prior must be true or false.")
         expires = config.get("expires_in_minutes")
-        if expires is not None and (not isinstance(expires, int) or expires < 1):
-            errors.append("create_alert: expires_in_minutes must be a positive integer.")
+        if expires is not None and (
+            isinstance(expires, bool)
+            or not isinstance(expires, int)
+            or not 1 <= expires <= conf.MAX_DB_INT
+        ):
+            errors.append(
+                f"create_alert: expires_in_minutes must be an integer from 1 to {conf.MAX_DB_INT}."
+            )
         try:
             users, groups = recipient_refs.resolve(config.get("recipients"))
             if not users and not groups:

@@ -5,8 +5,9 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
+from automation import conf
 from automation.actions import ActionContext
-from automation.entities import _json_value
+from automation.entities import _json_value, is_secret_name
 
 _KEYS = {"field", "value"}
 
@@ -48,6 +49,18 @@ def _check_writable(model, field) -> None:
         raise ValidationError(
             f"update_field: {model._meta.label}.{field.name} cannot be set by a rule."
         )
+    if is_secret_name(field.name):
+        raise ValidationError(
+            f"update_field: {model._meta.label}.{field.name} holds a secret; rules cannot set it."
+        )
+    allowed = conf.rule_writable_fields(model._meta.label)
+    if allowed is not None and field.name not in allowed:
+        writable = ", ".join(allowed) if allowed else "none"
+        raise ValidationError(
+            f"update_field: {model._meta.label}.{field.name} cannot be set by a rule "
+            f"(writable: {writable}); state changes go through the owning app's "
+            "services, not automation."
+        )
 
 
 def check_value(field: models.Field, value: Any) -> Any:
@@ -58,6 +71,10 @@ def check_value(field: models.Field, value: Any) -> Any:
         raise ValidationError(
             f"update_field: {value!r} is not a valid value for {field.name}: "
             + " ".join(error.messages)
+        ) from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValidationError(
+            f"update_field: {value!r} is not a valid value for {field.name}."
         ) from None
 
 

@@ -52,7 +52,7 @@ class SendNotificationAction:
         if not isinstance(channels, list) or not channels:
             errors.append("send_notification: channels must be a non-empty list.")
             channels = []
-        bad = [c for c in channels if c not in DeliveryChannel.values]
+        bad = [c for c in channels if not isinstance(c, str) or c not in DeliveryChannel.values]
         if bad:
             errors.append(
                 f"send_notification: unknown channel(s) {', '.join(map(str, bad))}; "
@@ -60,6 +60,8 @@ class SendNotificationAction:
             )
         if not isinstance(config.get("message"), str) or not config.get("message", "").strip():
             errors.append("send_notification: message is required (text).")
+        if bad:
+            channels = [c for c in channels if c not in bad]  # unhashable ones included
         people_channels = {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels)
         if people_channels:
             try:
@@ -80,8 +82,14 @@ class SendNotificationAction:
                 except ValidationError:
                     errors.append(f"send_notification: webhook_url {url!r} is not an http(s) URL.")
         max_attempts = config.get("max_attempts")
-        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
-            errors.append("send_notification: max_attempts must be a positive integer.")
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or not 1 <= max_attempts <= conf.MAX_DB_INT
+        ):
+            errors.append(
+                f"send_notification: max_attempts must be an integer from 1 to {conf.MAX_DB_INT}."
+            )
         if errors:
             raise ValidationError(errors)
 

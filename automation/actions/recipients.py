@@ -10,14 +10,23 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
+from automation.conf import MAX_DB_INT
+
 
 def _split(items) -> tuple[list[int], list[str]]:
     ids, names = [], []
     for item in items:
         if isinstance(item, bool):
             raise ValidationError(f"{item!r} is not a user/role reference.")
-        if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
-            ids.append(int(item))
+        # isascii: "²".isdigit() is true but int("²") fails; a digit string
+        # longer than any id is refused before int() (which caps at 4300 digits).
+        if isinstance(item, int) or (isinstance(item, str) and item.isascii() and item.isdigit()):
+            if isinstance(item, str) and len(item) > 19:
+                raise ValidationError(f"{item[:20]!r}… is not a user/role id.")
+            number = int(item)
+            if not 1 <= number <= MAX_DB_INT:
+                raise ValidationError(f"{item!r} is not a user/role id.")
+            ids.append(number)
         elif isinstance(item, str) and item:
             names.append(item)
         else:

@@ -9,6 +9,7 @@ from automation.choices import (
     ExecutionStatus,
     Severity,
 )
+from automation.conf import MAX_DB_INT
 from automation.models import (
     ActionTemplate,
     Alert,
@@ -26,7 +27,7 @@ class ActionInputSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     action_type = serializers.CharField(max_length=50)
     action_config = serializers.JSONField(required=False, default=dict)
-    execution_order = serializers.IntegerField(min_value=1)
+    execution_order = serializers.IntegerField(min_value=1, max_value=MAX_DB_INT)
     is_active = serializers.BooleanField(required=False, default=True)
     template = serializers.PrimaryKeyRelatedField(
         queryset=ActionTemplate.objects.filter(is_active=True), required=False, allow_null=True

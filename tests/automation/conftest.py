@@ -39,3 +39,13 @@ def fast_backoff(settings):
     settings.AUTOMATION_DELIVERY_BACKOFF_SECONDS = 0
     settings.AUTOMATION_WEBHOOK_SECRET = "test-webhook-secret"
     settings.AUTOMATION_WEBHOOK_TIMEOUT_SECONDS = 5
+
+
+@pytest.fixture
+def workspace_slug_writable(monkeypatch):
+    """Lets rules write Workspace.slug, which the allowlist in automation.conf
+    leaves out: a unique slug is the handy way to make an action fail at run
+    time (and be fixed before a replay)."""
+    from automation import conf
+
+    monkeypatch.setitem(conf.RULE_WRITABLE_FIELDS, "operations.Workspace", ("name", "slug"))

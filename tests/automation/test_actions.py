@@ -108,7 +108,9 @@ def test_update_field_type_checks_the_value_at_run_time(tenant_entity):
     assert execution.rule_version == rule.version
 
 
-def test_actions_run_in_execution_order_and_stop_at_the_first_failure(tenant_entity):
+def test_actions_run_in_execution_order_and_stop_at_the_first_failure(
+    tenant_entity, workspace_slug_writable
+):
     rule = make_rule(
         name="ordered",
         actions=[
@@ -164,7 +166,9 @@ def test_a_template_default_config_is_merged_under_the_actions_own(tenant_entity
     assert alert.message == "Default message about T"
 
 
-def test_replaying_an_event_repeats_no_side_effect_that_succeeded(tenant_entity):
+def test_replaying_an_event_repeats_no_side_effect_that_succeeded(
+    tenant_entity, workspace_slug_writable
+):
     # given: an execution whose second action failed (the workspace slug is taken)
     rule = make_rule(
         name="two steps",

@@ -229,3 +229,36 @@ def test_a_scheduled_rule_from_the_console_gets_its_next_run(admin_client, tenan
 
     assert response.status_code == 302
     assert AutomationRule.objects.get().next_run_at is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("cron_expression", "0 0 30 2 *", "never fires"),
+        (
+            "trigger_conditions",
+            '{"field_conditions": [{"field_name": ["name"], "operator": "equals", "value": 1}]}',
+            "must be text",
+        ),
+        (
+            "actions-0-action_config",
+            '{"alert_type": "a", "title": "t", "message": "m", "recipients": {"users": ["²"]}}',
+            "no such user(s): ²",
+        ),
+    ],
+)
+def test_the_console_refuses_input_that_used_to_be_a_500(
+    admin_client, tenant_entity, field, value, named
+):
+    scheduled = {"trigger_type": TriggerType.objects.get(name="scheduled").pk}
+    form = _rule_form(
+        **(scheduled if field == "cron_expression" else {}),
+        **({"trigger_conditions": "{}"} if field == "cron_expression" else {}),
+        **{field: value},
+    )
+
+    response = admin_client.post(reverse("admin:automation_automationrule_add"), form)
+
+    assert response.status_code == 200
+    assert named in response.content.decode()
+    assert not AutomationRule.objects.exists()

@@ -36,7 +36,7 @@ def test_parents_run_before_their_children_whatever_the_ids(tenant_entity):
     assert set(AutomationExecution.objects.values_list("status", flat=True)) == {"success"}
 
 
-def test_a_child_is_skipped_when_its_parent_failed(tenant_entity):
+def test_a_child_is_skipped_when_its_parent_failed(tenant_entity, workspace_slug_writable):
     parent = make_rule(name="parent", actions=[update_field_action("workspace.slug", "{{name}}")])
     child = make_rule(name="child", actions=[alert_action()], depends_on=[parent])
     unrelated = make_rule(name="unrelated", actions=[alert_action()])

@@ -104,3 +104,73 @@ def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
     assert errors == []
     assert sorted(r[:16] for r in results) == ["Dependency cycle", "ok"]
     assert RuleDependency.objects.count() == 3
+
+
+def test_a_console_save_waits_for_a_concurrent_edit_and_sees_its_loop(client):
+    # given: A → B; an edit adding B → C is in flight (graph locked, not committed)
+    from django.urls import reverse
+
+    from automation.models import Entity, TriggerType
+    from tests.operations.factories import UserFactory
+
+    sync_entities()
+    a, b, c = (make_rule(name=n) for n in "ABC")
+    rule_update(rule=b, actor=b.created_by, depends_on=[a])
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    locked, release = threading.Event(), threading.Event()
+
+    def service_edit():
+        try:
+            with transaction.atomic():
+                rule_update(rule=c, actor=c.created_by, depends_on=[b])
+                locked.set()
+                release.wait(timeout=2)  # the console save starts meanwhile
+        finally:
+            locked.set()
+            from django.db import connection
+
+            connection.close()
+
+    editor = threading.Thread(target=service_edit)
+    editor.start()
+    assert locked.wait(timeout=30)
+    console: dict = {}
+
+    def console_save():
+        # when: an operator makes A run after C in the console (C → A closes A→B→C→A)
+        try:
+            console["response"] = client.post(
+                reverse("admin:automation_automationrule_change", args=[a.pk]),
+                {
+                    "name": "A",
+                    "description": "",
+                    "entity": Entity.objects.get(model_label="operations.Tenant").pk,
+                    "trigger_type": TriggerType.objects.get(name="on_update").pk,
+                    "trigger_conditions": "{}",
+                    "cron_expression": "",
+                    "is_active": "on",
+                    "actions-TOTAL_FORMS": "0",
+                    "actions-INITIAL_FORMS": "0",
+                    "parent_links-TOTAL_FORMS": "1",
+                    "parent_links-INITIAL_FORMS": "0",
+                    "parent_links-0-parent_rule": str(c.pk),
+                },
+            )
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    saver = threading.Thread(target=console_save)
+    saver.start()
+    saver.join(timeout=0.5)  # on PostgreSQL it waits on the graph lock here
+    release.set()
+    editor.join(timeout=30)
+    saver.join(timeout=60)
+    assert not editor.is_alive() and not saver.is_alive()
+
+    # then: the console saw the committed edge and refused the loop
+    response = console["response"]
+    assert response.status_code == 200
+    assert "Dependency cycle" in response.content.decode()
+    assert RuleDependency.objects.count() == 2

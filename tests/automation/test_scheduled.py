@@ -90,3 +90,37 @@ def test_a_rule_not_yet_due_does_not_run(tenant_entity):
 def test_scheduled_rules_are_validated_when_saved(tenant_entity, cron, conditions, message):
     with pytest.raises(ValidationError, match=message):
         make_rule(name="bad", trigger="scheduled", cron_expression=cron, conditions=conditions)
+
+
+def test_one_broken_scheduled_rule_does_not_stop_the_tick(tenant_entity):
+    # given: two due rules; the first (due earlier) watches a model that is gone
+    from automation.models import Entity
+
+    TenantFactory(name="Acme")
+    broken = make_rule(name="broken", trigger="scheduled", cron_expression="0 2 * * *")
+    healthy = make_rule(
+        name="healthy", trigger="scheduled", cron_expression="0 2 * * *", actions=[alert_action()]
+    )
+    gone = Entity.objects.create(
+        name="gone_thing", model_label="gone.Thing", entity_type=tenant_entity.entity_type
+    )
+    AutomationRule.objects.filter(pk=broken.pk).update(
+        entity=gone, next_run_at=timezone.now() - timedelta(minutes=1)
+    )
+    _make_due(healthy)
+
+    # when
+    counts = scheduled_rules_task()
+
+    # then: the healthy rule ran; the broken one is counted, recorded and moved on
+    assert counts["rules_due"] == 2 and counts["rules_run"] == 1
+    assert counts["rules_failed"] == 1
+    assert Alert.objects.count() == 1
+    broken.refresh_from_db()
+    assert broken.next_run_at > timezone.now() and broken.last_run_at is None
+    run = OperationRun.objects.get(type="automation.scheduled_rules")
+    assert run.summary_counts["rules_failed"] == 1
+    (failure,) = run.failure_summary
+    assert failure["code"] == "automation.scheduled_rule_failed"
+    assert f"Scheduled rule {broken.pk} failed" in failure["message"]
+    assert "the app 'gone' is not installed" in failure["message"]

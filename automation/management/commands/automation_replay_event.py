@@ -1,7 +1,9 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from automation.engine import replay_event
 from config.errors import ApplicationError
+from operations.sanitize import sanitize_message
 
 
 class Command(BaseCommand):
@@ -19,5 +21,12 @@ class Command(BaseCommand):
             counts = replay_event(event_id)
         except ApplicationError as error:
             raise CommandError(error.message) from None
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        except (LookupError, ValueError) as error:
+            # The event's entity no longer resolves to a model, or its data does not fit it.
+            raise CommandError(
+                f"event {event_id} cannot be replayed: {sanitize_message(str(error))}"
+            ) from None
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no rule matched"
         self.stdout.write(self.style.SUCCESS(f"event {event_id}: {summary}"))
