@@ -68,6 +68,14 @@ class ScanJobForm(forms.ModelForm):
         return {key: self.cleaned_data[key] for key in ("mode", "resolution", "source")}
 
 
+class PreviewTitleForm(forms.ModelForm):
+    """A job in preview: only the title may change, the title it is committed under."""
+
+    class Meta:
+        model = ScanJob
+        fields = ["title"]
+
+
 class BatchInline(admin.TabularInline):
     model = ScanJobBatch
     extra = 0
@@ -158,12 +166,17 @@ class ScanJobAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
+        if obj.status == ScanJobStatus.PREVIEW:
+            # The title may still change: "Commit into the inbox" files it under it.
+            return ["settings", *self.info_fields]
         if obj.status != ScanJobStatus.DRAFT:
             return ["title", "settings", *self.info_fields]
         return self.info_fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is not None and obj.status != ScanJobStatus.DRAFT:
+        if obj is not None and obj.status == ScanJobStatus.PREVIEW:
+            kwargs["form"] = PreviewTitleForm
+        elif obj is not None and obj.status != ScanJobStatus.DRAFT:
             kwargs["form"] = forms.ModelForm
         return super().get_form(request, obj, change=change, **kwargs)
 
@@ -176,8 +189,15 @@ class ScanJobAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
+        if isinstance(form, PreviewTitleForm):
+            try:
+                services.scan_job_retitle(job_id=obj.pk, title=obj.title, actor=request.user)
+            except (ApplicationError, ValidationError) as error:
+                self.message_user(request, _error_text(error), messages.ERROR)
+            obj.refresh_from_db()
+            return
         if not hasattr(form, "scan_settings"):
-            return  # a job past draft: nothing on the form is editable
+            return  # a job past draft and preview: nothing on the form is editable
         try:
             if change:
                 job = services.scan_job_update(
@@ -198,7 +218,10 @@ class ScanJobAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
     def save_related(self, request, form, formsets, change):
-        pass  # batches and events are read-only; nothing related to save
+        # Batches and events are read-only: nothing related is saved, but the
+        # change message reads what the formsets "saved".
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     @admin.display(description="preview")
     def preview_link(self, job: ScanJob):

@@ -24,8 +24,9 @@ ACTIVE_STATUSES = (
     ScanJobStatus.COMMITTING,
 )
 TERMINAL_STATUSES = (ScanJobStatus.COMMITTED, ScanJobStatus.FAILED, ScanJobStatus.CANCELED)
-# Where an operator may still cancel. COMMITTING is excluded: the commit is
-# moving the file into the inbox and is finished (or retried) by commit itself.
+# Where an operator may still cancel. COMMITTING is included so a commit that
+# broke off never holds the scanner for good; ``scan_job_cancel`` refuses it
+# once the job's document exists (commit again to finish instead).
 CANCELABLE_STATUSES = (
     ScanJobStatus.DRAFT,
     ScanJobStatus.QUEUED,
@@ -33,6 +34,7 @@ CANCELABLE_STATUSES = (
     ScanJobStatus.SCANNING,
     ScanJobStatus.ASSEMBLING,
     ScanJobStatus.PREVIEW,
+    ScanJobStatus.COMMITTING,
 )
 # Where the agent may report that it failed.
 AGENT_FAILABLE_STATUSES = (ScanJobStatus.READY, ScanJobStatus.SCANNING)
@@ -73,3 +75,6 @@ class ErrorCode:
     STALLED = "scan_job.stalled"
     ASSEMBLY_FAILED = "scan_job.assembly_failed"
     CANCELED_BY_OPERATOR = "scan_job.canceled"
+    FILE_MISSING = "scan_job.file_missing"
+    COMMIT_FAILED = "scan_job.commit_failed"
+    DOCUMENT_EXISTS = "scan_job.document_exists"

@@ -19,14 +19,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from config.errors import ApplicationError, Conflict, InvalidInput, InvalidTransition, NotFound
 from operations.sanitize import sanitize_message
 from scanning import conf
 from scanning.choices import (
@@ -190,6 +190,36 @@ def scan_job_update(
     return job
 
 
+def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
+    """Rename a job in preview, before it is committed (the commit files the
+    document under the job's title unless it is given another)."""
+    new_title = (title or "").strip()
+    if not new_title or len(new_title) > 300:
+        raise InvalidInput(
+            "A title of 1–300 characters is required.",
+            code="invalid",
+            extra={"errors": {"title": ["A title of 1–300 characters is required."]}},
+        )
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        if job.status != ScanJobStatus.PREVIEW:
+            raise _refuse(job, "retitled")
+        if job.title == new_title:
+            return job
+        old_title, job.title = job.title, new_title
+        job.save(update_fields=["title", "updated_at"])
+        ScanJobEvent.objects.create(
+            job=job,
+            from_status=job.status,
+            to_status=job.status,
+            actor=actor,
+            actor_name=_actor_name(actor),
+            code="scan_job.retitled",
+            message=sanitize_message(f"Title {old_title!r} → {new_title!r}."),
+        )
+    return job
+
+
 def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
     with transaction.atomic():
         job = _locked_job(job_id)
@@ -208,6 +238,18 @@ def scan_job_cancel(
     reason = sanitize_message(reason or "Canceled by an operator.")
     with transaction.atomic():
         job = _locked_job(job_id)
+        if (
+            job.status == ScanJobStatus.COMMITTING
+            and Document.objects.filter(source_job=job).exists()
+        ):
+            # The copy finished before the commit broke off: commit again to
+            # link the document rather than leave it in the inbox for nobody.
+            raise Conflict(
+                f"Scan job {job.pk} already has its document in the inbox; commit it again "
+                "to finish.",
+                code=ErrorCode.DOCUMENT_EXISTS,
+                extra={"current_state": job.status, "requested_state": ScanJobStatus.CANCELED},
+            )
         return _move(
             job,
             ScanJobStatus.CANCELED,
@@ -264,7 +306,13 @@ def scan_batch_discard(*, batch_id: int, actor=None) -> ScanJobBatch:
 
 def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> ScanJob:
     """preview → committing → committed, creating the inbox Document (one per
-    sha256). A commit interrupted in ``committing`` is finished by committing again."""
+    sha256). A commit interrupted in ``committing`` is finished by committing again.
+
+    When the copy into the inbox fails the job does not stay in ``committing``:
+    a preview file that is gone fails the job (``scan_job.file_missing``, the
+    scanner is released); any other storage error (disk full) puts it back to
+    ``preview`` (``scan_job.commit_failed``) to commit again or cancel. Either
+    way the caller gets a 409 with the job's state, never a 500."""
     with transaction.atomic():
         job = _locked_job(job_id)
         new_title = job.title if title is None else title.strip()
@@ -281,23 +329,102 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
             actor=actor,
             title=new_title,
         )
-    document = _document_for(job, actor=actor)
+    try:
+        document, created = _document_for(job, actor=actor)
+    except (OSError, SuspiciousFileOperation) as exc:
+        raise _commit_failed(job_id, exc, actor=actor) from exc
+    try:
+        with transaction.atomic():
+            job = _locked_job(job_id)
+            return _move(
+                job,
+                ScanJobStatus.COMMITTED,
+                allowed_from=[ScanJobStatus.COMMITTING],
+                actor=actor,
+                document=document,
+                finished_at=timezone.now(),
+            )
+    except ApplicationError:
+        # Canceled (or finished by another commit) while we copied: a document
+        # this call created for nobody must not stay in the inbox.
+        if created:
+            _drop_orphan_document(document)
+        raise
+
+
+def _preview_missing(job: ScanJob) -> bool:
+    if not job.file:
+        return True
+    try:
+        return not job.file.storage.exists(job.file.name)
+    except (OSError, SuspiciousFileOperation):
+        return False  # cannot tell: treat as a transient storage error
+
+
+def _commit_failed(job_id: int, exc: Exception, *, actor=None) -> Conflict:
+    """The copy into the inbox failed: move the job out of ``committing`` and
+    return the Conflict that says why."""
+    logger.warning("commit of scan job %s failed: %s", job_id, exc)
     with transaction.atomic():
         job = _locked_job(job_id)
-        return _move(
-            job,
-            ScanJobStatus.COMMITTED,
-            allowed_from=[ScanJobStatus.COMMITTING],
-            actor=actor,
-            document=document,
-            finished_at=timezone.now(),
-        )
+        if job.status != ScanJobStatus.COMMITTING:
+            raise Conflict(
+                f"Scan job {job.pk} could not be committed; it is now {job.status}.",
+                code=ErrorCode.COMMIT_FAILED,
+                extra={"current_state": job.status},
+            )
+        if _preview_missing(job):
+            message = "The previewed PDF is missing from storage; scan the document again."
+            _move(
+                job,
+                ScanJobStatus.FAILED,
+                allowed_from=[ScanJobStatus.COMMITTING],
+                actor=actor,
+                code=ErrorCode.FILE_MISSING,
+                message=message,
+                error_code=ErrorCode.FILE_MISSING,
+                error=message,
+                finished_at=timezone.now(),
+            )
+            code = ErrorCode.FILE_MISSING
+        else:
+            message = sanitize_message(
+                f"Copying the PDF into the inbox failed ({type(exc).__name__}: {exc}); "
+                "commit again or cancel."
+            )
+            _move(
+                job,
+                ScanJobStatus.PREVIEW,
+                allowed_from=[ScanJobStatus.COMMITTING],
+                actor=actor,
+                code=ErrorCode.COMMIT_FAILED,
+                message=message,
+            )
+            code = ErrorCode.COMMIT_FAILED
+    return Conflict(
+        f"Scan job {job.pk} could not be committed: {message}",
+        code=code,
+        extra={"current_state": job.status},
+    )
 
 
-def _document_for(job: ScanJob, *, actor=None) -> Document:
+def _drop_orphan_document(document: Document) -> None:
+    name = document.file.name
+    Document.objects.filter(pk=document.pk).delete()
+    if name:
+        try:
+            document.file.storage.delete(name)
+        except OSError:
+            logger.warning("could not delete the orphan document file %s", name)
+
+
+def _document_for(job: ScanJob, *, actor=None) -> tuple[Document, bool]:
+    """The inbox document for the job's file and whether this call created it."""
     existing = Document.objects.filter(sha256=job.file_hash).first()
     if existing is not None:
-        return existing
+        return existing, False
+    if not job.file:
+        raise FileNotFoundError(f"scan job {job.pk} has no previewed PDF")
     document = Document(
         title=job.title,
         sha256=job.file_hash,
@@ -314,8 +441,11 @@ def _document_for(job: ScanJob, *, actor=None) -> Document:
     except IntegrityError:
         # Someone committed the same file a moment ago: theirs is the document.
         document.file.storage.delete(document.file.name)
-        return Document.objects.get(sha256=job.file_hash)
-    return document
+        return Document.objects.get(sha256=job.file_hash), False
+    except BaseException:
+        document.file.storage.delete(document.file.name)
+        raise
+    return document, True
 
 
 # --- agent side ------------------------------------------------------------------------
@@ -347,7 +477,19 @@ def scan_agent_heartbeat(
 def scan_job_claim(*, agent: ScanAgent) -> ScanJob | None:
     """The oldest queued job becomes ready for ``agent``; None when there is
     none or the scanner is taken. The index decides races: of two claims that
-    both saw a free slot, one wins and the other gets None."""
+    both saw a free slot, one wins and the other gets None.
+
+    Idempotent for the agent: a job it already holds (ready or scanning) is
+    returned again, so a claim whose response was lost is not dropped."""
+    own = (
+        ScanJob.objects.filter(
+            agent=agent, status__in=[ScanJobStatus.READY, ScanJobStatus.SCANNING]
+        )
+        .order_by("pk")
+        .first()
+    )
+    if own is not None:
+        return own
     if ScanJob.objects.filter(status__in=ACTIVE_STATUSES).exists():
         return None
     with transaction.atomic():
@@ -416,54 +558,74 @@ def scan_batch_upload(
     except NotAPdf as exc:
         raise ValidationError({"file": [str(exc)]}, code="not_pdf") from None
 
-    with transaction.atomic():
-        job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
-        existing = job.batches.filter(batch_seq=batch_seq).first()
-        if existing is not None:
-            if existing.sha256 == sha256:
-                return existing, False
-            raise Conflict(
-                f"Batch {batch_seq} of scan job {job.pk} was already uploaded with different content.",
-                code="scan_batch.seq_taken",
-                extra={
-                    "batch_id": existing.pk,
-                    "batch_seq": batch_seq,
-                    "current_state": job.status,
-                },
-            )
-        expected = next_batch_seq(job)
-        if batch_seq != expected:
-            raise Conflict(
-                f"Scan job {job.pk} expects batch {expected} next, not {batch_seq}.",
-                code="scan_batch.out_of_order",
-                extra={"expected_batch_seq": expected, "current_state": job.status},
-            )
-        now = timezone.now()
-        _move(
-            job,
-            ScanJobStatus.READY,
-            allowed_from=[ScanJobStatus.SCANNING],
-            by_agent=agent,
-            batch_count=job.batch_count + 1,
-            last_activity_at=now,
-            last_progress_at=now,
+    # The file is written before the transaction (its name is fixed by job,
+    # batch_seq and sha256), so a slow disk never holds the job row lock or
+    # SQLite's write lock. It is removed again unless a new batch is kept.
+    batch = ScanJobBatch(
+        job_id=job_id,
+        batch_seq=batch_seq,
+        page_count=page_count,
+        size_bytes=upload.size,
+        sha256=sha256,
+    )
+    batch.file.save("batch.pdf", upload, save=False)
+    stored = batch.file.name
+    try:
+        with transaction.atomic():
+            result = _keep_batch(batch, agent=agent)
+    except BaseException:
+        _delete_quietly(batch.file.storage, stored)
+        raise
+    kept, created = result
+    if not created and kept.file.name != stored:
+        _delete_quietly(batch.file.storage, stored)
+    return result
+
+
+def _delete_quietly(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError:
+        logger.warning("could not delete the stored file %s", name)
+
+
+def _keep_batch(batch: ScanJobBatch, *, agent: ScanAgent) -> tuple[ScanJobBatch, bool]:
+    """Inside the upload's transaction: the checks and the row for a stored file."""
+    job = _locked_job(batch.job_id)
+    _check_agent_owns(job, agent)
+    batch_seq = batch.batch_seq
+    existing = job.batches.filter(batch_seq=batch_seq).first()
+    if existing is not None:
+        if existing.sha256 == batch.sha256:
+            return existing, False
+        raise Conflict(
+            f"Batch {batch_seq} of scan job {job.pk} was already uploaded with different content.",
+            code="scan_batch.seq_taken",
+            extra={
+                "batch_id": existing.pk,
+                "batch_seq": batch_seq,
+                "current_state": job.status,
+            },
         )
-        batch = ScanJobBatch(
-            job=job,
-            batch_seq=batch_seq,
-            page_count=page_count,
-            size_bytes=upload.size,
-            sha256=sha256,
+    expected = next_batch_seq(job)
+    if batch_seq != expected:
+        raise Conflict(
+            f"Scan job {job.pk} expects batch {expected} next, not {batch_seq}.",
+            code="scan_batch.out_of_order",
+            extra={"expected_batch_seq": expected, "current_state": job.status},
         )
-        batch.file.save("batch.pdf", upload, save=False)
-        stored = batch.file.name
-        # If the transaction does not commit, the stored file is an orphan: remove it.
-        try:
-            batch.save(force_insert=True)
-        except Exception:
-            batch.file.storage.delete(stored)
-            raise
+    now = timezone.now()
+    _move(
+        job,
+        ScanJobStatus.READY,
+        allowed_from=[ScanJobStatus.SCANNING],
+        by_agent=agent,
+        batch_count=job.batch_count + 1,
+        last_activity_at=now,
+        last_progress_at=now,
+    )
+    batch.job = job
+    batch.save(force_insert=True)
     return batch, True
 
 
@@ -592,9 +754,15 @@ def _fail_assembly(job_id: int, error: str) -> ScanJob:
         )
 
 
-def scan_job_retry_assembly(*, job_id: int, actor=None, run_now: bool = True) -> ScanJob:
+def scan_job_retry_assembly(
+    *, job_id: int, actor=None, run_now: bool = True, enqueue: bool = True
+) -> ScanJob:
     """Assemble again: a job stuck in assembling, or one whose assembly
-    failed (it must win the scanner slot back: the index may refuse → 409)."""
+    failed (it must win the scanner slot back: the index may refuse → 409).
+
+    ``run_now`` merges here and now; otherwise the merge is queued as a task
+    after commit, unless ``enqueue`` is False (the caller runs the task body
+    itself, as ``manage.py scanning_retry_assembly`` does)."""
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status == ScanJobStatus.FAILED and job.error_code == ErrorCode.ASSEMBLY_FAILED:
@@ -612,7 +780,7 @@ def scan_job_retry_assembly(*, job_id: int, actor=None, run_now: bool = True) ->
             )
         elif job.status != ScanJobStatus.ASSEMBLING:
             raise _refuse(job, ScanJobStatus.ASSEMBLING)
-        if not run_now:
+        if not run_now and enqueue:
             transaction.on_commit(lambda: enqueue_assembly(job.pk))
     if run_now:
         return scan_job_assemble(job_id=job.pk)

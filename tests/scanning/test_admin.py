@@ -1,3 +1,6 @@
+import html
+import re
+
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -30,6 +33,20 @@ def _action(admin_client, action, jobs):
         {"action": action, "_selected_action": [job.pk for job in jobs]},
         follow=True,
     )
+
+
+def _hidden_inputs(page: str) -> dict[str, str]:
+    """The change form's hidden inputs (the inlines' management forms and ids),
+    so a posted form is as valid as one sent by a browser."""
+    found = {}
+    for tag in re.findall(r"<input[^>]*>", page):
+        if 'type="hidden"' not in tag or "csrfmiddlewaretoken" in tag:
+            continue
+        name = re.search(r'name="([^"]*)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name:
+            found[html.unescape(name.group(1))] = html.unescape(value.group(1)) if value else ""
+    return found
 
 
 def _preview_job(agent) -> ScanJob:
@@ -166,6 +183,65 @@ def test_actions_need_the_operate_scanner_permission(client):
 
     response = _action(client, "queue_jobs", [job])
 
-    assert response.status_code in (200, 403)
+    assert response.status_code == 403
     job.refresh_from_db()
     assert job.status == ScanJobStatus.DRAFT
+
+
+def test_a_preview_is_retitled_in_the_admin_and_the_commit_action_files_it_so(admin_client, agent):
+    job = _preview_job(agent.agent)
+    change = reverse("admin:scanning_scanjob_change", args=[job.pk])
+    page = admin_client.get(change).content.decode()
+    assert 'name="title"' in page
+
+    response = admin_client.post(
+        change, {**_hidden_inputs(page), "title": "  Renamed in the console "}, follow=True
+    )
+
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert (job.title, job.status) == ("Renamed in the console", ScanJobStatus.PREVIEW)
+    assert job.events.latest("id").code == "scan_job.retitled"
+
+    _action(admin_client, "commit_jobs", [job])
+
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.COMMITTED
+    assert job.document.title == "Renamed in the console"
+
+
+def test_a_blank_title_for_a_preview_is_refused_in_the_admin(admin_client, agent):
+    job = _preview_job(agent.agent)
+    change = reverse("admin:scanning_scanjob_change", args=[job.pk])
+    page = admin_client.get(change).content.decode()
+
+    response = admin_client.post(change, {**_hidden_inputs(page), "title": "   "}, follow=True)
+
+    assert response.status_code == 200
+    assert "This field is required" in response.content.decode()
+
+    job.refresh_from_db()
+    assert job.title == "Admin scan"
+
+
+def test_a_draft_is_edited_on_its_change_page(admin_client):
+    job = services.scan_job_create(title="Draft")
+    change = reverse("admin:scanning_scanjob_change", args=[job.pk])
+    page = admin_client.get(change).content.decode()
+
+    response = admin_client.post(
+        change,
+        {
+            **_hidden_inputs(page),
+            "title": "Draft, renamed",
+            "mode": "lineart",
+            "resolution": "150",
+            "source": "flatbed",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.title == "Draft, renamed"
+    assert job.settings == {"mode": "lineart", "resolution": 150, "source": "flatbed"}

@@ -407,3 +407,71 @@ def test_the_scanning_endpoints_are_in_the_openapi_schema(user_client):
     ):
         assert path in schema["paths"], path
     assert "scanAgentToken" in schema["components"]["securitySchemes"]
+
+
+def _preview_through_the_api(operator_client, agent_client) -> int:
+    job_id = operator_client.post(JOBS, {"title": "Letters"}, format="json").data["id"]
+    operator_client.post(f"{JOBS}{job_id}/queue/")
+    assert agent_client.post(f"{AGENT}claim/").data["id"] == job_id
+    _scan(agent_client, job_id, 1)
+    agent_client.post(f"{AGENT}jobs/{job_id}/finish/")
+    assert assemble_scan_job_task(job_id) == "preview"
+    return job_id
+
+
+def test_a_retried_claim_returns_the_job_the_agent_already_holds(agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED)
+    first = agent_client.post(f"{AGENT}claim/")
+
+    again = agent_client.post(f"{AGENT}claim/")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.data["id"] == again.data["id"] == job.pk
+    assert again.data["status"] == "ready"
+
+
+def test_commit_of_a_preview_whose_file_is_gone_is_a_409_and_frees_the_scanner(
+    operator_client, agent_client
+):
+    job_id = _preview_through_the_api(operator_client, agent_client)
+    default_storage.delete(ScanJob.objects.get(pk=job_id).file.name)
+
+    response = operator_client.post(f"{JOBS}{job_id}/commit/", {}, format="json")
+
+    assert response.status_code == 409
+    assert response.data["code"] == "scan_job.file_missing"
+    assert response.data["current_state"] == "failed"
+    assert not Document.objects.exists()
+    assert ScanJob.objects.get(pk=job_id).status == ScanJobStatus.FAILED
+    # the scanner is not blocked: another job can be queued and claimed
+    other = operator_client.post(JOBS, {"title": "Next"}, format="json").data["id"]
+    operator_client.post(f"{JOBS}{other}/queue/")
+    assert agent_client.post(f"{AGENT}claim/").data["id"] == other
+
+
+def test_a_commit_that_cannot_copy_is_a_409_and_the_job_can_be_canceled(
+    operator_client, agent_client, monkeypatch
+):
+    import errno
+
+    from django.core.files.storage import FileSystemStorage
+
+    job_id = _preview_through_the_api(operator_client, agent_client)
+    original = FileSystemStorage._save
+
+    def disk_full(self, name, content):
+        # A full disk has no local stand-in: fail only the inbox copy.
+        if name.startswith("documents/"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
+
+    response = operator_client.post(f"{JOBS}{job_id}/commit/", {}, format="json")
+
+    assert response.status_code == 409
+    assert response.data["code"] == "scan_job.commit_failed"
+    assert response.data["current_state"] == "preview"
+    canceled = operator_client.post(f"{JOBS}{job_id}/cancel/", {}, format="json")
+    assert canceled.status_code == 200, canceled.data
+    assert canceled.data["status"] == "canceled"

@@ -149,6 +149,37 @@ def test_retry_assembly_assembles_a_failed_job_and_records_the_run(agent):
     assert run.summary_counts == {"batches": 1, "pages": 4}
 
 
+def test_retry_assembly_assembles_once_and_queues_nothing_for_the_cluster(
+    agent, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    job = _failed_assembly(agent.agent)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _call("scanning_retry_assembly", str(job.pk))
+
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.PREVIEW
+    assert not OrmQ.objects.exists()
+    assert OperationRun.objects.filter(type="scanning.assemble_job").count() == 1
+
+
+def test_retry_assembly_through_the_service_queues_the_task_unless_told_not_to(
+    agent, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    job = _failed_assembly(agent.agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scan_job_retry_assembly(job_id=job.pk, run_now=False, enqueue=False)
+    assert not OrmQ.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scan_job_retry_assembly(job_id=job.pk, run_now=False)
+    assert [task.func() for task in OrmQ.objects.all()] == ["scanning.tasks.assemble_scan_job_task"]
+
+
 def test_retry_assembly_of_a_job_in_the_wrong_state_is_a_one_line_error():
     job = ScanJobFactory(status=ScanJobStatus.QUEUED)
 

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from scanning import services
+from scanning.agents import scan_agent_create
 from scanning.choices import ACTIVE_STATUSES, ScanJobStatus
 from scanning.models import ScanJob
 from tests.concurrency import run_concurrently
@@ -28,8 +29,19 @@ def test_concurrent_claims_have_exactly_one_winner(agent):
         for _ in range(THREADS)
     ]
 
+    # ... and one agent per claimer (one agent's retried claim returns the job it holds)
+    agents = iter(
+        [agent.agent] + [scan_agent_create(name=f"host-{n}").agent for n in range(1, THREADS)]
+    )
+    claimers = threading.Lock()
+
+    def claim():
+        with claimers:
+            mine = next(agents)
+        return services.scan_job_claim(agent=mine)
+
     # when
-    results, errors = run_concurrently(lambda: services.scan_job_claim(agent=agent.agent), THREADS)
+    results, errors = run_concurrently(claim, THREADS)
 
     # then
     assert errors == []
@@ -45,9 +57,16 @@ def test_concurrent_claims_through_the_api_give_one_200_and_the_rest_204(agent):
     for _ in range(3):
         ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at=timezone.now())
 
+    tokens = iter(
+        [agent.token] + [scan_agent_create(name=f"host-{n}").token for n in range(1, THREADS)]
+    )
+    claimers = threading.Lock()
+
     def claim():
+        with claimers:
+            token = next(tokens)
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent.token}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client.post("/api/v1/scanning/agent/claim/").status_code
 
     results, errors = run_concurrently(claim, THREADS)
@@ -103,3 +122,18 @@ def test_a_claim_racing_an_uncommitted_claim_is_refused_by_the_index(agent):
     assert list(
         ScanJob.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
     ) == [first.pk]
+
+
+def test_concurrent_retried_claims_by_one_agent_all_get_its_one_job(agent):
+    # given: the agent's claim requests are retried at once (responses lost)
+    jobs = [ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at=timezone.now()) for _ in range(3)]
+
+    results, errors = run_concurrently(lambda: services.scan_job_claim(agent=agent.agent), THREADS)
+
+    # then: never two jobs for it; every claim that got one got the same one
+    assert errors == []
+    held = {job.pk for job in results if job is not None}
+    assert len(held) == 1
+    assert ScanJob.objects.filter(status__in=ACTIVE_STATUSES).count() == 1
+    assert ScanJob.objects.filter(status=ScanJobStatus.QUEUED).count() == len(jobs) - 1
+    assert services.scan_job_claim(agent=agent.agent).pk in held

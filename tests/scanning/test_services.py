@@ -8,8 +8,9 @@ from django.core.files.storage import default_storage
 from django.test import override_settings
 from django.utils import timezone
 
-from config.errors import Conflict, InvalidTransition, NotFound
+from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from scanning import services
+from scanning.agents import scan_agent_create
 from scanning.choices import BatchStatus, ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
 from tests.scanning.factories import ScanJobFactory
@@ -88,6 +89,25 @@ def test_only_a_draft_can_be_edited():
     assert job.title == "Invoices"
 
 
+def test_a_preview_can_be_retitled_and_nothing_else_can(agent, operator):
+    job = _preview(agent.agent)
+    queued = _queued("Queued")
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_retitle(job_id=queued.pk, title="Other")
+    assert error.value.current == ScanJobStatus.QUEUED
+    with pytest.raises(InvalidInput):
+        services.scan_job_retitle(job_id=job.pk, title="  ")
+
+    job = services.scan_job_retitle(job_id=job.pk, title=" March invoices ", actor=operator)
+
+    job.refresh_from_db()
+    assert (job.title, job.status) == ("March invoices", ScanJobStatus.PREVIEW)
+    event = job.events.latest("id")
+    assert (event.code, event.actor) == ("scan_job.retitled", operator)
+    queued.refresh_from_db()
+    assert queued.title == "Queued"
+
+
 def test_queue_twice_is_an_invalid_transition_that_changes_nothing():
     job = _queued()
     events = job.events.count()
@@ -116,9 +136,31 @@ def test_claim_takes_the_oldest_queued_job_and_then_the_slot_is_taken(agent):
     assert claimed.pk == first.pk
     assert claimed.status == ScanJobStatus.READY
     assert claimed.agent_id == agent.agent.pk
-    assert services.scan_job_claim(agent=agent.agent) is None
+    other = scan_agent_create(name="other-host").agent
+    assert services.scan_job_claim(agent=other) is None
     second.refresh_from_db()
     assert second.status == ScanJobStatus.QUEUED
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["ready", "scanning"])
+def test_a_retried_claim_by_the_same_agent_returns_the_job_it_holds(agent, started):
+    # given: the agent claimed a job but the response was lost (and maybe it started a batch)
+    first = _queued("first")
+    _queued("second")
+    claimed = services.scan_job_claim(agent=agent.agent)
+    if started:
+        services.scan_job_start_batch(job_id=first.pk, agent=agent.agent)
+    events = ScanJobEvent.objects.count()
+
+    # when: it claims again
+    again = services.scan_job_claim(agent=agent.agent)
+
+    # then: the same job, unchanged, not the next queued one and not None
+    assert again is not None
+    assert again.pk == claimed.pk == first.pk
+    assert again.status == (ScanJobStatus.SCANNING if started else ScanJobStatus.READY)
+    assert ScanJobEvent.objects.count() == events
+    assert ScanJob.objects.filter(status=ScanJobStatus.QUEUED).count() == 1
 
 
 def test_claim_with_nothing_queued_returns_none(agent):
@@ -577,3 +619,195 @@ def test_a_scanning_job_without_progress_fails_as_stalled_even_with_a_heartbeat(
     job.refresh_from_db()
     assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.STALLED)
     assert counts["failed_stalled"] == 1
+
+
+# --- a commit that breaks off -----------------------------------------------------------
+
+
+def _document_files() -> list[str]:
+    if not default_storage.exists("documents"):
+        return []
+    found = []
+    for folder in default_storage.listdir("documents")[0]:
+        found.extend(default_storage.listdir(f"documents/{folder}")[1])
+    return found
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Writing a document file fails as on a full disk. A full disk has no
+    local stand-in, so the storage's low-level ``_save`` is replaced for
+    ``documents/`` only; everything else is stored for real."""
+    import errno
+
+    from django.core.files.storage import FileSystemStorage
+
+    original = FileSystemStorage._save
+
+    def _save(self, name, content):
+        if name.startswith("documents/"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", _save)
+    return monkeypatch
+
+
+def test_a_commit_whose_preview_file_is_gone_fails_the_job_and_frees_the_scanner(agent, operator):
+    job = _preview(agent.agent)
+    default_storage.delete(job.file.name)
+    waiting = _queued("next")
+
+    with pytest.raises(Conflict) as error:
+        services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    assert error.value.code == ErrorCode.FILE_MISSING == "scan_job.file_missing"
+    assert error.value.extra["current_state"] == ScanJobStatus.FAILED
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.FILE_MISSING)
+    assert job.events.latest("id").code == ErrorCode.FILE_MISSING
+    assert not Document.objects.exists()
+    # the scanner is free again: the next job can be claimed
+    assert services.scan_job_claim(agent=agent.agent).pk == waiting.pk
+
+
+def test_a_commit_whose_copy_fails_goes_back_to_preview_and_commits_later(
+    agent, operator, disk_full
+):
+    job = _preview(agent.agent)
+
+    with pytest.raises(Conflict) as error:
+        services.scan_job_commit(job_id=job.pk, actor=operator, title="Renamed")
+
+    assert error.value.code == ErrorCode.COMMIT_FAILED
+    assert error.value.extra["current_state"] == ScanJobStatus.PREVIEW
+    assert "No space left on device" in error.value.message
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.PREVIEW
+    assert not Document.objects.exists()
+    assert _document_files() == []
+
+    # when: the disk has room again
+    disk_full.undo()
+    job = services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    # then: committed under the title given the first time
+    assert job.status == ScanJobStatus.COMMITTED
+    assert job.document.title == "Renamed"
+
+
+def test_a_job_left_in_committing_can_be_canceled(agent, operator):
+    job = _preview(agent.agent)
+    ScanJob.objects.filter(pk=job.pk).update(status=ScanJobStatus.COMMITTING)
+
+    job = services.scan_job_cancel(job_id=job.pk, actor=operator)
+
+    assert job.status == ScanJobStatus.CANCELED
+    assert services.active_job() is None
+
+
+def test_a_committing_job_whose_document_exists_is_finished_not_canceled(agent, operator):
+    # given: a commit that copied the file into the inbox and then broke off
+    job = _preview(agent.agent)
+    ScanJob.objects.filter(pk=job.pk).update(status=ScanJobStatus.COMMITTING)
+    job.refresh_from_db()
+    document, created = services._document_for(job, actor=operator)
+    assert created
+
+    with pytest.raises(Conflict) as error:
+        services.scan_job_cancel(job_id=job.pk, actor=operator)
+
+    assert error.value.code == ErrorCode.DOCUMENT_EXISTS
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.COMMITTING
+    job = services.scan_job_commit(job_id=job.pk, actor=operator)
+    assert (job.status, job.document_id) == (ScanJobStatus.COMMITTED, document.pk)
+
+
+def test_a_job_canceled_while_its_commit_copies_leaves_no_document(agent, operator, monkeypatch):
+    from django.core.files.storage import FileSystemStorage
+
+    job = _preview(agent.agent)
+    original = FileSystemStorage._save
+
+    def cancel_then_save(self, name, content):
+        # the operator cancels while the commit is copying the file
+        if name.startswith("documents/"):
+            services.scan_job_cancel(job_id=job.pk, actor=operator)
+        return original(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", cancel_then_save)
+
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    assert error.value.current == ScanJobStatus.CANCELED
+    assert not Document.objects.exists()
+    assert _document_files() == []
+
+
+# --- batch files and the job lock ---------------------------------------------------------
+
+
+@pytest.fixture
+def batch_writes(monkeypatch):
+    """Records, for every batch file written, whether a transaction was open
+    (a spy: the file is still written to the real storage)."""
+    from django.core.files.storage import FileSystemStorage
+    from django.db import connection
+
+    original = FileSystemStorage._save
+    seen: list[tuple[str, bool]] = []
+
+    def _save(self, name, content):
+        if "/batch-" in name:
+            seen.append((name, connection.in_atomic_block))
+        return original(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", _save)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_file_is_written_before_the_job_is_locked(agent, batch_writes):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+
+    batch = _scan_batch(job, agent.agent)
+
+    assert [name for name, _ in batch_writes] == [batch.file.name]
+    assert [in_transaction for _, in_transaction in batch_writes] == [False]
+    assert default_storage.exists(batch.file.name)
+
+
+def test_a_refused_or_repeated_upload_leaves_no_file_behind(agent, batch_writes):
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    data = scanned_pdf(job_id=job.pk, batch_seq=1)
+    batch = _scan_batch(job, agent.agent, data=data)
+    assert _stored_files() == [batch.file.name]
+
+    # a retry of the same file is the same batch: its second copy is removed
+    again, created = services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(data), agent=agent.agent
+    )
+    assert (again.pk, created) == (batch.pk, False)
+    # a different file under the same batch_seq, and one out of order, are refused
+    with pytest.raises(Conflict):
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf(pages=5)), agent=agent.agent
+        )
+    with pytest.raises(Conflict):
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=3, upload=upload(scanned_pdf(pages=4)), agent=agent.agent
+        )
+    # and one while the job is not scanning (ready after the first upload)
+    with pytest.raises(InvalidTransition):
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=2, upload=upload(scanned_pdf(pages=3)), agent=agent.agent
+        )
+
+    # then: each of them was written, and only the kept batch's file remains
+    assert len(batch_writes) == 5
+    assert _stored_files() == [batch.file.name]
+    assert ScanJobBatch.objects.count() == 1

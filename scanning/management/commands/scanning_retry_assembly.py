@@ -18,8 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args, job_id: int, **options):
         try:
             # Back to assembling (or already there), then the same tracked
-            # task body the cluster runs.
-            scan_job_retry_assembly(job_id=job_id, run_now=False)
+            # task body the cluster runs, here: nothing is queued for the cluster.
+            scan_job_retry_assembly(job_id=job_id, run_now=False, enqueue=False)
             run = assemble_scan_job(job_id, initiator_name="manage.py scanning_retry_assembly")
         except ApplicationError as error:
             raise CommandError(error.message) from None
