@@ -42,19 +42,12 @@ from automation.services import (
 )
 from automation.validation import action_config_errors, entity_model
 from config.errors import ApplicationError
-from operations.admin import pretty_json
+from operations.admin import ReadOnlyAdminMixin, pretty_json
 from operations.sanitize import sanitize_message
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 # --- rules ---------------------------------------------------------------------------------
