@@ -106,7 +106,9 @@ def test_scan_agent_rides_out_a_server_restart(agent):
             lambda: ScanJob.objects.get(pk=job.pk).batch_count >= 1, timeout=60, process=scan_agent
         )
         stop_process(server)
-        time.sleep(1.0)
+        # Down for longer than the agent's pause between batches (3 s), so its
+        # next request meets the outage whatever the timing.
+        time.sleep(4.5)
         server = start_manage("runserver", f"127.0.0.1:{port}", "--noreload")
         scan_agent.wait(timeout=60)
     finally:
