@@ -133,32 +133,6 @@ class HeartbeatSerializer(serializers.Serializer):
     current_job = serializers.IntegerField(required=False, allow_null=True, min_value=1)
 
 
-class AgentJobSerializer(serializers.ModelSerializer):
-    """What an agent needs to scan a job."""
-
-    status = ScanJobStatusField(read_only=True)
-    batches = BatchSerializer(many=True, read_only=True)
-    next_batch_seq = serializers.SerializerMethodField()
-
-    class Meta:
-        model = ScanJob
-        fields = [
-            "id",
-            "title",
-            "settings",
-            "status",
-            "batch_count",
-            "page_count",
-            "next_batch_seq",
-            "batches",
-        ]
-        read_only_fields = fields
-
-    def get_next_batch_seq(self, job: ScanJob) -> int:
-        seqs = [batch.batch_seq for batch in job.batches.all()]
-        return max(seqs, default=0) + 1
-
-
 class AgentJobStateSerializer(serializers.ModelSerializer):
     """A job's state after an agent call, without the batch list (which grows
     with every batch; ``GET agent/jobs/{id}/`` has it)."""
@@ -183,6 +157,21 @@ class AgentJobStateSerializer(serializers.ModelSerializer):
         from scanning.services import next_batch_seq
 
         return next_batch_seq(job)
+
+
+class AgentJobSerializer(AgentJobStateSerializer):
+    """What an agent needs to scan a job: its state and its batches."""
+
+    batches = BatchSerializer(many=True, read_only=True)
+
+    class Meta(AgentJobStateSerializer.Meta):
+        fields = [*AgentJobStateSerializer.Meta.fields, "batches"]
+        read_only_fields = fields
+
+    def get_next_batch_seq(self, job: ScanJob) -> int:
+        # The batches are loaded for the list anyway: no second query.
+        seqs = [batch.batch_seq for batch in job.batches.all()]
+        return max(seqs, default=0) + 1
 
 
 class BatchUploadSerializer(serializers.Serializer):
