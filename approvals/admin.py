@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from approvals.choices import ActionStatus
 from approvals.models import (
     ApprovalLog,
     ApprovalTemplate,
@@ -17,13 +18,16 @@ from approvals.models import (
 )
 from approvals.registry import get_registered_handlers
 from approvals.services import (
+    OPERATE_PERMISSION,
+    ApprovalSubmitFailed,
     check_single_approval_status,
+    resubmit_action,
     retry_execution,
     with_approval,
     withdraw_action,
 )
 from approvals.templating import replace_template_variables, template_variables
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_text
 from operations.admin import ReadOnlyAdminMixin, pretty_json
 
 User = get_user_model()
@@ -58,7 +62,9 @@ class ApprovalRequestForm(forms.Form):
         initial=dict, required=False, help_text="JSON object the handler runs with once approved."
     )
     approvers = forms.CharField(
-        help_text="Approvers' Knox EP IDs, comma-separated, in approval order."
+        required=False,
+        help_text="Approvers' Knox EP IDs, comma-separated, in approval order. "
+        "Leave empty to use the template's default approval line.",
     )
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
@@ -86,13 +92,22 @@ class PendingActionAdmin(admin.ModelAdmin):
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
     inlines = [TransitionInline]
-    actions = ["check_status_now", "retry_execution_action", "withdraw_action_"]
+    # Check and withdraw are offered to everyone who sees the list (a requester
+    # may for their own); retry and resubmit only with the operate permission.
+    # The services decide, row by row, and say why not.
+    actions = [
+        "check_status_now",
+        "retry_execution_action",
+        "resubmit_action_",
+        "withdraw_action_",
+    ]
     fields = [
         "id",
         "ap_inf_id",
         "action_type",
         "status",
         "failure_stage",
+        "failure_code",
         "error_message",
         "created_by",
         "created_at",
@@ -123,6 +138,9 @@ class PendingActionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_operate_permission(self, request):
+        return request.user.has_perm(OPERATE_PERMISSION)
+
     def get_urls(self):
         return [
             path(
@@ -150,7 +168,7 @@ class PendingActionAdmin(admin.ModelAdmin):
                     title=data["title"],
                     template_name=data["template"].name,
                     variables=data["variables"] or {},
-                    approvers=[a.strip() for a in data["approvers"].split(",")],
+                    approvers=[a.strip() for a in data["approvers"].split(",") if a.strip()],
                     user=request.user,
                     description=data["description"] or None,
                 )
@@ -159,9 +177,11 @@ class PendingActionAdmin(admin.ModelAdmin):
                     target = field if field in form.fields else None
                     for message in errors:
                         form.add_error(target, f"{field}: {message}" if target is None else message)
-            except ApplicationError as error:
+            except ApprovalSubmitFailed as error:  # recorded on the action: show the list
                 self.message_user(request, error.message, messages.ERROR)
                 return HttpResponseRedirect(reverse("admin:approvals_pendingaction_changelist"))
+            except ApplicationError as error:  # refused (not authorized): nothing written
+                form.add_error(None, error.message)
             else:
                 self.message_user(
                     request,
@@ -181,41 +201,56 @@ class PendingActionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check status in Knox now")
     def check_status_now(self, request, queryset):
-        done, failed = [], []
-        for action in queryset:
-            try:
-                action = check_single_approval_status(action.ap_inf_id, actor=request.user)
-                done.append(f"{action.pk}: {action.status}")
-            except ApplicationError as error:
-                failed.append(f"{action.pk}: {error.message}")
-        _report(self, request, done, failed)
+        def check(action):
+            action = check_single_approval_status(action.ap_inf_id, actor=request.user)
+            return action.status != ActionStatus.FAILED, action
 
-    @admin.action(description="Retry execution (failed after approval)")
+        self._each(request, queryset, check)
+
+    @admin.action(description="Retry execution (failed after approval)", permissions=["operate"])
     def retry_execution_action(self, request, queryset):
-        done, failed = [], []
-        for action in queryset:
+        def retry(action):
+            action = retry_execution(action.pk, actor=request.user)
+            return action.status == ActionStatus.EXECUTED, action
+
+        self._each(request, queryset, retry)
+
+    @admin.action(description="Resubmit to Knox (failed submit)", permissions=["operate"])
+    def resubmit_action_(self, request, queryset):
+        def resubmit(action):
             try:
-                action = retry_execution(action.pk, actor=request.user)
-                (done if action.status == "executed" else failed).append(
-                    f"{action.pk}: {action.status} {action.error_message}".strip()
-                )
-            except ApplicationError as error:
-                failed.append(f"{action.pk}: {error.message}")
-        _report(self, request, done, failed)
+                action = resubmit_action(action.pk, actor=request.user)
+            except ApprovalSubmitFailed:
+                action.refresh_from_db()  # failed again, recorded on the action
+            return action.status != ActionStatus.FAILED, action
+
+        self._each(request, queryset, resubmit)
 
     @admin.action(description="Withdraw from Knox")
     def withdraw_action_(self, request, queryset):
+        def withdraw(action):
+            action = withdraw_action(
+                action.pk, actor=request.user, reason=f"withdrawn by {request.user.get_username()}"
+            )
+            return True, action
+
+        self._each(request, queryset, withdraw)
+
+    def _each(self, request, queryset, change) -> None:
+        """Apply ``change`` to each selected action; what ended failed or was
+        refused is reported as an error, the rest as done."""
         done, failed = [], []
-        for action in queryset:
+        for action in queryset.order_by("pk"):
             try:
-                withdraw_action(
-                    action.pk,
-                    actor=request.user,
-                    reason=f"withdrawn by {request.user.get_username()}",
-                )
-                done.append(f"{action.pk}: cancelled")
-            except ApplicationError as error:
-                failed.append(f"{action.pk}: {error.message}")
+                ok, action = change(action)
+            except (ApplicationError, ValidationError) as error:
+                failed.append(f"{action.pk}: {error_text(error, sep='; ')}")
+                continue
+            line = f"{action.pk}: {action.status}"
+            if ok:
+                done.append(line)
+            else:
+                failed.append(f"{line} ({action.failure_code}) {action.error_message}".strip())
         _report(self, request, done, failed)
 
 
@@ -270,7 +305,14 @@ def _sandboxed(html: str):
 class ApprovalTemplateForm(forms.ModelForm):
     class Meta:
         model = ApprovalTemplate
-        fields = ["name", "description", "content", "sample_variables", "is_active"]
+        fields = [
+            "name",
+            "description",
+            "content",
+            "sample_variables",
+            "default_approvers",
+            "is_active",
+        ]
 
     def clean(self):
         data = super().clean()

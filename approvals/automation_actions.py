@@ -6,6 +6,11 @@ database half of ``with_approval``); the document goes to Knox once that
 transaction has committed. If the worker dies in between, the pending action
 is there unsent; the poller reports it (Knox has no record) and
 ``approvals_resubmit`` sends it.
+
+Who asks: the request is made in the name of ``requested_by`` (a user with a
+Knox EP ID; by default the rule's author), and the handler's authorization
+must pass for that user *and* for the rule's last editor: whoever can edit a
+rule cannot make it ask, in someone else's name, for what they may not do.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ KEYS = {
     "requested_by",
     "description",
 }
-REQUIRED = ("action_type", "title", "template_name", "approvers")
+# approvers may be left out when the template has a default approval line.
+REQUIRED = ("action_type", "title", "template_name")
 
 
 class SeekApprovalAction:
@@ -51,14 +57,20 @@ class SeekApprovalAction:
                 f"seek_approval: no handler for action type {config['action_type']!r}; "
                 f"known: {', '.join(sorted(handlers)) or '(none)'}."
             )
-        if not ApprovalTemplate.objects.filter(
+        template = ApprovalTemplate.objects.filter(
             name=config["template_name"], is_active=True
-        ).exists():
+        ).first()
+        if template is None:
             raise ValidationError(
                 f"seek_approval: no active approval template {config['template_name']!r}."
             )
-        approvers = config["approvers"]
-        if not isinstance(approvers, list) or not all(
+        approvers = config.get("approvers")
+        if approvers is None or approvers == []:
+            if not template.default_approvers:
+                raise ValidationError(
+                    "seek_approval: approvers required (the template has no default approval line)."
+                )
+        elif not isinstance(approvers, list) or not all(
             isinstance(a, str) and a.strip() for a in approvers
         ):
             raise ValidationError("seek_approval: approvers must be a list of Knox EP IDs.")
@@ -82,20 +94,22 @@ class SeekApprovalAction:
             )
         return user
 
-    def _request(self, config: dict[str, Any], user) -> dict[str, Any]:
+    def _request(self, config: dict[str, Any], user, ctx) -> dict[str, Any]:
         return {
             "payload": config.get("payload") or {},
             "title": config["title"],
             "template_name": config["template_name"],
             "variables": config.get("variables") or {},
-            "approvers": config["approvers"],
+            "approvers": config.get("approvers") or None,
             "user": user,
+            # The rule's last editor answers for what it asks (see the module docstring).
+            "configured_by": ctx.rule.updated_by or ctx.rule.created_by,
         }
 
     def preview(self, config: dict[str, Any], ctx) -> dict[str, Any]:
         user = self._requester(config, ctx)
-        request = self._request(config, user)
-        validate_approval_request(
+        request = self._request(config, user, ctx)
+        checked = validate_approval_request(
             action_type=config["action_type"], **{k: v for k, v in request.items() if k != "title"}
         )
         return {
@@ -103,7 +117,7 @@ class SeekApprovalAction:
                 "action_type": config["action_type"],
                 "title": config["title"],
                 "template_name": config["template_name"],
-                "approvers": config["approvers"],
+                "approvers": [a["ep_id"] for a in checked.approvers],
                 "requested_by": user.get_username(),
             }
         }
@@ -113,7 +127,7 @@ class SeekApprovalAction:
         action = request_approval(
             config["action_type"],
             description=config.get("description") or None,
-            **self._request(config, user),
+            **self._request(config, user, ctx),
         )
         # After commit, and robust: a Knox failure is recorded on the action, it
         # must not undo the rule's already committed work.

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from approvals.choices import ActionStatus, FailureStage, KnoxStatus
+from approvals.choices import ActionStatus, ApproverRole, FailureStage, KnoxStatus
+from approvals.templating import template_problems
+
+EP_ID_MAX = 64
 
 
 class KnoxProfile(models.Model):
@@ -13,7 +17,7 @@ class KnoxProfile(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="knox_profile"
     )
-    ep_id = models.CharField("Knox EP ID", max_length=64, unique=True, null=True, blank=True)
+    ep_id = models.CharField("Knox EP ID", max_length=EP_ID_MAX, unique=True, null=True, blank=True)
 
     def __str__(self) -> str:
         return self.ep_id or "(no EP ID)"
@@ -25,6 +29,17 @@ class ApprovalTemplate(models.Model):
     content = models.TextField(help_text="HTML with {{variable}} placeholders.")
     sample_variables = models.JSONField(
         default=dict, blank=True, help_text="Values used for the preview in the admin."
+    )
+    default_approvers = models.JSONField(
+        "default approval line",
+        default=list,
+        blank=True,
+        help_text='Used when a request names no approvers: [{"ep_id": "EP-1", "role": 1}, …] '
+        "in approval order; roles: "
+        + ", ".join(
+            f"{r.value} {r.label.lower()}" for r in ApproverRole if r != ApproverRole.DRAFTER
+        )
+        + ".",
     )
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
@@ -42,6 +57,50 @@ class ApprovalTemplate(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Refuse placeholders that would reach Knox as literal text, and a
+        malformed default approval line."""
+        errors = {}
+        problems = template_problems(self.content or "")
+        if problems:
+            errors["content"] = problems
+        problems = approval_line_problems(self.default_approvers)
+        if problems:
+            errors["default_approvers"] = problems
+        if errors:
+            raise ValidationError(errors)
+
+
+def approval_line_problems(line) -> list[str]:
+    """What is wrong with an approval line ``[{"ep_id", "role"}, …]``."""
+    if not isinstance(line, list):
+        return ['A list of {"ep_id": …, "role": …} objects, in approval order.']
+    roles = [r.value for r in ApproverRole if r != ApproverRole.DRAFTER]
+    problems, seen = [], set()
+    for position, entry in enumerate(line, 1):
+        if not isinstance(entry, dict) or set(entry) != {"ep_id", "role"}:
+            problems.append(f'Approver {position}: an object with "ep_id" and "role" only.')
+            continue
+        ep_id, role = entry["ep_id"], entry["role"]
+        if (
+            not isinstance(ep_id, str)
+            or not ep_id
+            or ep_id != ep_id.strip()
+            or len(ep_id) > EP_ID_MAX
+        ):
+            problems.append(
+                f"Approver {position}: an EP ID of 1 to {EP_ID_MAX} characters, no surrounding spaces."
+            )
+        elif ep_id in seen:
+            problems.append(f"Approver {position}: {ep_id} is listed twice.")
+        seen.add(ep_id)
+        if isinstance(role, bool) or role not in roles:
+            problems.append(
+                f"Approver {position}: role is one of {', '.join(map(str, roles))} "
+                "(0, the drafter, is the requester)."
+            )
+    return problems
+
 
 class ApprovalLog(models.Model):
     """What we submitted to Knox and what Knox last said about it."""
@@ -52,6 +111,9 @@ class ApprovalLog(models.Model):
     subject = models.CharField(max_length=500)
     contents = models.TextField(help_text="Exactly as submitted.")
     contents_sha256 = models.CharField(max_length=64)
+    payload_sha256 = models.CharField(
+        max_length=64, help_text="sha256 of the canonical JSON of the payload as requested."
+    )
     approvers = models.JSONField(default=list, help_text="[{ep_id, seq, role}] as submitted.")
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="approval_logs"
@@ -82,6 +144,8 @@ class PendingAction(models.Model):
         max_length=20, choices=ActionStatus.choices, default=ActionStatus.PENDING
     )
     failure_stage = models.CharField(max_length=10, choices=FailureStage.choices, blank=True)
+    # A stable dotted code for the failure (approvals.not_authorized, knox.unavailable, …).
+    failure_code = models.CharField(max_length=100, blank=True)
     execution_result = models.JSONField(null=True, blank=True)
     error_message = models.TextField(blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
@@ -96,6 +160,12 @@ class PendingAction(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            (
+                "operate_pendingaction",
+                "Can check, withdraw, retry and resubmit anyone's pending actions",
+            )
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="pending_action_status"),
             models.Index(fields=["action_type", "status"], name="pending_action_type_status"),

@@ -1,14 +1,34 @@
-"""Which business actions can wait for approval, and what runs them.
+"""Which business actions can wait for approval, what runs them, and who may
+ask for them.
 
 Apps register their handlers from ``AppConfig.ready()``::
 
-    register_action_handler("operations.create_tenant", create_tenant, payload_serializer=CreateTenantPayload)
+    register_action_handler(
+        "operations.create_tenant",
+        create_tenant,
+        payload_serializer=CreateTenantPayload,
+        authorize=authorize_create_tenant,
+        summary=create_tenant_summary,
+    )
 
-A handler is called as ``handler(payload, pending_action=...)`` inside the
-transaction that marks the action executed, and returns a JSON-able result.
-With a ``payload_serializer`` the payload is validated when the approval is
-requested and again right before execution (``payload`` is then the
-serializer's ``validated_data``).
+- ``handler(payload, *, pending_action)`` is called inside the transaction
+  that marks the action executed, and returns a JSON-able result.
+- ``payload_serializer`` (a DRF serializer) validates the payload when the
+  approval is requested and again right before execution; ``payload`` is then
+  its ``validated_data``. At request time its context holds ``user`` (the
+  requester): resolve references only among what that user may use, so a
+  refusal reads the same whether the object exists or not. At execution the
+  context has no ``user`` (references resolve among everything) and
+  ``authorize`` decides.
+- ``authorize(user, payload)`` (required) says whether ``user`` may have this
+  payload run: it returns None, or raises a domain error (``ApplicationError``,
+  ``ValidationError`` or Django's ``PermissionDenied``) saying why. It runs at
+  request time and again, against the requester, right before execution.
+  ``user`` may be None (the requester was deleted): refuse. ``any_requester``
+  lets anyone who may request approvals at all (a user with a Knox EP ID) ask.
+- ``summary(payload)`` returns safe HTML describing what will run (build it
+  with ``approvals.templating``'s helpers); it is always part of the document
+  Knox receives. Without one, the payload's fields are listed.
 """
 
 from __future__ import annotations
@@ -24,17 +44,34 @@ from config.errors import InvalidInput
 class ActionHandler:
     action_type: str
     handler: Callable[..., Any]
+    authorize: Callable[[Any, Any], None]
     payload_serializer: type | None = None
+    summary: Callable[[Any], str] | None = None
 
 
 _handlers: dict[str, ActionHandler] = {}
 
 
+def any_requester(user, payload) -> None:
+    """``authorize`` for actions anyone allowed to request approvals may request."""
+
+
 def register_action_handler(
-    action_type: str, handler: Callable[..., Any], *, payload_serializer=None
+    action_type: str,
+    handler: Callable[..., Any],
+    *,
+    authorize: Callable[[Any, Any], None],
+    payload_serializer: type | None = None,
+    summary: Callable[[Any], str] | None = None,
 ) -> ActionHandler:
+    if not callable(authorize):
+        raise TypeError(f"{action_type}: authorize must be callable (any_requester allows anyone)")
     entry = ActionHandler(
-        action_type=action_type, handler=handler, payload_serializer=payload_serializer
+        action_type=action_type,
+        handler=handler,
+        authorize=authorize,
+        payload_serializer=payload_serializer,
+        summary=summary,
     )
     existing = _handlers.get(action_type)
     if existing is not None and existing != entry:

@@ -15,13 +15,17 @@ import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.html import format_html
+from rest_framework.exceptions import ValidationError as PayloadInvalid
 
 from approvals.choices import (
     IN_FLIGHT,
@@ -41,21 +45,43 @@ from approvals.knox import (
     get_knox_client,
 )
 from approvals.models import (
+    EP_ID_MAX,
     ApprovalLog,
     ApprovalTemplate,
     KnoxProfile,
     PendingAction,
     PendingActionTransition,
+    approval_line_problems,
 )
 from approvals.registry import ActionHandler, get_registered_handlers
-from approvals.templating import replace_template_variables, template_variables
+from approvals.selectors import may_see_pending_action
+from approvals.templating import (
+    PAYLOAD,
+    PAYLOAD_PREFIX,
+    caller_variables,
+    payload_description,
+    payload_fields,
+    payload_value,
+    replace_template_variables,
+    template_problems,
+)
 from config.db import update_rows
-from config.errors import InvalidInput, InvalidTransition, NotFound
-from operations.sanitize import sanitize_message
+from config.errors import (
+    ApplicationError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    error_text,
+)
+from operations.sanitize import normalize_code, sanitize_message
 
 logger = logging.getLogger(__name__)
 
-EP_ID_MAX = 64
+# Who may check, withdraw, retry and resubmit anyone's pending actions (the
+# requester may check and withdraw their own; the system, actor None, anything).
+OPERATE_PERMISSION = "approvals.operate_pendingaction"
 
 
 class ApprovalSubmitFailed(KnoxError):
@@ -89,6 +115,10 @@ def _move(action: PendingAction, to: str, *, actor=None, reason: str = "", **fie
             reason=sanitize_message(reason, limit=1000) if reason else "",
         )
     )
+    if action.status == ActionStatus.FAILED and to != ActionStatus.FAILED:
+        # Out of failed (a resubmit, a retry): the old failure no longer describes it.
+        for field in ("failure_stage", "failure_code", "error_message"):
+            fields.setdefault(field, "")
     action.status = to
     for field, value in fields.items():
         setattr(action, field, value)
@@ -174,17 +204,34 @@ def knox_profile_set(*, user, ep_id: str | None) -> KnoxProfile:
     return profile
 
 
+@dataclass(frozen=True)
+class CheckedRequest:
+    """An approval request that passed ``validate_approval_request``."""
+
+    handler: ActionHandler
+    template: ApprovalTemplate
+    drafter: str
+    approvers: list[dict[str, Any]]  # [{ep_id, seq, role}] as they go to Knox
+    payload: Any  # what the handler will get (the serializer's validated_data)
+    shown_payload: dict[str, Any]  # the same as JSON: what approvers read
+
+
 def validate_approval_request(
     *,
     action_type: str,
     payload: Any,
     template_name: str,
     variables: Mapping[str, Any],
-    approvers: Sequence[str],
+    approvers: Sequence[str] | None,
     user,
-) -> tuple[ActionHandler, ApprovalTemplate, str, list[str]]:
-    """Check everything before anything is written; one ValidationError with
-    every field's problems."""
+    configured_by=None,
+) -> CheckedRequest:
+    """Check everything before anything is written: one ValidationError with
+    every field's problems, then the handler's ``authorize`` for the requester
+    (a ``Forbidden``, code ``approvals.not_authorized``). ``configured_by`` is
+    whoever set up an automated request (a rule's last editor): the payload
+    must pass for them too, so a rule cannot ask in another user's name for
+    what its author may not."""
     errors: dict[str, list[str]] = {}
     handler = get_registered_handlers().get(action_type)
     if handler is None:
@@ -200,38 +247,169 @@ def validate_approval_request(
         errors["template_name"] = [f"No approval template named {template_name!r}."]
     elif not template.is_active:
         errors["template_name"] = [f"The template {template_name!r} is not active."]
+    elif broken := (
+        template_problems(template.content) + approval_line_problems(template.default_approvers)
+    ):  # saved before these checks, or behind the model's back
+        errors["template_name"] = [
+            f"The template {template_name!r} cannot be used until it is fixed in the admin: "
+            + " ".join(broken)
+        ]
     elif not isinstance(variables, Mapping):
         errors["variables"] = ["Variables must be an object of name → value."]
     else:
-        expected = template_variables(template.content)
-        missing = sorted(expected - variables.keys())
-        unknown = sorted(set(variables) - expected)
-        problems = []
-        if missing:
-            problems.append(f"Missing variables: {', '.join(missing)}.")
-        if unknown:
-            problems.append(f"Unknown variables: {', '.join(unknown)}.")
+        problems = _variable_problems(template, variables)
         if problems:
             errors["variables"] = problems
-    cleaned_approvers = [str(a).strip() for a in approvers or [] if str(a).strip()]
-    if not cleaned_approvers:
-        errors["approvers"] = ["At least one approver's EP ID is required."]
-    elif len(set(cleaned_approvers)) != len(cleaned_approvers):
-        errors["approvers"] = ["An approver is listed twice."]
-    elif any(len(a) > EP_ID_MAX for a in cleaned_approvers):
-        errors["approvers"] = [f"An EP ID is at most {EP_ID_MAX} characters."]
+    approver_rows, problems = _approval_line(approvers, template)
+    if problems:
+        errors["approvers"] = problems
+    validated = shown = None
     if not isinstance(payload, Mapping):
         errors["payload"] = ["The payload must be an object."]
-    elif handler is not None and handler.payload_serializer is not None:
-        serializer = handler.payload_serializer(data=payload)
-        if not serializer.is_valid():
-            for field, messages in serializer.errors.items():
-                errors[f"payload.{field}"] = (
-                    [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
+    elif handler is not None:
+        validated, shown, problems = _validate_payload(handler, payload, user=user)
+        errors.update(problems)
+        if not problems and "template_name" not in errors and template is not None:
+            absent = sorted(payload_fields(template.content) - shown.keys())
+            if absent:
+                errors.setdefault("payload", []).append(
+                    f"The template shows {', '.join(f'payload.{f}' for f in absent)}, "
+                    "which this payload does not have."
                 )
     if errors:
         raise ValidationError(errors)
-    return handler, template, drafter, cleaned_approvers
+    if configured_by is not None and configured_by != user:
+        as_configured, _shown, problems = _validate_payload(handler, payload, user=configured_by)
+        if problems:
+            raise ValidationError(problems)
+        _authorize(handler, configured_by, as_configured)
+    _authorize(handler, user, validated)
+    return CheckedRequest(
+        handler=handler,
+        template=template,
+        drafter=drafter,
+        approvers=approver_rows,
+        payload=validated,
+        shown_payload=shown,
+    )
+
+
+def _variable_problems(template: ApprovalTemplate, variables: Mapping[str, Any]) -> list[str]:
+    given = set(variables)
+    reserved = sorted(n for n in given if n == PAYLOAD or n.startswith(PAYLOAD_PREFIX))
+    expected = caller_variables(template.content)
+    missing = sorted(expected - given)
+    unknown = sorted(given - expected - set(reserved))
+    problems = []
+    if missing:
+        problems.append(f"Missing variables: {', '.join(missing)}.")
+    if unknown:
+        problems.append(f"Unknown variables: {', '.join(unknown)}.")
+    if reserved:
+        problems.append(
+            f"{', '.join(reserved)}: payload fields come from the payload, not from variables."
+        )
+    return problems
+
+
+def _approval_line(
+    approvers: Sequence[str] | None, template: ApprovalTemplate | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The approvers the request names (each approves, in order), or else the
+    template's default approval line (with its roles)."""
+    named = [str(a).strip() for a in approvers or [] if str(a).strip()]
+    if len(set(named)) != len(named):
+        return [], ["An approver is listed twice."]
+    if any(len(a) > EP_ID_MAX for a in named):
+        return [], [f"An EP ID is at most {EP_ID_MAX} characters."]
+    if named:
+        line = [{"ep_id": ep_id, "role": int(ApproverRole.APPROVE)} for ep_id in named]
+    elif template is not None and template.default_approvers:
+        line = template.default_approvers
+    else:
+        return [], [
+            "At least one approver's EP ID is required (the template has no default approval line)."
+        ]
+    return [
+        {"ep_id": a["ep_id"], "seq": seq, "role": int(a["role"])} for seq, a in enumerate(line, 1)
+    ], []
+
+
+def _validate_payload(
+    handler: ActionHandler, payload: Mapping[str, Any], *, user
+) -> tuple[Any, dict[str, Any] | None, dict[str, list[str]]]:
+    """``(validated, shown, field errors)``. The serializer sees the requester
+    (``context["user"]``) and resolves references among what they may use."""
+    if handler.payload_serializer is None:
+        plain = _as_json(payload)
+        return plain, plain, {}
+    serializer = handler.payload_serializer(data=payload, context={"user": user})
+    if not serializer.is_valid():
+        errors = {}
+        for field, messages in serializer.errors.items():
+            key = "payload" if field == "non_field_errors" else f"payload.{field}"
+            errors[key] = (
+                [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]
+            )
+        return None, None, errors
+    return serializer.validated_data, _as_json(serializer.data), {}
+
+
+def _authorize(handler: ActionHandler, user, payload: Any) -> None:
+    """The handler's ``authorize``; any refusal becomes one stable error."""
+    try:
+        handler.authorize(user, payload)
+    except (ApplicationError, ValidationError, PermissionDenied) as refusal:
+        detail = (
+            str(refusal) if isinstance(refusal, PermissionDenied) else error_text(refusal, sep="; ")
+        )
+        raise Forbidden(
+            detail or "You may not request this action.", code="approvals.not_authorized"
+        ) from None
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def payload_sha256(payload: Any) -> str:
+    """sha256 of the payload's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _render_contents(
+    *,
+    checked: CheckedRequest,
+    variables: Mapping[str, Any],
+    action_type: str,
+    description: str | None,
+) -> str:
+    """The document approvers read: what will run (the handler's summary of the
+    validated payload, always first, so no template markup can hide it), the
+    description, then the template with the caller's variables and the
+    ``{{payload.<field>}}`` values taken from the payload itself."""
+    handler = checked.handler
+    summary = (
+        handler.summary(checked.payload)
+        if handler.summary is not None
+        else payload_description(checked.shown_payload)
+    )
+    filled = {
+        **variables,
+        **{f"{PAYLOAD_PREFIX}{k}": payload_value(v) for k, v in checked.shown_payload.items()},
+    }
+    parts = [
+        format_html(
+            '<div class="bureau-action"><p><b>On approval, Bureau runs {}</b> with:</p>{}</div>',
+            action_type,
+            summary,
+        )
+    ]
+    if description:
+        parts.append(format_html("<p>{}</p>", description))
+    parts.append(replace_template_variables(checked.template.content, filled))
+    return "".join(str(part) for part in parts)
 
 
 def with_approval(
@@ -241,12 +419,13 @@ def with_approval(
     title: str,
     template_name: str,
     variables: Mapping[str, Any],
-    approvers: Sequence[str],
+    approvers: Sequence[str] | None = None,
     user,
     description: str | None = None,
 ) -> PendingAction:
     """Hold ``action_type(payload)`` until Knox approves it. Returns the pending
-    action (``.ap_inf_id`` is the Knox document id). Saga order: the database
+    action (``.ap_inf_id`` is the Knox document id). With no ``approvers`` the
+    template's default approval line is used. Saga order: the database
     first (``request_approval``), committed; Knox second. Call it outside a
     transaction: Knox cannot be rolled back with yours. Inside one, call
     ``request_approval`` and ``submit_pending_action`` on commit (as the
@@ -272,49 +451,53 @@ def request_approval(
     title: str,
     template_name: str,
     variables: Mapping[str, Any],
-    approvers: Sequence[str],
+    approvers: Sequence[str] | None = None,
     user,
     description: str | None = None,
+    configured_by=None,
 ) -> PendingAction:
-    """The database half of ``with_approval``: validate, then write the log and
-    the pending action in one transaction. Nothing is sent to Knox: call
-    ``submit_pending_action`` once this has committed."""
-    _handler, template, _drafter, approver_ids = validate_approval_request(
+    """The database half of ``with_approval``: validate and authorize, then
+    write the log and the pending action in one transaction. Nothing is sent to
+    Knox: call ``submit_pending_action`` once this has committed."""
+    checked = validate_approval_request(
         action_type=action_type,
         payload=payload,
         template_name=template_name,
         variables=variables,
         approvers=approvers,
         user=user,
+        configured_by=configured_by,
     )
     if not title or len(title) > 500:
         raise ValidationError({"title": ["A title of 1 to 500 characters is required."]})
-    contents = str(replace_template_variables(template.content, variables))
-    if description:
-        contents = f"{replace_template_variables('<p>{{d}}</p>', {'d': description})}{contents}"
+    contents = _render_contents(
+        checked=checked, variables=variables, action_type=action_type, description=description
+    )
+    stored_payload = _as_json(payload)
     ap_inf_id = uuid.uuid4().hex
-    approver_rows = [
-        {"ep_id": ep_id, "seq": seq, "role": int(ApproverRole.APPROVE)}
-        for seq, ep_id in enumerate(approver_ids, 1)
-    ]
     with transaction.atomic():
         log = ApprovalLog.objects.create(
             ap_inf_id=ap_inf_id,
             subject=title,
             contents=contents,
             contents_sha256=hashlib.sha256(contents.encode()).hexdigest(),
-            approvers=approver_rows,
+            approvers=checked.approvers,
             submitted_by=user,
         )
         action = PendingAction(
             ap_inf_id=ap_inf_id,
             approval_log=log,
             action_type=action_type,
-            action_payload=json.loads(json.dumps(payload, default=str)),
+            action_payload=stored_payload,
             created_by=user,
             status=ActionStatus.PENDING,
         )
         action.save()
+        # Hash the payload as the database gives it back, as execution will read
+        # it (PostgreSQL's jsonb returns 1e20 as an integer, for one).
+        stored = PendingAction.objects.values_list("action_payload", flat=True).get(pk=action.pk)
+        log.payload_sha256 = payload_sha256(stored)
+        log.save(update_fields=["payload_sha256"])
         PendingActionTransition.objects.create(
             pending_action=action,
             to_status=ActionStatus.PENDING,
@@ -366,6 +549,7 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
                 actor=actor,
                 reason=reason,
                 failure_stage=FailureStage.SUBMIT,
+                failure_code=error.code,
                 error_message=reason,
             )
         action.refresh_from_db()
@@ -381,14 +565,8 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
         ApprovalLog.objects.filter(pk=locked.approval_log_id).update(
             submitted_at=timezone.now(), knox_status=status, last_knox_response=answer
         )
-        if locked.status != ActionStatus.PENDING:  # a resubmit
-            _move(
-                locked,
-                ActionStatus.PENDING,
-                actor=actor,
-                reason="submitted to Knox",
-                error_message="",
-            )
+        if locked.status != ActionStatus.PENDING:  # a resubmit (_move clears the failure)
+            _move(locked, ActionStatus.PENDING, actor=actor, reason="submitted to Knox")
     action.refresh_from_db()
 
 
@@ -400,8 +578,10 @@ def _status_from(value: Any, *, default: KnoxStatus) -> KnoxStatus:
 
 
 def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
-    """Submit a failed submit again, with the same apInfId (Knox is idempotent on it)."""
+    """Submit a failed submit again, with the same apInfId (Knox is idempotent on
+    it). Needs the operate permission (``actor`` None is the system)."""
     with _changing(pk=pending_action_id) as action:
+        _check_actor(action, actor, doing="resubmit", own=False)
         if action.status != ActionStatus.FAILED or action.failure_stage != FailureStage.SUBMIT:
             raise InvalidTransition(
                 subject=f"Pending action {action.pk}",
@@ -416,6 +596,24 @@ def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
         raise InvalidInput("The requester no longer has a Knox EP ID.", code="approvals.no_ep_id")
     _submit(action, drafter_ep_id=drafter, actor=actor)
     return action
+
+
+def _check_actor(action: PendingAction, actor, *, doing: str, own: bool) -> None:
+    """May ``actor`` do this to the action? ``None`` is the system (the poller,
+    commands run by the operator at the console): yes. Someone who may not see
+    the action gets the answer a missing one gets."""
+    if actor is None or actor.has_perm(OPERATE_PERMISSION):
+        return
+    if own and action.created_by_id == actor.pk:
+        return
+    if not may_see_pending_action(actor, action):
+        raise NotFound(f"No pending action with id {action.pk}.", code="approvals.not_found")
+    whose = "anyone's pending action" if own else "a pending action"
+    raise Forbidden(
+        f"You may not {doing} pending action {action.pk}: that needs the permission "
+        f"to operate pending actions (to {doing} {whose}).",
+        code="approvals.not_allowed",
+    )
 
 
 def _state_label(action: PendingAction) -> str:
@@ -514,7 +712,7 @@ def _settle_batch(batch, counts, tracker) -> None:
             _record_failure(
                 tracker,
                 counts,
-                "approvals.handler_failed",
+                action.failure_code or "approvals.handler_failed",
                 f"Pending action {pk}: {action.error_message}",
                 ap_inf_ids[pk],
             )
@@ -568,6 +766,7 @@ def _settle(
                 actor=actor,
                 reason=reason,
                 failure_stage=FailureStage.SUBMIT,
+                failure_code="approvals.submit_lost",
                 error_message=reason,
             )
             return "submit_failed"
@@ -630,12 +829,14 @@ def _apply_reports(
 
 
 def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction:
-    """Ask Knox about one document now (the "refresh" button), and act on it."""
+    """Ask Knox about one document now (the "refresh" button), and act on it.
+    The requester may for their own; anyone else needs the operate permission."""
     action = (
         PendingAction.objects.select_related("approval_log").filter(ap_inf_id=ap_inf_id).first()
     )
-    if action is None:
+    if action is None or (actor is not None and not may_see_pending_action(actor, action)):
         raise NotFound(f"No pending action with apInfId {ap_inf_id}.", code="approvals.not_found")
+    _check_actor(action, actor, doing="check the status of", own=True)
     submitting = (
         action.status == ActionStatus.PENDING
         and action.approval_log.submitted_at is None
@@ -682,8 +883,10 @@ def _execute(ap_inf_id: str, *, actor) -> tuple[PendingAction, bool]:
 
 
 def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
-    """Execute a failed execution again (Knox approved it; the handler failed)."""
+    """Execute a failed execution again (Knox approved it; the handler failed).
+    Needs the operate permission (``actor`` None is the system)."""
     with _changing(pk=pending_action_id) as action:
+        _check_actor(action, actor, doing="retry", own=False)
         approved_in_knox = action.approval_log.knox_status in KNOX_APPROVED
         if (
             action.status != ActionStatus.FAILED
@@ -701,6 +904,9 @@ def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
 
 
 def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
+    """Run the handler on a locked action: only the payload that was submitted
+    for approval, re-validated, and only while the requester may still have it
+    run. Any refusal or failure fails the action (stage execute) with a code."""
     _move(action, ActionStatus.EXECUTING, actor=actor, reason=reason)
     try:
         handler = get_registered_handlers().get(action.action_type)
@@ -708,22 +914,31 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
             raise InvalidInput(
                 f"No handler is registered for {action.action_type!r}.", code="approvals.no_handler"
             )
+        if payload_sha256(action.action_payload) != action.approval_log.payload_sha256:
+            raise Conflict(
+                "The payload is not the one submitted for approval; it was not run.",
+                code="approvals.payload_mismatch",
+            )
         payload = action.action_payload
         if handler.payload_serializer is not None:
+            # No user in the context: references resolve among everything, and
+            # authorize below says whether the requester may still do this.
             serializer = handler.payload_serializer(data=payload)
             serializer.is_valid(raise_exception=True)
             payload = serializer.validated_data
+        _authorize(handler, _requester_now(action), payload)
         with transaction.atomic():  # the handler's writes go if it fails
             result = handler.handler(payload, pending_action=action)
             result = json.loads(json.dumps(result, default=str))
     except Exception as error:  # noqa: BLE001 - any failure is recorded, never lost
-        message = sanitize_message(f"{type(error).__name__}: {_message(error)}")
+        message = sanitize_message(error_text(error, sep="; "))
         _move(
             action,
             ActionStatus.FAILED,
             actor=actor,
             reason=message,
             failure_stage=FailureStage.EXECUTE,
+            failure_code=_failure_code(error),
             error_message=message,
         )
         return
@@ -739,6 +954,22 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
     )
 
 
+def _requester_now(action: PendingAction):
+    """The requester as the database has them now (None once deleted; one query
+    per execution, not locked: a membership change after this is too late)."""
+    if action.created_by_id is None:
+        return None
+    return get_user_model().objects.filter(pk=action.created_by_id).first()
+
+
+def _failure_code(error: BaseException) -> str:
+    if isinstance(error, ApplicationError):
+        return normalize_code(error.code)  # a handler's own code: bounded, dotted
+    if isinstance(error, (ValidationError, PayloadInvalid)):
+        return "approvals.invalid"
+    return "approvals.handler_failed"
+
+
 def handle_rejected_action(
     ap_inf_id: str, reason: str, *, actor=None, cancelled: bool = False
 ) -> PendingAction:
@@ -749,8 +980,10 @@ def handle_rejected_action(
 
 
 def withdraw_action(pending_action_id: int, *, actor=None, reason: str = "") -> PendingAction:
-    """Withdraw the document in Knox, then cancel the action."""
+    """Withdraw the document in Knox, then cancel the action. The requester may
+    withdraw their own; anyone else needs the operate permission."""
     with _changing(pk=pending_action_id) as action:
+        _check_actor(action, actor, doing="withdraw", own=True)
         if action.status not in IN_FLIGHT:
             raise InvalidTransition(
                 subject=f"Pending action {action.pk}",

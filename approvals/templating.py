@@ -3,10 +3,15 @@
 Values are HTML-escaped when they are put into a template, unless they come
 from the helpers below (their output is safe HTML, with its own values
 escaped), so a ``<script>`` typed into a form arrives at Knox as text.
+
+``{{payload.<field>}}`` names a field of the action's validated payload: it is
+filled from the payload itself, never from the caller's variables, so the
+wording cannot say one thing while the payload does another.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,10 +20,48 @@ from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+# What is left of "{{…}}" once the real placeholders are gone: text that would
+# reach Knox as it stands.
+_LEFTOVER = re.compile(r"\{\{.*?\}\}|\{\{[^{}<\n]{0,20}", re.S)
+PAYLOAD = "payload"
+PAYLOAD_PREFIX = "payload."
 
 
 def template_variables(content: str) -> set[str]:
+    """Every placeholder name, ``payload.<field>`` ones included."""
     return set(VARIABLE.findall(content))
+
+
+def caller_variables(content: str) -> set[str]:
+    """The names a caller must give values for (not the ``payload.`` ones)."""
+    return {name for name in template_variables(content) if not name.startswith(PAYLOAD_PREFIX)}
+
+
+def payload_fields(content: str) -> set[str]:
+    """The payload fields the template shows (``{{payload.<field>}}``)."""
+    return {
+        name.removeprefix(PAYLOAD_PREFIX)
+        for name in template_variables(content)
+        if name.startswith(PAYLOAD_PREFIX)
+    }
+
+
+def template_problems(content: str) -> list[str]:
+    """Placeholders the substitution would not fill, so they would reach Knox as
+    literal text (``{{두 단어}}``, ``{{}}``, an unclosed ``{{``), and misuse of
+    the reserved ``payload`` name. Empty when the template is sound."""
+    problems = []
+    for fragment in _LEFTOVER.findall(VARIABLE.sub("", content)):
+        shown = fragment if len(fragment) <= 40 else f"{fragment[:39]}…"
+        problems.append(
+            f"{shown} is not a variable: a name is {{{{name}}}} with no spaces or braces in it."
+        )
+    for name in sorted(template_variables(content)):
+        if name in (PAYLOAD, PAYLOAD_PREFIX):
+            problems.append(
+                f"{{{{{name}}}}}: name a field of the payload, as in {{{{payload.<field>}}}}."
+            )
+    return problems
 
 
 def replace_template_variables(content: str, variables: Mapping[str, Any]) -> SafeString:
@@ -70,6 +113,18 @@ def html_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Any]) -> Saf
 def html_description_list(items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> SafeString:
     pairs = items.items() if isinstance(items, Mapping) else items
     return format_html("<dl>{}</dl>", format_html_join("", "<dt>{}</dt><dd>{}</dd>", pairs))
+
+
+def payload_value(value: Any) -> Any:
+    """A payload value as an approver reads it: objects and lists as JSON."""
+    if isinstance(value, (Mapping, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "" if value is None else value
+
+
+def payload_description(payload: Mapping[str, Any]) -> SafeString:
+    """The default summary of what will run: the payload's fields, escaped."""
+    return html_description_list((key, payload_value(value)) for key, value in payload.items())
 
 
 def html_list(items: Iterable[Any], ordered: bool = False) -> SafeString:

@@ -46,8 +46,8 @@ from django.utils import timezone  # noqa: E402
 from approvals.choices import ActionStatus, KnoxStatus  # noqa: E402
 from approvals.knox import get_knox_client  # noqa: E402
 from approvals.models import ApprovalLog, PendingAction  # noqa: E402
-from approvals.registry import register_action_handler  # noqa: E402
-from approvals.services import check_pending_approvals  # noqa: E402
+from approvals.registry import any_requester, register_action_handler  # noqa: E402
+from approvals.services import check_pending_approvals, payload_sha256  # noqa: E402
 
 
 def free_port() -> int:
@@ -97,6 +97,7 @@ def seed(n: int, approved: int, url: str) -> list[str]:
                 subject=f"Bench {i}",
                 contents="<p>bench</p>",
                 contents_sha256="0" * 64,
+                payload_sha256=payload_sha256({"i": i}),
                 approvers=[{"ep_id": "EP-B", "seq": 1, "role": 1}],
                 submitted_by=user,
                 submitted_at=now,
@@ -138,7 +139,9 @@ def main() -> None:
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
-    register_action_handler("bench.noop", lambda payload, pending_action: {"ok": True})
+    register_action_handler(
+        "bench.noop", lambda payload, pending_action: {"ok": True}, authorize=any_requester
+    )
     with tempfile.TemporaryDirectory() as tmp:
         process, url = start_simulator(Path(tmp) / "documents.json")
         try:

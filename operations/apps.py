@@ -33,9 +33,6 @@ class OperationsConfig(AppConfig):
             "ops.reconcile_runs", "operations.tasks.reconcile_runs_task", minutes=5
         )
         if apps.is_installed("approvals"):
-            from approvals.registry import register_action_handler
-            from operations.approval_handlers import CreateTenantPayload, create_tenant
+            from operations.approval_handlers import register
 
-            register_action_handler(
-                "operations.create_tenant", create_tenant, payload_serializer=CreateTenantPayload
-            )
+            register()

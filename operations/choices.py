@@ -29,3 +29,7 @@ class MemberRole(models.TextChoices):
     VIEWER = "viewer", "Viewer"
     OPERATOR = "operator", "Operator"
     ADMIN = "admin", "Admin"
+
+
+# Who may create tenants in a workspace (superusers may anywhere).
+TENANT_CREATOR_ROLES = (MemberRole.OPERATOR, MemberRole.ADMIN)

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from approvals.choices import FailureStage
 from approvals.models import ApprovalTemplate, PendingAction, PendingActionTransition
-from approvals.templating import template_variables
+from approvals.templating import caller_variables
 
 
 class ApprovalRequestInput(serializers.Serializer):
@@ -11,7 +12,12 @@ class ApprovalRequestInput(serializers.Serializer):
     template_name = serializers.CharField(max_length=200)
     variables = serializers.DictField(child=serializers.JSONField(), allow_empty=True)
     approvers = serializers.ListField(
-        child=serializers.CharField(max_length=64), allow_empty=False, max_length=20
+        child=serializers.CharField(max_length=64),
+        required=False,
+        allow_empty=True,
+        max_length=20,
+        help_text="Knox EP IDs in approval order; leave out to use the template's default "
+        "approval line.",
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
@@ -33,6 +39,10 @@ class PendingActionSerializer(serializers.ModelSerializer):
     knox_status = serializers.IntegerField(source="approval_log.knox_status", allow_null=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     transitions = TransitionSerializer(many=True, read_only=True)
+    # Blank ("") while the action has not failed: declared so, so the schema says so.
+    failure_stage = serializers.ChoiceField(
+        choices=FailureStage.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = PendingAction
@@ -43,6 +53,7 @@ class PendingActionSerializer(serializers.ModelSerializer):
             "action_payload",
             "status",
             "failure_stage",
+            "failure_code",
             "subject",
             "knox_status",
             "execution_result",
@@ -58,10 +69,16 @@ class PendingActionSerializer(serializers.ModelSerializer):
 
 class TemplateSerializer(serializers.ModelSerializer):
     variables = serializers.SerializerMethodField()
+    has_default_approvers = serializers.SerializerMethodField()
 
     class Meta:
         model = ApprovalTemplate
-        fields = ["id", "name", "description", "variables", "updated_at"]
+        fields = ["id", "name", "description", "variables", "has_default_approvers", "updated_at"]
 
     def get_variables(self, template: ApprovalTemplate) -> list[str]:
-        return sorted(template_variables(template.content))
+        """The variables a request gives (``payload.<field>`` ones come from the payload)."""
+        return sorted(caller_variables(template.content))
+
+    def get_has_default_approvers(self, template: ApprovalTemplate) -> bool:
+        """Whether a request may leave out ``approvers``."""
+        return bool(template.default_approvers)

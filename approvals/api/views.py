@@ -2,7 +2,6 @@ import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -37,7 +36,7 @@ class ApprovalRequestView(APIView):
             title=data["title"],
             template_name=data["template_name"],
             variables=data["variables"],
-            approvers=data["approvers"],
+            approvers=data.get("approvers") or None,
             user=request.user,
             description=data.get("description") or None,
         )
@@ -65,15 +64,25 @@ class PendingActionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return pending_actions_visible_to(self.request.user)
 
-    @extend_schema(request=None, summary="Ask Knox about this document now", tags=["approvals"])
+    # Who may refresh or retry is the service's decision (the admin asks the same):
+    # the requester may refresh their own; anything else needs the operate permission.
+    @extend_schema(
+        request=None,
+        summary="Ask Knox about this document now (yours, or with the operate permission)",
+        tags=["approvals"],
+    )
     @action(detail=True, methods=["post"])
     def refresh(self, request, pk=None):
         pending_action = self.get_object()
         check_single_approval_status(pending_action.ap_inf_id, actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=pending_action.pk)).data)
 
-    @extend_schema(request=None, summary="Run a failed execution again (staff)", tags=["approvals"])
-    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsAdminUser])
+    @extend_schema(
+        request=None,
+        summary="Run a failed execution again (needs the operate permission)",
+        tags=["approvals"],
+    )
+    @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         pending_action = self.get_object()
         retry_execution(pending_action.pk, actor=request.user)

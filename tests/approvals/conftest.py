@@ -9,7 +9,8 @@ import requests
 
 from approvals.models import ApprovalTemplate
 from approvals.services import knox_profile_set
-from tests.operations.factories import UserFactory, WorkspaceFactory
+from operations.choices import MemberRole
+from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,15 +114,17 @@ def knox(_simulator_process, settings) -> Simulator:
 
 
 @pytest.fixture
-def requester(db):
-    user = UserFactory(username="requester")
-    knox_profile_set(user=user, ep_id="EP-REQ-1")
-    return user
+def demo_workspace(db):
+    return WorkspaceFactory(slug="acme", name="Acme")
 
 
 @pytest.fixture
-def demo_workspace(db):
-    return WorkspaceFactory(slug="acme", name="Acme")
+def requester(demo_workspace):
+    """A user with a Knox EP ID who may create tenants in ``acme`` (an operator)."""
+    user = UserFactory(username="requester")
+    knox_profile_set(user=user, ep_id="EP-REQ-1")
+    MembershipFactory(workspace=demo_workspace, user=user, role=MemberRole.OPERATOR)
+    return user
 
 
 @pytest.fixture

@@ -185,7 +185,8 @@ def test_approvals_resubmit_sends_a_failed_submit_again_with_the_same_id(knox, r
 
 
 def test_approvals_retry_executes_a_failed_execution(knox, request_tenant, demo_workspace):
-    from approvals.registry import register_action_handler, unregister_action_handler
+    from approvals.registry import any_requester, register_action_handler, unregister_action_handler
+    from operations import approval_handlers
 
     def failing(payload, *, pending_action):
         raise RuntimeError("downstream is down")
@@ -193,16 +194,12 @@ def test_approvals_retry_executes_a_failed_execution(knox, request_tenant, demo_
     action = request_tenant("Retried")
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
     unregister_action_handler("operations.create_tenant")
-    register_action_handler("operations.create_tenant", failing)
+    register_action_handler("operations.create_tenant", failing, authorize=any_requester)
     try:
         _call("approvals_poll")
     finally:
         unregister_action_handler("operations.create_tenant")
-        from operations.approval_handlers import CreateTenantPayload, create_tenant
-
-        register_action_handler(
-            "operations.create_tenant", create_tenant, payload_serializer=CreateTenantPayload
-        )
+        approval_handlers.register()
     action.refresh_from_db()
     assert action.status == ActionStatus.FAILED
 

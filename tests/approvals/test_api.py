@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.models import PendingAction
 from operations.models import Tenant
+from tests.approvals.factories import staff_with
 from tests.operations.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -133,13 +134,13 @@ def test_refresh_asks_knox_and_executes_an_approved_action(
     assert Tenant.objects.filter(name="Refreshed").exists()
 
 
-def test_retry_is_staff_only_and_a_409_when_not_retryable(
+def test_retry_needs_the_operate_permission_and_is_a_409_when_not_retryable(
     knox, client_for, requester, request_tenant
 ):
     action = request_tenant("Retry")
 
     assert client_for(requester).post(f"{URL}pending-actions/{action.pk}/retry/").status_code == 403
-    response = client_for(UserFactory(is_staff=True)).post(
+    response = client_for(staff_with("approvals.operate_pendingaction")).post(
         f"{URL}pending-actions/{action.pk}/retry/"
     )
 

@@ -8,7 +8,11 @@ import pytest
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.knox import get_knox_client
 from approvals.models import PendingAction
-from approvals.registry import register_action_handler, unregister_action_handler
+from approvals.registry import (
+    any_requester,
+    register_action_handler,
+    unregister_action_handler,
+)
 from approvals.services import (
     _apply_report,
     check_pending_approvals,
@@ -32,7 +36,7 @@ def counting_handler(demo_workspace):
         Tenant.objects.create(workspace=demo_workspace, name=f"made by {pending_action.pk}")
         return {"made": pending_action.pk}
 
-    register_action_handler("test.counting", handler)
+    register_action_handler("test.counting", handler, authorize=any_requester)
     yield calls
     unregister_action_handler("test.counting")
 

@@ -8,14 +8,14 @@ from django_q.conf import Conf
 
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.models import PendingAction
-from approvals.services import check_pending_approvals
+from approvals.services import check_pending_approvals, knox_profile_set
 from automation.dry_run import rule_dry_run
 from automation.engine import process_outbox
 from automation.entities import invalidate_watch_index, sync_entities
 from automation.models import AutomationExecution
 from operations.models import Tenant
 from tests.automation.factories import make_rule
-from tests.operations.factories import TenantFactory, WorkspaceFactory
+from tests.operations.factories import TenantFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_a_rule_requests_approval_and_the_document_reaches_knox_after_commit(
     knox, requester, demo_workspace, tenant_template, django_capture_on_commit_callbacks
 ):
     # given: a rule on new tenants, requested in the name of a user with an EP ID
-    make_rule(trigger="on_create", actions=[seek(requested_by=requester.username)])
+    make_rule(actor=requester, trigger="on_create", actions=[seek(requested_by=requester.username)])
 
     # when: a tenant is created and the worker processes the event
     with django_capture_on_commit_callbacks(execute=True):
@@ -76,7 +76,7 @@ def test_a_rule_requests_approval_and_the_document_reaches_knox_after_commit(
 def test_nothing_reaches_knox_when_the_workers_transaction_does_not_commit(
     knox, requester, demo_workspace, tenant_template, django_capture_on_commit_callbacks
 ):
-    make_rule(trigger="on_create", actions=[seek(requested_by=requester.username)])
+    make_rule(actor=requester, trigger="on_create", actions=[seek(requested_by=requester.username)])
     TenantFactory(name="Initech")  # its event waits in the outbox (on-commit not run)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -91,7 +91,9 @@ def test_nothing_reaches_knox_when_the_workers_transaction_does_not_commit(
 def test_the_dry_run_shows_the_request_and_sends_nothing(
     knox, requester, demo_workspace, tenant_template
 ):
-    rule = make_rule(trigger="on_create", actions=[seek(requested_by=requester.username)])
+    rule = make_rule(
+        actor=requester, trigger="on_create", actions=[seek(requested_by=requester.username)]
+    )
     tenant = TenantFactory(name="Initech")
 
     result = rule_dry_run(rule=rule, entity="operations.Tenant", object_id=tenant.pk)
@@ -144,3 +146,77 @@ def test_the_pollers_transitions_are_events_that_rules_see(
 
     # then
     assert Alert.objects.get().title == "operations.create_tenant executed"
+
+
+def test_a_rule_cannot_ask_in_someone_elses_name_for_what_its_editor_may_not(
+    knox, requester, demo_workspace, tenant_template, django_capture_on_commit_callbacks
+):
+    # given: a rule written by someone who may not create tenants in acme, naming
+    # as requester an operator of acme (who may)
+    outsider = UserFactory(username="outsider")
+    make_rule(actor=outsider, trigger="on_create", actions=[seek(requested_by=requester.username)])
+
+    # when: the rule fires
+    with django_capture_on_commit_callbacks(execute=True):
+        TenantFactory(name="Initech", workspace=WorkspaceFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        process_outbox()
+
+    # then: refused as if the workspace did not exist; nothing written or sent
+    execution = AutomationExecution.objects.get()
+    assert execution.status == "failed"
+    assert "No workspace you may create tenants in has this slug." in execution.error_message
+    assert not PendingAction.objects.exists()
+    assert knox.calls() == {}
+    assert not Tenant.objects.filter(name="Initech (EU)").exists()
+
+
+def test_the_requester_must_be_allowed_too(knox, requester, demo_workspace, tenant_template):
+    # given: a rule by the operator, naming as requester someone with an EP ID
+    # who is no member of acme
+    bystander = UserFactory(username="bystander")
+    knox_profile_set(user=bystander, ep_id="EP-BY-1")
+    rule = make_rule(
+        actor=requester, trigger="on_create", actions=[seek(requested_by=bystander.username)]
+    )
+    tenant = TenantFactory(name="Initech")
+
+    # when: dry-run
+    result = rule_dry_run(rule=rule, entity="operations.Tenant", object_id=tenant.pk)
+
+    # then
+    assert "No workspace you may create tenants in" in str(result["actions"][0])
+    assert not PendingAction.objects.exists()
+    assert knox.calls() == {}
+
+
+def test_without_approvers_the_templates_default_line_is_used(
+    knox, requester, demo_workspace, tenant_template, django_capture_on_commit_callbacks
+):
+    # given: a template with a default approval line, and a rule naming no approvers
+    tenant_template.default_approvers = [{"ep_id": "EP-LINE-1", "role": 2}]
+    tenant_template.save()
+    action_config = seek()
+    del action_config["action_config"]["approvers"]
+    make_rule(actor=requester, trigger="on_create", actions=[action_config])
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        TenantFactory(name="Initech", workspace=WorkspaceFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        process_outbox()
+
+    # then
+    action = PendingAction.objects.get()
+    aplns = knox.document(action.ap_inf_id)["aplns"]
+    assert [(a["epId"], a["role"]) for a in aplns] == [("EP-REQ-1", "0"), ("EP-LINE-1", "2")]
+
+
+def test_a_rule_without_approvers_needs_a_template_with_a_default_line(requester, tenant_template):
+    action_config = seek()
+    del action_config["action_config"]["approvers"]
+
+    with pytest.raises(ValidationError) as error:
+        make_rule(actor=requester, trigger="on_create", actions=[action_config])
+
+    assert "approvers required (the template has no default approval line)" in str(error.value)

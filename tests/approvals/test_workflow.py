@@ -3,7 +3,11 @@ from django.core.exceptions import ValidationError
 
 from approvals.choices import ActionStatus, FailureStage, KnoxStatus
 from approvals.models import ApprovalLog, PendingAction
-from approvals.registry import register_action_handler, unregister_action_handler
+from approvals.registry import (
+    any_requester,
+    register_action_handler,
+    unregister_action_handler,
+)
 from approvals.services import (
     ApprovalSubmitFailed,
     check_pending_approvals,
@@ -213,7 +217,7 @@ def flaky_handler(demo_workspace):
             raise RuntimeError("ERP said no: password=hunter2")
         return {"ok": True}
 
-    register_action_handler("test.flaky", flaky)
+    register_action_handler("test.flaky", flaky, authorize=any_requester)
     yield calls
     unregister_action_handler("test.flaky")
 

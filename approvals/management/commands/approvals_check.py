@@ -5,7 +5,10 @@ from config.errors import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Ask Knox about one document now and act on the answer."
+    help = (
+        "Ask Knox about one document now and act on the answer. Runs as the system "
+        "(the operator at the console): no permission check."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("ap_inf_id")

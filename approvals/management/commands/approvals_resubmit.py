@@ -5,7 +5,10 @@ from config.errors import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Submit a failed submit to Knox again, with the same apInfId (idempotent at Knox)."
+    help = (
+        "Submit a failed submit to Knox again, with the same apInfId (idempotent at Knox). "
+        "Runs as the system (the operator at the console): no permission check."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("pending_action_id", type=int)

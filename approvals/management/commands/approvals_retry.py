@@ -5,7 +5,10 @@ from config.errors import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Execute again an approved action whose handler failed."
+    help = (
+        "Execute again an approved action whose handler failed. Runs as the system (the "
+        "operator at the console): no permission check, the transition reads 'system'."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("pending_action_id", type=int)
