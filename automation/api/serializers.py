@@ -22,11 +22,23 @@ from automation.models import (
 )
 
 
+class JSONValueField(serializers.JSONField):
+    """A JSON field that refuses null also when it comes from a form. A
+    multipart or urlencoded body carries JSON as text: DRF checks for null
+    before decoding it, so ``"null"`` would slip through as None."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value is None and not self.allow_null:
+            self.fail("null")
+        return value
+
+
 class ActionInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     action_type = serializers.CharField(max_length=50)
-    action_config = serializers.JSONField(required=False, default=dict)
+    action_config = JSONValueField(required=False, default=dict)
     execution_order = serializers.IntegerField(min_value=1, max_value=MAX_DB_INT)
     is_active = serializers.BooleanField(required=False, default=True)
     template = serializers.PrimaryKeyRelatedField(
@@ -43,7 +55,7 @@ class RuleInputSerializer(serializers.Serializer):
     trigger_type = serializers.SlugRelatedField(
         slug_field="name", queryset=TriggerType.objects.filter(is_active=True)
     )
-    trigger_conditions = serializers.JSONField(required=False, default=dict)
+    trigger_conditions = JSONValueField(required=False, default=dict)
     cron_expression = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
