@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_delete, post_migrate, post_save
 
 
@@ -10,6 +11,7 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         from automation.actions import register_builtin_actions
+        from automation.checks import check_webhook_secrets
         from automation.entities import invalidate_watch_index, registered_models
         from automation.events import connect_signals
         from automation.models import AutomationRule, Entity
@@ -18,6 +20,7 @@ class AutomationConfig(AppConfig):
         from operations.schedules import schedule_registry
 
         register_builtin_actions()
+        checks.register(check_webhook_secrets)
 
         # Models that do not exist yet (an app still being built) are skipped
         # here; automation_sync_entities reports them.

@@ -66,9 +66,18 @@ def _sanitized_response(response: requests.Response) -> dict[str, Any]:
 
 def _send_webhook(delivery: NotificationDelivery) -> SendResult:
     payload = delivery.payload
-    secret = conf.webhook_secret(payload.get("secret_env") or None)
+    source = payload.get("secret_env") or None
+    try:
+        secret = conf.webhook_secret(source)
+    except ValueError:
+        # A delivery written before sources were checked: never sign with it.
+        return SendResult(
+            DeliveryStatus.FAILED,
+            error=f"{str(source)[:100]!r} is not a webhook secret "
+            f"(use one of {', '.join(conf.webhook_secret_sources())}).",
+        )
     if not secret:
-        name = payload.get("secret_env") or "AUTOMATION_WEBHOOK_SECRET"
+        name = source or conf.DEFAULT_WEBHOOK_SECRET
         return SendResult(DeliveryStatus.FAILED, error=f"No webhook secret configured ({name}).")
     body = json.dumps(
         {**payload.get("body", {}), "delivery_id": str(delivery.notification_id)},

@@ -180,6 +180,9 @@ AUTOMATION_ENTITIES = env_list("AUTOMATION_ENTITIES", [])  # extra "app_label.Mo
 AUTOMATION_WEBHOOK_SECRET = env_str(
     "AUTOMATION_WEBHOOK_SECRET", ""
 )  # HMAC key for webhook signatures
+# Other keys a rule may name as its webhook's secret_env: AUTOMATION_WEBHOOK_SECRET_<NAME>
+# settings, each read from the environment variable of that name.
+AUTOMATION_WEBHOOK_SECRETS = env_list("AUTOMATION_WEBHOOK_SECRETS", [])
 AUTOMATION_MAX_CHAIN_DEPTH = env_int("AUTOMATION_MAX_CHAIN_DEPTH", 5)
 AUTOMATION_DELIVERY_MAX_ATTEMPTS = env_int("AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5)
 AUTOMATION_DELIVERY_BACKOFF_SECONDS = env_int("AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30)

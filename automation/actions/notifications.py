@@ -33,10 +33,30 @@ def webhook_recipient(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))[:500]
 
 
+def _secret_source_errors(config: dict[str, Any], *, webhook: bool) -> list[str]:
+    """``secret_env`` names one of the configured webhook secrets, and a
+    webhook is saved only when the secret it will be signed with is set."""
+    source = config.get("secret_env") or None
+    allowed = conf.webhook_secret_sources()
+    if source is not None and source not in allowed:
+        shown = str(source)[:100] if isinstance(source, str) else source
+        return [
+            f"send_notification: secret_env {shown!r} is not a webhook secret; "
+            f"use one of {', '.join(allowed)} (AUTOMATION_WEBHOOK_SECRETS lists them)."
+        ]
+    if webhook and not conf.webhook_secret(source):
+        return [
+            f"send_notification: no webhook secret is configured in "
+            f"{source or conf.DEFAULT_WEBHOOK_SECRET}; set it before saving a webhook, "
+            "which is always signed."
+        ]
+    return []
+
+
 class SendNotificationAction:
     """send_notification: channels (email, in_app, webhook), recipients {users,
     roles} for email and in_app, webhook_url for webhook (optional secret_env:
-    the environment variable holding its HMAC key), subject, message,
+    which of the configured webhook secrets signs it), subject, message,
     max_attempts. One delivery row per recipient and channel; sending happens
     after commit and is retried with backoff."""
 
@@ -81,6 +101,7 @@ class SendNotificationAction:
                     URLValidator(schemes=["http", "https"])(url)
                 except ValidationError:
                     errors.append(f"send_notification: webhook_url {url!r} is not an http(s) URL.")
+        errors.extend(_secret_source_errors(config, webhook=DeliveryChannel.WEBHOOK in channels))
         max_attempts = config.get("max_attempts")
         if max_attempts is not None and (
             isinstance(max_attempts, bool)
