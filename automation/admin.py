@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from automation.actions import action_registry
+from automation.actions.notifications import mask_config, unmask_config
 from automation.choices import AlertStatus
 from automation.deliveries import delivery_retry
 from automation.dry_run import rule_dry_run
@@ -53,7 +54,50 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- rules ---------------------------------------------------------------------------------
 
 
-class ActionInlineForm(forms.ModelForm):
+class MaskedConfigAdminMixin:
+    """A JSON config that may hold a webhook URL (``config_field``) is shown
+    with the URL's credentials masked: to an editor as the form's initial
+    value (sent back unchanged, the stored URL is kept), and to a reader who
+    may not change it as a read-only display of the masked config."""
+
+    config_field = "action_config"
+
+    def config_read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self.config_read_only(request, obj):
+            readonly.append("masked_config")
+        return readonly
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if self.config_read_only(request, obj):
+            fields = ["masked_config" if f == self.config_field else f for f in fields]
+        return list(dict.fromkeys(fields))
+
+    @admin.display(description="config")
+    def masked_config(self, obj):
+        return pretty_json(mask_config(getattr(obj, self.config_field)))
+
+
+class MaskedConfigFormMixin:
+    """The form side of :class:`MaskedConfigAdminMixin`."""
+
+    config_field = "action_config"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial[self.config_field] = mask_config(getattr(self.instance, self.config_field))
+
+    def unmasked(self, config):
+        stored = [getattr(self.instance, self.config_field)] if self.instance.pk else []
+        return unmask_config(config, stored=stored)
+
+
+class ActionInlineForm(MaskedConfigFormMixin, forms.ModelForm):
     action_type = forms.ChoiceField(choices=())
 
     class Meta:
@@ -72,7 +116,7 @@ class ActionInlineForm(forms.ModelForm):
         self.fields["action_type"].choices = action_registry.choices()
 
     def clean_action_config(self):
-        return self.cleaned_data.get("action_config") or {}
+        return self.unmasked(self.cleaned_data.get("action_config") or {})
 
 
 class ActionInlineFormSet(BaseInlineFormSet):
@@ -101,12 +145,19 @@ class ActionInlineFormSet(BaseInlineFormSet):
                 form.add_error("action_config", problems)
 
 
-class ActionInline(admin.TabularInline):
+class ActionInline(MaskedConfigAdminMixin, admin.TabularInline):
     model = RuleAction
     form = ActionInlineForm
     formset = ActionInlineFormSet
     extra = 0
     ordering = ["execution_order", "id"]
+
+    def config_read_only(self, request, obj) -> bool:
+        # obj is the rule: its actions are editable only when the rule is too.
+        return obj is not None and not (
+            self.has_change_permission(request, obj)
+            and request.user.has_perm("automation.change_automationrule")
+        )
 
 
 class DependencyFormSet(BaseInlineFormSet):
@@ -288,8 +339,21 @@ class DryRunForm(forms.Form):
         return changes
 
 
+class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
+    config_field = "default_config"
+
+    class Meta:
+        model = ActionTemplate
+        fields = ["name", "description", "action_type", "default_config", "is_active"]
+
+    def clean_default_config(self):
+        return self.unmasked(self.cleaned_data.get("default_config"))
+
+
 @admin.register(ActionTemplate)
-class ActionTemplateAdmin(admin.ModelAdmin):
+class ActionTemplateAdmin(MaskedConfigAdminMixin, admin.ModelAdmin):
+    form = ActionTemplateForm
+    config_field = "default_config"
     list_display = ["name", "action_type", "is_active", "created_date"]
     search_fields = ["name"]
     readonly_fields = ["created_by", "created_date"]

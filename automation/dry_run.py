@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from automation.actions import ActionContext, action_registry
+from automation.actions.notifications import mask_config
 from automation.choices import Trigger
 from automation.conditions import evaluate
 from automation.engine import Target, action_config, active_actions
@@ -110,7 +111,7 @@ def _evaluate(rule, model, trigger, object_pk, new, old) -> dict[str, Any]:
         }
         try:
             config = action_config(action, rule, target)
-            entry["config"] = config
+            entry["config"] = mask_config(config)
             ctx = ActionContext(
                 rule=rule,
                 action=action,

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from automation.actions.notifications import unmask_config
 from automation.choices import AcknowledgementKind, AlertStatus, Trigger
 from automation.conf import MAX_DB_INT
 from automation.engine import next_run_after
@@ -140,6 +141,26 @@ def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
         raise ValidationError({"actions": problems})
 
 
+def _keep_stored_webhook_urls(
+    actions: list[dict[str, Any]], rule: AutomationRule | None
+) -> list[dict[str, Any]]:
+    """Readers are shown webhook URLs masked; a client that sends an action
+    back as it read it (a PUT of what it got) keeps the URL stored for it."""
+    stored = list(rule.actions.values_list("execution_order", "action_config")) if rule else []
+    kept = []
+    for action in actions:
+        if "action_config" in action:
+            # The action at the same place first: two URLs may differ only in a masked part.
+            order = action.get("execution_order")
+            candidates = [c for o, c in stored if o == order] + [c for o, c in stored if o != order]
+            action = {
+                **action,
+                "action_config": unmask_config(action["action_config"], stored=candidates),
+            }
+        kept.append(action)
+    return kept
+
+
 def _replace_actions(rule: AutomationRule, actions: list[dict[str, Any]]) -> None:
     _check_actions(rule.entity, actions)
     # Actions are part of the rule: a change replaces them (the version says which ran).
@@ -200,10 +221,11 @@ def rule_create(
         updated_by=actor,
     )
     rule.full_clean()
-    _check_actions(entity, actions or [])
+    actions = _keep_stored_webhook_urls(actions or [], None)
+    _check_actions(entity, actions)
     _schedule(rule)
     rule.save()
-    _replace_actions(rule, actions or [])
+    _replace_actions(rule, actions)
     _set_parents(rule, depends_on)
     _after_commit_refresh()
     return rule
@@ -252,6 +274,7 @@ def rule_update(
     rule.updated_by = actor
     rule.full_clean()
     if actions is not None:
+        actions = _keep_stored_webhook_urls(actions, rule)
         _check_actions(rule.entity, actions)
     elif "entity" in changes:
         _check_actions(rule.entity, [_as_input(a) for a in rule.actions.all()])

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -22,6 +23,66 @@ _KEYS = {
     "secret_env",
     "max_attempts",
 }
+
+
+MASK = "***"
+# Query keys whose values are credentials (token=, api_key=, sig=, …).
+_SECRET_QUERY_KEY = re.compile(
+    r"(?i)pass|pwd|secret|token|key|sig|auth|credential|session|code|otp|jwt"
+)
+
+
+def _mask_query(query: str) -> str:
+    parts = []
+    for part in query.split("&"):
+        key, sep, _value = part.partition("=")
+        if sep and _SECRET_QUERY_KEY.search(unquote_plus(key)):
+            part = f"{key}={MASK}"
+        parts.append(part)
+    return "&".join(parts)
+
+
+def mask_webhook_url(url: Any) -> Any:
+    """The URL as readers see it: ``http://***@host/path?token=***``. Its
+    user and password, and the values of secret-looking query (and fragment)
+    keys, are masked; the rest is kept as written. Anything that is not text
+    is returned as it is."""
+    if not isinstance(url, str):
+        return url
+    try:
+        scheme, netloc, path, query, fragment = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host: show none of it
+        return MASK
+    if not netloc and "@" in url:
+        return MASK  # not a URL we can take apart, and it may hold credentials
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+    return urlunsplit((scheme, netloc, path, _mask_query(query), _mask_query(fragment)))
+
+
+def is_masked(url: Any) -> bool:
+    return isinstance(url, str) and MASK in url
+
+
+def mask_config(config: Any) -> Any:
+    """An action config as readers see it: its webhook_url masked."""
+    if isinstance(config, dict) and "webhook_url" in config:
+        return {**config, "webhook_url": mask_webhook_url(config["webhook_url"])}
+    return config
+
+
+def unmask_config(config: Any, *, stored: list[Any]) -> Any:
+    """``config`` as a client sent it back after reading it masked: a masked
+    webhook_url that is the mask of one of the ``stored`` configs' URLs
+    becomes that URL again, so an edit that did not touch the URL keeps it.
+    A masked URL matching none is left as it is (validation refuses it)."""
+    if not (isinstance(config, dict) and is_masked(config.get("webhook_url"))):
+        return config
+    for previous in stored:
+        url = previous.get("webhook_url") if isinstance(previous, dict) else None
+        if isinstance(url, str) and mask_webhook_url(url) == config["webhook_url"]:
+            return {**config, "webhook_url": url}
+    return config
 
 
 def webhook_recipient(url: str) -> str:
@@ -96,11 +157,20 @@ class SendNotificationAction:
                 errors.extend(f"send_notification: {m}" for m in error.messages)
         if DeliveryChannel.WEBHOOK in channels:
             url = config.get("webhook_url")
-            if not isinstance(url, str) or "{{" not in url:
+            if is_masked(url):
+                errors.append(
+                    f"send_notification: webhook_url {mask_webhook_url(url)!r} is masked "
+                    f"({MASK}), as Bureau shows it; "
+                    "give the full URL (or send back the one you were shown unchanged)."
+                )
+            elif not isinstance(url, str) or "{{" not in url:
                 try:
                     URLValidator(schemes=["http", "https"])(url)
                 except ValidationError:
-                    errors.append(f"send_notification: webhook_url {url!r} is not an http(s) URL.")
+                    errors.append(
+                        f"send_notification: webhook_url {mask_webhook_url(url)!r} "
+                        "is not an http(s) URL."
+                    )
         errors.extend(_secret_source_errors(config, webhook=DeliveryChannel.WEBHOOK in channels))
         max_attempts = config.get("max_attempts")
         if max_attempts is not None and (

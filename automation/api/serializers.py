@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from automation.actions.notifications import mask_config
 from automation.choices import (
     AlertStatus,
     DeliveryChannel,
@@ -67,6 +68,8 @@ class RuleInputSerializer(serializers.Serializer):
 
 
 class RuleActionSerializer(serializers.ModelSerializer):
+    """An action as readers see it: credentials in a webhook URL masked."""
+
     class Meta:
         model = RuleAction
         fields = [
@@ -80,6 +83,11 @@ class RuleActionSerializer(serializers.ModelSerializer):
             "template",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["action_config"] = mask_config(data["action_config"])
+        return data
 
 
 class RuleSerializer(serializers.ModelSerializer):
