@@ -86,8 +86,18 @@ class AutomationConfig(AppConfig):
             ),
             stale_running_after=timedelta(minutes=30),
         )
+        operation_catalog.register(
+            "automation.expire_alerts",
+            label="Automation: expire alerts past their date",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("expired",),
+            stale_running_after=timedelta(minutes=10),
+        )
         schedule_registry.register(
             "automation.scheduled_rules", "automation.tasks.scheduled_rules_task", minutes=1
+        )
+        schedule_registry.register(
+            "automation.expire_alerts", "automation.tasks.expire_alerts_task", minutes=5
         )
         schedule_registry.register(
             "automation.drain_outbox", "automation.tasks.drain_outbox_task", minutes=1

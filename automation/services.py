@@ -12,7 +12,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from automation.actions.notifications import unmask_config
-from automation.choices import AcknowledgementKind, AlertStatus, Trigger
+from automation.choices import (
+    ALERT_TRANSITIONS,
+    CLOSED_ALERT_STATUSES,
+    AcknowledgementKind,
+    AlertStatus,
+    Trigger,
+    alert_statuses_leading_to,
+)
 from automation.conf import MAX_DB_INT
 from automation.engine import next_run_after
 from automation.entities import invalidate_watch_index
@@ -378,12 +385,12 @@ def _my_acknowledgement(alert: Alert, user) -> AlertAcknowledgement | None:
 @transaction.atomic
 def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
     """A recipient acknowledges: idempotent; refused (409) once the alert is
-    resolved or dismissed, or after the recipient dismissed it."""
+    closed (resolved, dismissed, expired), or after the recipient dismissed it."""
     alert = _recipient_alert(user=user, alert_id=alert_id)
     mine = _my_acknowledgement(alert, user)
     if mine is not None and mine.kind == AcknowledgementKind.ACKNOWLEDGED:
         return mine
-    if mine is not None or alert.status in (AlertStatus.RESOLVED, AlertStatus.DISMISSED):
+    if mine is not None or alert.status in CLOSED_ALERT_STATUSES:
         raise InvalidTransition(
             subject=f"Alert {alert.pk}",
             current=mine.kind if mine else alert.status,
@@ -403,7 +410,7 @@ def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowled
 def alert_dismiss(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
     """A recipient dismisses the alert for themself (after acknowledging it or not)."""
     alert = _recipient_alert(user=user, alert_id=alert_id)
-    if alert.status == AlertStatus.RESOLVED:
+    if alert.status in (AlertStatus.RESOLVED, AlertStatus.EXPIRED):
         raise InvalidTransition(
             subject=f"Alert {alert.pk}",
             current=alert.status,
@@ -444,14 +451,12 @@ def alerts_acknowledge_selected(*, alert_ids: list[int], user, notes: str = "") 
 def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
     """The console's bulk acknowledge / dismiss: the alert as a whole, recorded
     as the operator's acknowledgement."""
-    allowed = {
-        AlertStatus.ACKNOWLEDGED: {AlertStatus.ACTIVE},
-        AlertStatus.DISMISSED: {AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED},
-    }[status]
+    if status not in (AlertStatus.ACKNOWLEDGED, AlertStatus.DISMISSED):
+        raise ValueError(f"operators acknowledge or dismiss alerts, not {status!r}")
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.status == status:
         return alert
-    if alert.status not in allowed:
+    if status not in ALERT_TRANSITIONS[alert.status]:
         raise InvalidTransition(
             subject=f"Alert {alert.pk}",
             current=alert.status,
@@ -466,3 +471,14 @@ def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
         defaults={"kind": status, "notes": "from the operator console"},
     )
     return alert
+
+
+def alerts_expire(*, now=None) -> int:
+    """Live alerts whose expires_date has passed become ``expired`` (the
+    scheduled sweep); returns how many. One conditional UPDATE: an alert
+    acknowledged, dismissed or resolved meanwhile is moved only when the
+    transition table allows it from its state at that moment."""
+    now = now or timezone.now()
+    return Alert.objects.filter(
+        status__in=alert_statuses_leading_to(AlertStatus.EXPIRED), expires_date__lte=now
+    ).update(status=AlertStatus.EXPIRED, updated_date=now)

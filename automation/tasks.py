@@ -56,3 +56,11 @@ def retry_deliveries_task(tracker) -> dict[str, int]:
             f"{abandoned} deliveries failed: their worker stopped during the last attempt.",
         )
     return counts
+
+
+@tracked_run("automation.expire_alerts", initiator_name="schedule")
+def expire_alerts_task(tracker) -> dict[str, int]:
+    """Every 5 minutes: alerts past their expires_date become expired."""
+    from automation.services import alerts_expire
+
+    return {"expired": alerts_expire()}

@@ -152,6 +152,7 @@ SPECTACULAR_SETTINGS = {
         "OperationRunStatusEnum": "operations.choices.RunStatus",
         "OperationRunOutcomeEnum": "operations.choices.RunOutcome",
         "PendingActionStatusEnum": "approvals.choices.ActionStatus",
+        "AlertStatusEnum": "automation.choices.AlertStatus",
     },
 }
 

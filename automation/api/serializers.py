@@ -98,7 +98,9 @@ class RuleSerializer(serializers.ModelSerializer):
     depends_on = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    deactivated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    deactivated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = AutomationRule
@@ -206,9 +208,21 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    """One of the reader's alerts: ``status`` is the reader's own state (their
+    acknowledgement or dismissal, else the alert's when it is closed), and
+    ``alert_status`` the alert's as a whole, which anyone's acknowledgement sets."""
+
     severity = serializers.ChoiceField(choices=Severity.choices)
-    status = serializers.ChoiceField(choices=AlertStatus.choices)
-    my_status = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(
+        source="recipient_status",
+        choices=AlertStatus.choices,
+        help_text="Your own state of this alert.",
+    )
+    alert_status = serializers.ChoiceField(
+        source="status",
+        choices=AlertStatus.choices,
+        help_text="The alert as a whole: acknowledged once any recipient acknowledged it.",
+    )
 
     class Meta:
         model = Alert
@@ -223,7 +237,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "source_entity_id",
             "source_rule",
             "status",
-            "my_status",
+            "alert_status",
             "expires_date",
             "created_date",
             "updated_date",

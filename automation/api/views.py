@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import permissions, status, viewsets
+from rest_framework import generics, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -207,24 +207,26 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
 # --- alerts (mounted under /api/v1/alerts/ by automation/api/alert_urls.py) --------------
 
 
-class MyAlertsView(APIView):
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         parameters=[MyAlertsQuerySerializer],
-        responses=AlertSerializer(many=True),
-        summary="My alerts (expired ones hidden)",
+        summary="My alerts (expired ones hidden), a page at a time",
         tags=["alerts"],
     )
-    def get(self, request):
-        query = MyAlertsQuerySerializer(data=request.query_params)
+)
+class MyAlertsView(generics.ListAPIView):
+    serializer_class = AlertSerializer
+    pagination_class = Pagination
+    filter_backends: list = []  # status and severity are read by MyAlertsQuerySerializer
+
+    def get_queryset(self):
+        query = MyAlertsQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        alerts = selectors.alerts_mine(
-            request.user,
+        return selectors.alerts_mine(
+            self.request.user,
             status=query.validated_data.get("status") or None,
             severity=query.validated_data.get("severity") or None,
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(alerts, request, view=self)
-        return paginator.get_paginated_response(AlertSerializer(page, many=True).data)
 
 
 class AcknowledgeAlertView(APIView):
