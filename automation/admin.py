@@ -8,12 +8,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.forms.models import BaseInlineFormSet
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from automation import permissions
 from automation.actions import action_registry
 from automation.actions.notifications import mask_config, unmask_config
 from automation.choices import AlertStatus
@@ -39,10 +40,11 @@ from automation.models import (
 from automation.services import (
     alert_set_status_by_operator,
     lock_and_check_dependencies,
+    rule_deactivate,
     rule_has_history,
 )
 from automation.validation import action_config_errors, entity_model
-from config.errors import ApplicationError
+from config.errors import ApplicationError, Forbidden
 from operations.admin import ReadOnlyAdminMixin, pretty_json
 from operations.sanitize import sanitize_message
 
@@ -272,13 +274,19 @@ class AutomationRuleAdmin(admin.ModelAdmin):
             return False  # history points at it: deactivate instead
         return super().has_delete_permission(request, obj)
 
-    @admin.action(description="Deactivate selected rules", permissions=["change"])
+    # Operator actions are offered to whoever may view the list; the service
+    # refuses those without its permission, and the refusal is shown.
+    @admin.action(description="Deactivate selected rules")
     def deactivate_rules(self, request, queryset):
-        from automation.services import rule_deactivate
-
-        for rule in queryset:
-            rule_deactivate(rule=rule, actor=request.user)
-        self.message_user(request, f"Deactivated {queryset.count()} rule(s).", messages.SUCCESS)
+        done = 0
+        for rule in queryset.order_by("pk"):
+            try:
+                rule_deactivate(rule=rule, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
+            done += 1
+        self.message_user(request, f"Deactivated {done} rule(s).", messages.SUCCESS)
 
     def get_urls(self):
         return [
@@ -291,14 +299,19 @@ class AutomationRuleAdmin(admin.ModelAdmin):
         ]
 
     def dry_run_view(self, request, rule_id: int):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         rule = get_object_or_404(
             AutomationRule.objects.select_related("entity", "trigger_type"), pk=rule_id
         )
-        if not (
-            request.user.has_perm("automation.dry_run_automationrule")
-            or self.has_change_permission(request, rule)
-        ):
-            raise PermissionDenied
+        try:
+            # The service checks it again; asked first, the page is not shown in vain.
+            permissions.require(
+                request.user, permissions.DRY_RUN_RULE, doing="dry-run automation rules"
+            )
+        except Forbidden as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return redirect("admin:automation_automationrule_change", rule.pk)
         result = None
         form = DryRunForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -308,6 +321,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
                     entity=rule.entity.name,
                     object_id=form.cleaned_data["object_id"],
                     changes=form.cleaned_data["changes"] or {},
+                    actor=request.user,
                 )
             except ApplicationError as error:
                 self.message_user(request, error.message, messages.ERROR)
@@ -425,14 +439,14 @@ class AutomationEventAdmin(ReadOnlyAdmin):
     def old_pretty(self, event):
         return pretty_json(event.old_values)
 
-    def has_replay_permission(self, request):
-        return request.user.has_perm("automation.change_automationrule")
-
-    @admin.action(description="Replay selected events", permissions=["replay"])
+    @admin.action(description="Replay selected events")
     def replay(self, request, queryset):
         for event in queryset.order_by("pk"):
             try:
-                counts = replay_event(event.pk)
+                counts = replay_event(event.pk, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
             except ApplicationError as error:
                 self.message_user(request, f"Event {event.pk}: {error.message}", messages.ERROR)
             except ValidationError as error:
@@ -534,14 +548,14 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
     def provider_pretty(self, delivery):
         return pretty_json(delivery.provider_response)
 
-    def has_retry_permission(self, request):
-        return request.user.has_perm("automation.change_notificationdelivery")
-
-    @admin.action(description="Retry selected deliveries now", permissions=["retry"])
+    @admin.action(description="Retry selected deliveries now")
     def retry(self, request, queryset):
         for delivery in queryset.order_by("pk"):
             try:
                 result = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
             except ApplicationError as error:
                 self.message_user(request, error.message, messages.WARNING)
             else:
@@ -617,16 +631,19 @@ class AlertAdmin(admin.ModelAdmin):
         for alert in queryset.order_by("pk"):
             try:
                 alert_set_status_by_operator(alert=alert, status=status, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
             except ApplicationError as error:
                 self.message_user(request, error.message, messages.WARNING)
             else:
                 done += 1
         self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
 
-    @admin.action(description="Acknowledge selected alerts", permissions=["change"])
+    @admin.action(description="Acknowledge selected alerts")
     def acknowledge(self, request, queryset):
         self._bulk(request, queryset, AlertStatus.ACKNOWLEDGED)
 
-    @admin.action(description="Dismiss selected alerts", permissions=["change"])
+    @admin.action(description="Dismiss selected alerts")
     def dismiss(self, request, queryset):
         self._bulk(request, queryset, AlertStatus.DISMISSED)

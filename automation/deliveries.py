@@ -33,6 +33,7 @@ from automation.choices import (
     DeliveryStatus,
 )
 from automation.models import NotificationDelivery
+from automation.permissions import RETRY_DELIVERY, require
 from config.errors import Conflict, InvalidTransition, NotFound
 from operations.sanitize import sanitize_message
 
@@ -266,6 +267,7 @@ def request_sending(ids: list[int]) -> None:
 def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
     """An operator's retry: a failed (or waiting) delivery gets one more attempt
     now. Delivered or sent ones cannot be retried (409)."""
+    require(actor, RETRY_DELIVERY, doing="retry notification deliveries")
     now = timezone.now()
     # A worker holding a live lease may be sending it right now: retrying
     # would send it twice. Only a free or expired lease can be taken over.

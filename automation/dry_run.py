@@ -19,6 +19,7 @@ from automation.conditions import evaluate
 from automation.engine import Target, action_config, active_actions
 from automation.entities import fetch_snapshot, field_key_for, field_names, resolve_model
 from automation.models import AutomationRule
+from automation.permissions import DRY_RUN_RULE, require
 from config.errors import InvalidInput, NotFound
 
 
@@ -55,8 +56,14 @@ def _apply_changes(model, values: dict[str, Any], changes: dict[str, Any]) -> di
 
 
 def rule_dry_run(
-    *, rule: AutomationRule, entity: str, object_id: Any, changes: dict[str, Any] | None = None
+    *,
+    rule: AutomationRule,
+    entity: str,
+    object_id: Any,
+    changes: dict[str, Any] | None = None,
+    actor=None,
 ) -> dict[str, Any]:
+    require(actor, DRY_RUN_RULE, doing="dry-run automation rules")
     if entity not in (rule.entity.name, rule.entity.model_label):
         raise InvalidInput(
             f"This rule watches {rule.entity.name}, not {entity}.",

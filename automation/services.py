@@ -33,6 +33,7 @@ from automation.models import (
     RuleDependency,
     TriggerType,
 )
+from automation.permissions import CHANGE_RULE, DELETE_RULE, SET_ALERT_STATUS, require
 from automation.validation import action_config_errors, entity_model
 from config.errors import InvalidTransition, NotFound
 
@@ -313,6 +314,11 @@ def rule_has_history(rule: AutomationRule) -> bool:
 
 @transaction.atomic
 def rule_deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
+    require(actor, CHANGE_RULE, doing="deactivate automation rules")
+    return _deactivate(rule=rule, actor=actor)
+
+
+def _deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
     rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
     if rule.is_active:
         rule.is_active = False
@@ -330,9 +336,10 @@ def rule_deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
 def rule_delete(*, rule: AutomationRule, actor) -> AutomationRule | None:
     """Delete a rule nothing refers to; a rule with history is deactivated
     instead (and returned)."""
+    require(actor, DELETE_RULE, doing="delete automation rules")
     rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
     if rule_has_history(rule):
-        return rule_deactivate(rule=rule, actor=actor)
+        return _deactivate(rule=rule, actor=actor)
     RuleDependency.objects.filter(Q(parent_rule=rule) | Q(child_rule=rule)).delete()
     rule.delete()
     _after_commit_refresh()
@@ -453,6 +460,7 @@ def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
     as the operator's acknowledgement."""
     if status not in (AlertStatus.ACKNOWLEDGED, AlertStatus.DISMISSED):
         raise ValueError(f"operators acknowledge or dismiss alerts, not {status!r}")
+    require(actor, SET_ALERT_STATUS, doing="acknowledge or dismiss alerts for everyone")
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.status == status:
         return alert

@@ -56,3 +56,11 @@ class InvalidTransition(Conflict):
         )
         self.current = current
         self.target = target
+
+
+class Forbidden(ApplicationError):
+    """The caller may see the object but lacks the permission this change
+    needs (a 403). An object the caller may not see is a ``NotFound``."""
+
+    status_code = 403
+    default_code = "permission_denied"
