@@ -33,6 +33,7 @@ from automation.models import (
     Entity,
     EntityType,
     NotificationDelivery,
+    NotificationProfile,
     RuleAction,
     RuleDependency,
     TriggerType,
@@ -393,6 +394,21 @@ class EntityAdmin(admin.ModelAdmin):
 
 admin.site.register(TriggerType)
 admin.site.register(EntityType)
+
+
+@admin.register(NotificationProfile)
+class NotificationProfileAdmin(admin.ModelAdmin):
+    """Where each person's SMS and push notifications go."""
+
+    list_display = ["user", "phone_number", "has_push_token", "updated_date"]
+    search_fields = ["user__username", "user__email", "phone_number"]
+    autocomplete_fields = ["user"]
+    fields = ["user", "phone_number", "push_token", "updated_date"]
+    readonly_fields = ["updated_date"]
+
+    @admin.display(boolean=True, description="push token")
+    def has_push_token(self, profile):
+        return bool(profile.push_token)
 
 
 # --- history ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         from automation.actions import register_builtin_actions
-        from automation.checks import check_webhook_secrets
+        from automation.checks import check_notification_backends, check_webhook_secrets
         from automation.entities import invalidate_watch_index, registered_models
         from automation.events import connect_signals
         from automation.models import AutomationRule, Entity
@@ -21,6 +21,7 @@ class AutomationConfig(AppConfig):
 
         register_builtin_actions()
         checks.register(check_webhook_secrets)
+        checks.register(check_notification_backends)
 
         # Models that do not exist yet (an app still being built) are skipped
         # here; automation_sync_entities reports them.
@@ -81,6 +82,7 @@ class AutomationConfig(AppConfig):
                 "sent",
                 "retrying",
                 "failed",
+                "bounced",
                 "skipped",
                 "abandoned_failed",
             ),

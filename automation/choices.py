@@ -33,8 +33,19 @@ class ExecutionStatus(models.TextChoices):
 
 class DeliveryChannel(models.TextChoices):
     EMAIL = "email", "E-mail"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
     IN_APP = "in_app", "In-app"
     WEBHOOK = "webhook", "Webhook"
+
+
+# Channels that reach people (recipients: users and roles); a webhook reaches a URL.
+PEOPLE_CHANNELS = (
+    DeliveryChannel.EMAIL,
+    DeliveryChannel.SMS,
+    DeliveryChannel.PUSH,
+    DeliveryChannel.IN_APP,
+)
 
 
 class DeliveryStatus(models.TextChoices):

@@ -50,6 +50,11 @@ def retry_deliveries_task(tracker) -> dict[str, int]:
         tracker.add_failure(
             "automation.delivery_failed", f"{counts['failed']} deliveries failed for good."
         )
+    if counts.get("bounced"):
+        tracker.add_failure(
+            "automation.delivery_bounced",
+            f"{counts['bounced']} deliveries bounced (the provider refused them for good).",
+        )
     if abandoned:
         tracker.add_failure(
             "automation.delivery_abandoned",

@@ -12,7 +12,7 @@ from django.utils import timezone
 from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
-from automation.choices import DeliveryChannel, DeliveryStatus
+from automation.choices import PEOPLE_CHANNELS, DeliveryChannel, DeliveryStatus
 
 _KEYS = {
     "channels",
@@ -115,8 +115,10 @@ def _secret_source_errors(config: dict[str, Any], *, webhook: bool) -> list[str]
 
 
 class SendNotificationAction:
-    """send_notification: channels (email, in_app, webhook), recipients {users,
-    roles} for email and in_app, webhook_url for webhook (optional secret_env:
+    """send_notification: channels (email, sms, push, in_app, webhook),
+    recipients {users, roles} for all but webhook (SMS and push go to the
+    number and token in each person's notification profile), webhook_url for
+    webhook (optional secret_env:
     which of the configured webhook secrets signs it), subject, message,
     max_attempts. One delivery row per recipient and channel; sending happens
     after commit and is retried with backoff."""
@@ -143,7 +145,7 @@ class SendNotificationAction:
             errors.append("send_notification: message is required (text).")
         if bad:
             channels = [c for c in channels if c not in bad]  # unhashable ones included
-        people_channels = {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels)
+        people_channels = set(PEOPLE_CHANNELS) & set(channels)
         if people_channels:
             try:
                 users, groups = recipient_refs.resolve(config.get("recipients"))
@@ -189,7 +191,7 @@ class SendNotificationAction:
         plan = []
         channels = config.get("channels") or []
         people = []
-        if {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels):
+        if set(PEOPLE_CHANNELS) & set(channels):
             people = recipient_refs.users_of(*recipient_refs.resolve(config.get("recipients")))
         for channel in channels:
             if channel == DeliveryChannel.WEBHOOK:
@@ -225,7 +227,14 @@ class SendNotificationAction:
         message = str(config["message"])
         rows = []
         for planned in self.planned(config):
-            payload = {"subject": subject, "message": message}
+            payload: dict[str, Any] = {"subject": subject, "message": message}
+            if planned["channel"] == DeliveryChannel.PUSH:
+                payload["data"] = {
+                    "rule_id": str(ctx.rule.pk),
+                    "execution_id": str(ctx.execution.pk) if ctx.execution else "",
+                    "entity": ctx.entity_name,
+                    "object_pk": ctx.object_pk,
+                }
             if planned["channel"] == DeliveryChannel.WEBHOOK:
                 payload["url"] = planned["url"]
                 payload["secret_env"] = config.get("secret_env") or ""
