@@ -359,7 +359,14 @@ class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
 
     class Meta:
         model = ActionTemplate
-        fields = ["name", "description", "action_type", "default_config", "is_active"]
+        fields = [
+            "name",
+            "description",
+            "action_type",
+            "default_config",
+            "is_active",
+            "deactivated_by",
+        ]
 
     def clean_default_config(self):
         return self.unmasked(self.cleaned_data.get("default_config"))
