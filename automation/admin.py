@@ -4,7 +4,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.forms.models import BaseInlineFormSet
@@ -300,8 +300,6 @@ class AutomationRuleAdmin(admin.ModelAdmin):
         ]
 
     def dry_run_view(self, request, rule_id: int):
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
         rule = get_object_or_404(
             AutomationRule.objects.select_related("entity", "trigger_type"), pk=rule_id
         )

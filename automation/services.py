@@ -150,11 +150,11 @@ def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
 
 
 def _keep_stored_webhook_urls(
-    actions: list[dict[str, Any]], rule: AutomationRule | None
+    actions: list[dict[str, Any]], rule: AutomationRule
 ) -> list[dict[str, Any]]:
     """Readers are shown webhook URLs masked; a client that sends an action
     back as it read it (a PUT of what it got) keeps the URL stored for it."""
-    stored = list(rule.actions.values_list("execution_order", "action_config")) if rule else []
+    stored = list(rule.actions.values_list("execution_order", "action_config"))
     kept = []
     for action in actions:
         if "action_config" in action:
@@ -229,11 +229,10 @@ def rule_create(
         updated_by=actor,
     )
     rule.full_clean()
-    actions = _keep_stored_webhook_urls(actions or [], None)
-    _check_actions(entity, actions)
+    _check_actions(entity, actions or [])
     _schedule(rule)
     rule.save()
-    _replace_actions(rule, actions)
+    _replace_actions(rule, actions or [])
     _set_parents(rule, depends_on)
     _after_commit_refresh()
     return rule

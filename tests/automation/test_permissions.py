@@ -220,3 +220,13 @@ def test_the_api_answers_a_viewer_403_and_changes_nothing(world, viewer):
     assert (retry.status_code, dry_run.status_code) == (403, 403)
     assert retry.data["code"] == "permission_denied"
     assert _state(world) == before
+
+
+def test_the_dry_run_permission_alone_opens_the_dry_run_page(client, world):
+    client.force_login(_staff("dry_run_automationrule"))
+    url = reverse("admin:automation_automationrule_dry_run", args=[world["rule"].pk])
+
+    response = client.post(url, {"object_id": str(world["tenant"].pk)})
+
+    assert response.status_code == 200
+    assert response.context["result"]["matched"] is True
