@@ -4,17 +4,19 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.forms.models import BaseInlineFormSet
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from automation import permissions
 from automation.actions import action_registry
+from automation.actions.notifications import mask_config, unmask_config
 from automation.choices import AlertStatus
 from automation.deliveries import delivery_retry
 from automation.dry_run import rule_dry_run
@@ -31,6 +33,7 @@ from automation.models import (
     Entity,
     EntityType,
     NotificationDelivery,
+    NotificationProfile,
     RuleAction,
     RuleDependency,
     TriggerType,
@@ -38,10 +41,11 @@ from automation.models import (
 from automation.services import (
     alert_set_status_by_operator,
     lock_and_check_dependencies,
+    rule_deactivate,
     rule_has_history,
 )
 from automation.validation import action_config_errors, entity_model
-from config.errors import ApplicationError
+from config.errors import ApplicationError, Forbidden
 from operations.admin import ReadOnlyAdminMixin, pretty_json
 from operations.sanitize import sanitize_message
 
@@ -53,7 +57,50 @@ class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- rules ---------------------------------------------------------------------------------
 
 
-class ActionInlineForm(forms.ModelForm):
+class MaskedConfigAdminMixin:
+    """A JSON config that may hold a webhook URL (``config_field``) is shown
+    with the URL's credentials masked: to an editor as the form's initial
+    value (sent back unchanged, the stored URL is kept), and to a reader who
+    may not change it as a read-only display of the masked config."""
+
+    config_field = "action_config"
+
+    def config_read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self.config_read_only(request, obj):
+            readonly.append("masked_config")
+        return readonly
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if self.config_read_only(request, obj):
+            fields = ["masked_config" if f == self.config_field else f for f in fields]
+        return list(dict.fromkeys(fields))
+
+    @admin.display(description="config")
+    def masked_config(self, obj):
+        return pretty_json(mask_config(getattr(obj, self.config_field)))
+
+
+class MaskedConfigFormMixin:
+    """The form side of :class:`MaskedConfigAdminMixin`."""
+
+    config_field = "action_config"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial[self.config_field] = mask_config(getattr(self.instance, self.config_field))
+
+    def unmasked(self, config):
+        stored = [getattr(self.instance, self.config_field)] if self.instance.pk else []
+        return unmask_config(config, stored=stored)
+
+
+class ActionInlineForm(MaskedConfigFormMixin, forms.ModelForm):
     action_type = forms.ChoiceField(choices=())
 
     class Meta:
@@ -72,7 +119,7 @@ class ActionInlineForm(forms.ModelForm):
         self.fields["action_type"].choices = action_registry.choices()
 
     def clean_action_config(self):
-        return self.cleaned_data.get("action_config") or {}
+        return self.unmasked(self.cleaned_data.get("action_config") or {})
 
 
 class ActionInlineFormSet(BaseInlineFormSet):
@@ -101,12 +148,19 @@ class ActionInlineFormSet(BaseInlineFormSet):
                 form.add_error("action_config", problems)
 
 
-class ActionInline(admin.TabularInline):
+class ActionInline(MaskedConfigAdminMixin, admin.TabularInline):
     model = RuleAction
     form = ActionInlineForm
     formset = ActionInlineFormSet
     extra = 0
     ordering = ["execution_order", "id"]
+
+    def config_read_only(self, request, obj) -> bool:
+        # obj is the rule: its actions are editable only when the rule is too.
+        return obj is not None and not (
+            self.has_change_permission(request, obj)
+            and request.user.has_perm("automation.change_automationrule")
+        )
 
 
 class DependencyFormSet(BaseInlineFormSet):
@@ -221,13 +275,19 @@ class AutomationRuleAdmin(admin.ModelAdmin):
             return False  # history points at it: deactivate instead
         return super().has_delete_permission(request, obj)
 
-    @admin.action(description="Deactivate selected rules", permissions=["change"])
+    # Operator actions are offered to whoever may view the list; the service
+    # refuses those without its permission, and the refusal is shown.
+    @admin.action(description="Deactivate selected rules")
     def deactivate_rules(self, request, queryset):
-        from automation.services import rule_deactivate
-
-        for rule in queryset:
-            rule_deactivate(rule=rule, actor=request.user)
-        self.message_user(request, f"Deactivated {queryset.count()} rule(s).", messages.SUCCESS)
+        done = 0
+        for rule in queryset.order_by("pk"):
+            try:
+                rule_deactivate(rule=rule, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
+            done += 1
+        self.message_user(request, f"Deactivated {done} rule(s).", messages.SUCCESS)
 
     def get_urls(self):
         return [
@@ -243,11 +303,14 @@ class AutomationRuleAdmin(admin.ModelAdmin):
         rule = get_object_or_404(
             AutomationRule.objects.select_related("entity", "trigger_type"), pk=rule_id
         )
-        if not (
-            request.user.has_perm("automation.dry_run_automationrule")
-            or self.has_change_permission(request, rule)
-        ):
-            raise PermissionDenied
+        try:
+            # The service checks it again; asked first, the page is not shown in vain.
+            permissions.require(
+                request.user, permissions.DRY_RUN_RULE, doing="dry-run automation rules"
+            )
+        except Forbidden as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return redirect("admin:automation_automationrule_change", rule.pk)
         result = None
         form = DryRunForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -257,6 +320,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
                     entity=rule.entity.name,
                     object_id=form.cleaned_data["object_id"],
                     changes=form.cleaned_data["changes"] or {},
+                    actor=request.user,
                 )
             except ApplicationError as error:
                 self.message_user(request, error.message, messages.ERROR)
@@ -288,8 +352,28 @@ class DryRunForm(forms.Form):
         return changes
 
 
+class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
+    config_field = "default_config"
+
+    class Meta:
+        model = ActionTemplate
+        fields = [
+            "name",
+            "description",
+            "action_type",
+            "default_config",
+            "is_active",
+            "deactivated_by",
+        ]
+
+    def clean_default_config(self):
+        return self.unmasked(self.cleaned_data.get("default_config"))
+
+
 @admin.register(ActionTemplate)
-class ActionTemplateAdmin(admin.ModelAdmin):
+class ActionTemplateAdmin(MaskedConfigAdminMixin, admin.ModelAdmin):
+    form = ActionTemplateForm
+    config_field = "default_config"
     list_display = ["name", "action_type", "is_active", "created_date"]
     search_fields = ["name"]
     readonly_fields = ["created_by", "created_date"]
@@ -315,6 +399,21 @@ class EntityAdmin(admin.ModelAdmin):
 
 admin.site.register(TriggerType)
 admin.site.register(EntityType)
+
+
+@admin.register(NotificationProfile)
+class NotificationProfileAdmin(admin.ModelAdmin):
+    """Where each person's SMS and push notifications go."""
+
+    list_display = ["user", "phone_number", "has_push_token", "updated_date"]
+    search_fields = ["user__username", "user__email", "phone_number"]
+    autocomplete_fields = ["user"]
+    fields = ["user", "phone_number", "push_token", "updated_date"]
+    readonly_fields = ["updated_date"]
+
+    @admin.display(boolean=True, description="push token")
+    def has_push_token(self, profile):
+        return bool(profile.push_token)
 
 
 # --- history ---------------------------------------------------------------------------
@@ -361,14 +460,14 @@ class AutomationEventAdmin(ReadOnlyAdmin):
     def old_pretty(self, event):
         return pretty_json(event.old_values)
 
-    def has_replay_permission(self, request):
-        return request.user.has_perm("automation.change_automationrule")
-
-    @admin.action(description="Replay selected events", permissions=["replay"])
+    @admin.action(description="Replay selected events")
     def replay(self, request, queryset):
         for event in queryset.order_by("pk"):
             try:
-                counts = replay_event(event.pk)
+                counts = replay_event(event.pk, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
             except ApplicationError as error:
                 self.message_user(request, f"Event {event.pk}: {error.message}", messages.ERROR)
             except ValidationError as error:
@@ -470,14 +569,14 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
     def provider_pretty(self, delivery):
         return pretty_json(delivery.provider_response)
 
-    def has_retry_permission(self, request):
-        return request.user.has_perm("automation.change_notificationdelivery")
-
-    @admin.action(description="Retry selected deliveries now", permissions=["retry"])
+    @admin.action(description="Retry selected deliveries now")
     def retry(self, request, queryset):
         for delivery in queryset.order_by("pk"):
             try:
                 result = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
             except ApplicationError as error:
                 self.message_user(request, error.message, messages.WARNING)
             else:
@@ -553,16 +652,19 @@ class AlertAdmin(admin.ModelAdmin):
         for alert in queryset.order_by("pk"):
             try:
                 alert_set_status_by_operator(alert=alert, status=status, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
             except ApplicationError as error:
                 self.message_user(request, error.message, messages.WARNING)
             else:
                 done += 1
         self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
 
-    @admin.action(description="Acknowledge selected alerts", permissions=["change"])
+    @admin.action(description="Acknowledge selected alerts")
     def acknowledge(self, request, queryset):
         self._bulk(request, queryset, AlertStatus.ACKNOWLEDGED)
 
-    @admin.action(description="Dismiss selected alerts", permissions=["change"])
+    @admin.action(description="Dismiss selected alerts")
     def dismiss(self, request, queryset):
         self._bulk(request, queryset, AlertStatus.DISMISSED)

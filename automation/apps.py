@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_delete, post_migrate, post_save
 
 
@@ -10,6 +11,7 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         from automation.actions import register_builtin_actions
+        from automation.checks import check_notification_backends, check_webhook_secrets
         from automation.entities import invalidate_watch_index, registered_models
         from automation.events import connect_signals
         from automation.models import AutomationRule, Entity
@@ -18,6 +20,8 @@ class AutomationConfig(AppConfig):
         from operations.schedules import schedule_registry
 
         register_builtin_actions()
+        checks.register(check_webhook_secrets)
+        checks.register(check_notification_backends)
 
         # Models that do not exist yet (an app still being built) are skipped
         # here; automation_sync_entities reports them.
@@ -78,13 +82,24 @@ class AutomationConfig(AppConfig):
                 "sent",
                 "retrying",
                 "failed",
+                "bounced",
                 "skipped",
                 "abandoned_failed",
             ),
             stale_running_after=timedelta(minutes=30),
         )
+        operation_catalog.register(
+            "automation.expire_alerts",
+            label="Automation: expire alerts past their date",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("expired",),
+            stale_running_after=timedelta(minutes=10),
+        )
         schedule_registry.register(
             "automation.scheduled_rules", "automation.tasks.scheduled_rules_task", minutes=1
+        )
+        schedule_registry.register(
+            "automation.expire_alerts", "automation.tasks.expire_alerts_task", minutes=5
         )
         schedule_registry.register(
             "automation.drain_outbox", "automation.tasks.drain_outbox_task", minutes=1

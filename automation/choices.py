@@ -33,8 +33,19 @@ class ExecutionStatus(models.TextChoices):
 
 class DeliveryChannel(models.TextChoices):
     EMAIL = "email", "E-mail"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
     IN_APP = "in_app", "In-app"
     WEBHOOK = "webhook", "Webhook"
+
+
+# Channels that reach people (recipients: users and roles); a webhook reaches a URL.
+PEOPLE_CHANNELS = (
+    DeliveryChannel.EMAIL,
+    DeliveryChannel.SMS,
+    DeliveryChannel.PUSH,
+    DeliveryChannel.IN_APP,
+)
 
 
 class DeliveryStatus(models.TextChoices):
@@ -67,6 +78,33 @@ class AlertStatus(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     DISMISSED = "dismissed", "Dismissed"
     RESOLVED = "resolved", "Resolved"
+    # Not in the seed: its expires_date passed while it was live (the sweep).
+    EXPIRED = "expired", "Expired"
+
+
+# Every allowed move of an alert as a whole; anything else is an InvalidTransition.
+ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
+    AlertStatus.ACTIVE: frozenset(
+        {
+            AlertStatus.ACKNOWLEDGED,
+            AlertStatus.DISMISSED,
+            AlertStatus.RESOLVED,
+            AlertStatus.EXPIRED,
+        }
+    ),
+    AlertStatus.ACKNOWLEDGED: frozenset(
+        {AlertStatus.DISMISSED, AlertStatus.RESOLVED, AlertStatus.EXPIRED}
+    ),
+    AlertStatus.DISMISSED: frozenset(),
+    AlertStatus.RESOLVED: frozenset(),
+    AlertStatus.EXPIRED: frozenset(),
+}
+CLOSED_ALERT_STATUSES = tuple(s for s, moves in ALERT_TRANSITIONS.items() if not moves)
+
+
+def alert_statuses_leading_to(target: str) -> list[str]:
+    """The states an alert may move to ``target`` from."""
+    return [status for status, moves in ALERT_TRANSITIONS.items() if target in moves]
 
 
 class RecipientType(models.TextChoices):

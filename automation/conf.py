@@ -4,6 +4,8 @@ pytest-django's ``settings`` fixture). None of them is required."""
 from __future__ import annotations
 
 import os
+import re
+from typing import Any
 
 from django.conf import settings
 
@@ -97,15 +99,46 @@ def webhook_timeout_seconds() -> float:
     return float(getattr(settings, "AUTOMATION_WEBHOOK_TIMEOUT_SECONDS", 10))
 
 
-def webhook_secret(env_name: str | None = None) -> str:
-    """The HMAC key for webhook signatures: the named environment variable
-    when the action gives one, else AUTOMATION_WEBHOOK_SECRET (setting or
-    environment). Never stored in the database."""
-    if env_name:
-        return os.environ.get(env_name, "")
-    return getattr(settings, "AUTOMATION_WEBHOOK_SECRET", "") or os.environ.get(
-        "AUTOMATION_WEBHOOK_SECRET", ""
-    )
+DEFAULT_WEBHOOK_SECRET = "AUTOMATION_WEBHOOK_SECRET"
+# Only settings named like this can be webhook secrets: a list that names
+# SECRET_KEY or KNOX_TOKEN by mistake still cannot hand them to a rule.
+_WEBHOOK_SECRET_NAME = re.compile(r"^AUTOMATION_WEBHOOK_SECRET(?:_[A-Z0-9]+)+$")
+
+
+def listed_webhook_secrets() -> list[Any]:
+    return list(getattr(settings, "AUTOMATION_WEBHOOK_SECRETS", None) or ())
+
+
+def invalid_webhook_secret_names() -> list[str]:
+    """Entries of AUTOMATION_WEBHOOK_SECRETS that are not webhook-secret names
+    (``manage.py check`` reports them; they are ignored)."""
+    return [
+        str(name)
+        for name in listed_webhook_secrets()
+        if not (isinstance(name, str) and _WEBHOOK_SECRET_NAME.match(name))
+    ]
+
+
+def webhook_secret_sources() -> tuple[str, ...]:
+    """The settings a rule may sign its webhooks with (``secret_env``):
+    AUTOMATION_WEBHOOK_SECRET, the default, and the AUTOMATION_WEBHOOK_SECRET_*
+    names listed in AUTOMATION_WEBHOOK_SECRETS."""
+    names = [DEFAULT_WEBHOOK_SECRET]
+    for name in listed_webhook_secrets():
+        if isinstance(name, str) and _WEBHOOK_SECRET_NAME.match(name) and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def webhook_secret(source: str | None = None) -> str:
+    """The HMAC key held by ``source`` (AUTOMATION_WEBHOOK_SECRET when not
+    given), from the settings or else the environment; empty when it is not
+    set. Never stored in the database. A source that is not one of
+    :func:`webhook_secret_sources` is a ``ValueError``."""
+    source = source or DEFAULT_WEBHOOK_SECRET
+    if source not in webhook_secret_sources():
+        raise ValueError(f"{str(source)[:100]!r} is not a webhook secret")
+    return getattr(settings, source, "") or os.environ.get(source, "")
 
 
 def from_email() -> str:

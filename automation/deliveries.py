@@ -1,11 +1,13 @@
-"""Sending notification deliveries: e-mail, in-app, webhook.
+"""Sending notification deliveries: e-mail, SMS, push, in-app, webhook.
 
 A worker takes a delivery with a conditional UPDATE (sendable status, due,
 no live lease) that also counts the attempt, sends outside any transaction,
 then records the outcome. A failure that may pass (connection error,
-timeout, 408/425/429/5xx, SMTP trouble) is retried with exponential backoff
-until ``max_attempts``, then the delivery is ``failed``; any other failure
-fails it at once. Provider responses and errors are stored sanitised.
+timeout, 408/425/429/5xx, SMTP 4xx) is retried with exponential backoff
+until ``max_attempts``, then the delivery is ``failed``; a permanent refusal
+by the provider (SMTP 5xx, a gateway's 4xx, an unknown push token) makes it
+``bounced``; any other failure fails it at once. Provider responses and
+errors are stored sanitised.
 """
 
 from __future__ import annotations
@@ -26,26 +28,35 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from automation import conf
+from automation.backends import (
+    DeliveryError,
+    PermanentRefusal,
+    PushMessage,
+    SMSMessage,
+    get_push_backend,
+    get_sms_backend,
+)
+from automation.backends.http import RETRYABLE_HTTP, sanitized_response
 from automation.choices import (
     RETRYABLE_BY_HAND_STATUSES,
     SENDABLE_DELIVERY_STATUSES,
     DeliveryChannel,
     DeliveryStatus,
 )
-from automation.models import NotificationDelivery
+from automation.models import NotificationDelivery, NotificationProfile
+from automation.permissions import RETRY_DELIVERY, require
 from config.errors import Conflict, InvalidTransition, NotFound
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Bureau-Signature-256"
-RETRYABLE_HTTP = {408, 425, 429}
 _session = requests.Session()
 
 
 @dataclass
 class SendResult:
-    status: str  # delivered | sent | failed
+    status: str  # delivered | sent | failed | bounced
     retryable: bool = False
     error: str = ""
     provider_response: dict[str, Any] = field(default_factory=dict)
@@ -55,20 +66,20 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def _sanitized_response(response: requests.Response) -> dict[str, Any]:
-    return {
-        "status_code": response.status_code,
-        "reason": sanitize_message(response.reason or "", limit=100),
-        "body": sanitize_message(response.text[:2000], limit=300),
-        "content_type": sanitize_message(response.headers.get("Content-Type", ""), limit=100),
-    }
-
-
 def _send_webhook(delivery: NotificationDelivery) -> SendResult:
     payload = delivery.payload
-    secret = conf.webhook_secret(payload.get("secret_env") or None)
+    source = payload.get("secret_env") or None
+    try:
+        secret = conf.webhook_secret(source)
+    except ValueError:
+        # A delivery written before sources were checked: never sign with it.
+        return SendResult(
+            DeliveryStatus.FAILED,
+            error=f"{str(source)[:100]!r} is not a webhook secret "
+            f"(use one of {', '.join(conf.webhook_secret_sources())}).",
+        )
     if not secret:
-        name = payload.get("secret_env") or "AUTOMATION_WEBHOOK_SECRET"
+        name = source or conf.DEFAULT_WEBHOOK_SECRET
         return SendResult(DeliveryStatus.FAILED, error=f"No webhook secret configured ({name}).")
     body = json.dumps(
         {**payload.get("body", {}), "delivery_id": str(delivery.notification_id)},
@@ -94,7 +105,7 @@ def _send_webhook(delivery: NotificationDelivery) -> SendResult:
             error=f"{type(error).__name__}: {error}",
             provider_response={"exception": type(error).__name__},
         )
-    provider = _sanitized_response(response)
+    provider = sanitized_response(response)
     if 200 <= response.status_code < 300:
         return SendResult(DeliveryStatus.DELIVERED, provider_response=provider)
     retryable = response.status_code >= 500 or response.status_code in RETRYABLE_HTTP
@@ -120,14 +131,118 @@ def _send_email(delivery: NotificationDelivery) -> SendResult:
     try:
         accepted = message.send()
     except (smtplib.SMTPException, OSError) as error:
-        return SendResult(
-            DeliveryStatus.FAILED,
-            retryable=not isinstance(error, smtplib.SMTPRecipientsRefused),
-            error=f"{type(error).__name__}: {error}",
-            provider_response={"exception": type(error).__name__},
-        )
+        return _smtp_failure(error)
     # The mail server accepted it; whether it reached the inbox is not known.
     return SendResult(DeliveryStatus.SENT, provider_response={"accepted": accepted})
+
+
+def _smtp_failure(error: Exception) -> SendResult:
+    """A 5xx answer is the server refusing the message for good (bounced); a
+    4xx, a dropped connection or a refused login may pass (retried)."""
+    provider: dict[str, Any] = {"exception": type(error).__name__}
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _text in error.recipients.values()]
+        texts = [_smtp_text(text) for _code, text in error.recipients.values()]
+        code = max(codes) if codes else 0
+        permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+        detail = f"the recipient was refused (SMTP {code}: {'; '.join(texts)})"
+    elif isinstance(error, smtplib.SMTPResponseException) and not isinstance(
+        error, smtplib.SMTPAuthenticationError
+    ):
+        code = error.smtp_code
+        permanent = 500 <= code < 600
+        detail = f"SMTP {code}: {_smtp_text(error.smtp_error)}"
+    else:
+        return SendResult(
+            DeliveryStatus.FAILED,
+            retryable=True,
+            error=f"{type(error).__name__}: {error}",
+            provider_response=provider,
+        )
+    provider["smtp_code"] = code
+    if permanent:
+        return SendResult(
+            DeliveryStatus.BOUNCED,
+            error=f"The mail server refused the message for good: {detail}.",
+            provider_response=provider,
+        )
+    return SendResult(
+        DeliveryStatus.FAILED,
+        retryable=True,
+        error=f"The mail server refused the message for now: {detail}.",
+        provider_response=provider,
+    )
+
+
+def _smtp_text(text: bytes | str) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def _profile(user) -> NotificationProfile | None:
+    try:
+        return user.notification_profile
+    except NotificationProfile.DoesNotExist:
+        return None
+
+
+def _hand_over(backend, message) -> SendResult:
+    try:
+        provider = backend.send(message)
+    except PermanentRefusal as refused:
+        return SendResult(
+            DeliveryStatus.BOUNCED,
+            error=refused.message,
+            provider_response=refused.provider_response,
+        )
+    except DeliveryError as error:
+        return SendResult(
+            DeliveryStatus.FAILED,
+            retryable=error.retryable,
+            error=error.message,
+            provider_response=error.provider_response,
+        )
+    status = DeliveryStatus.DELIVERED if provider.get("delivered") else DeliveryStatus.SENT
+    return SendResult(status, provider_response=provider)
+
+
+def _send_sms(delivery: NotificationDelivery) -> SendResult:
+    user = delivery.recipient_user
+    profile = _profile(user) if user is not None else None
+    if profile is None or not profile.phone_number:
+        return SendResult(
+            DeliveryStatus.FAILED,
+            error="The recipient has no phone number (Automation → Notification profiles).",
+        )
+    subject = delivery.payload.get("subject", "")
+    text = delivery.payload.get("message", "")
+    return _hand_over(
+        get_sms_backend(),
+        SMSMessage(
+            to=profile.phone_number,
+            message=f"{subject}: {text}" if subject else text,
+            reference=str(delivery.notification_id),
+        ),
+    )
+
+
+def _send_push(delivery: NotificationDelivery) -> SendResult:
+    user = delivery.recipient_user
+    profile = _profile(user) if user is not None else None
+    if profile is None or not profile.push_token:
+        return SendResult(
+            DeliveryStatus.FAILED,
+            error="The recipient has no push token (Automation → Notification profiles).",
+        )
+    data = {key: str(value) for key, value in (delivery.payload.get("data") or {}).items()}
+    return _hand_over(
+        get_push_backend(),
+        PushMessage(
+            token=profile.push_token,
+            title=delivery.payload.get("subject", ""),
+            body=delivery.payload.get("message", ""),
+            data={**data, "delivery_id": str(delivery.notification_id)},
+        ),
+    )
 
 
 def _send_in_app(delivery: NotificationDelivery) -> SendResult:
@@ -138,6 +253,8 @@ def _send_in_app(delivery: NotificationDelivery) -> SendResult:
 
 SENDERS = {
     DeliveryChannel.EMAIL: _send_email,
+    DeliveryChannel.SMS: _send_sms,
+    DeliveryChannel.PUSH: _send_push,
     DeliveryChannel.IN_APP: _send_in_app,
     DeliveryChannel.WEBHOOK: _send_webhook,
 }
@@ -189,6 +306,8 @@ def send_delivery(delivery_id: int) -> str:
         values.update(status=DeliveryStatus.DELIVERED, sent_at=done, delivered_at=done)
     elif result.status == DeliveryStatus.SENT:
         values.update(status=DeliveryStatus.SENT, sent_at=done)
+    elif result.status == DeliveryStatus.BOUNCED:
+        values.update(status=DeliveryStatus.BOUNCED, failed_at=done, next_attempt_at=None)
     elif result.retryable and delivery.attempts < delivery.max_attempts:
         values.update(
             status=DeliveryStatus.RETRYING, next_attempt_at=done + backoff_delay(delivery.attempts)
@@ -236,7 +355,15 @@ def fail_abandoned_deliveries(*, now=None) -> int:
 
 
 def send_deliveries(ids) -> dict[str, int]:
-    counts = {"attempted": 0, "delivered": 0, "sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
+    counts = {
+        "attempted": 0,
+        "delivered": 0,
+        "sent": 0,
+        "retrying": 0,
+        "failed": 0,
+        "bounced": 0,
+        "skipped": 0,
+    }
     for delivery_id in ids:
         status = send_delivery(delivery_id)
         if status != "skipped":
@@ -257,6 +384,7 @@ def request_sending(ids: list[int]) -> None:
 def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
     """An operator's retry: a failed (or waiting) delivery gets one more attempt
     now. Delivered or sent ones cannot be retried (409)."""
+    require(actor, RETRY_DELIVERY, doing="retry notification deliveries")
     now = timezone.now()
     # A worker holding a live lease may be sending it right now: retrying
     # would send it twice. Only a free or expired lease can be taken over.

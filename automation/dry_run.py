@@ -13,11 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from automation.actions import ActionContext, action_registry
+from automation.actions.notifications import mask_config
 from automation.choices import Trigger
 from automation.conditions import evaluate
 from automation.engine import Target, action_config, active_actions
 from automation.entities import fetch_snapshot, field_key_for, field_names, resolve_model
 from automation.models import AutomationRule
+from automation.permissions import DRY_RUN_RULE, require
 from config.errors import InvalidInput, NotFound
 
 
@@ -54,8 +56,14 @@ def _apply_changes(model, values: dict[str, Any], changes: dict[str, Any]) -> di
 
 
 def rule_dry_run(
-    *, rule: AutomationRule, entity: str, object_id: Any, changes: dict[str, Any] | None = None
+    *,
+    rule: AutomationRule,
+    entity: str,
+    object_id: Any,
+    changes: dict[str, Any] | None = None,
+    actor=None,
 ) -> dict[str, Any]:
+    require(actor, DRY_RUN_RULE, doing="dry-run automation rules")
     if entity not in (rule.entity.name, rule.entity.model_label):
         raise InvalidInput(
             f"This rule watches {rule.entity.name}, not {entity}.",
@@ -110,7 +118,7 @@ def _evaluate(rule, model, trigger, object_pk, new, old) -> dict[str, Any]:
         }
         try:
             config = action_config(action, rule, target)
-            entry["config"] = config
+            entry["config"] = mask_config(config)
             ctx = ActionContext(
                 rule=rule,
                 action=action,

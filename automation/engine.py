@@ -38,6 +38,7 @@ from automation.models import (
     IdempotencyRecord,
     RuleDependency,
 )
+from automation.permissions import REPLAY_EVENT, require
 from automation.placeholders import merge_config, render, variables_for
 from config.errors import Conflict
 from operations.sanitize import sanitize_message
@@ -544,10 +545,11 @@ def process_outbox(
     return dict(counts)
 
 
-def replay_event(event_id: int) -> dict[str, int]:
+def replay_event(event_id: int, *, actor=None) -> dict[str, int]:
     """Process one event again, whatever its status: rules without an
     execution run, failed or partial executions are finished (actions that
     already succeeded return their stored result), successful ones are left."""
+    require(actor, REPLAY_EVENT, doing="replay automation events")
     counts: Counter = Counter()
     with transaction.atomic():
         event = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -305,7 +306,7 @@ class NotificationDelivery(models.Model):
     action = models.ForeignKey(
         RuleAction, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
-    # A user id (email, in_app) or the webhook's URL without credentials.
+    # A user id (email, sms, push, in_app) or the webhook's URL without credentials.
     recipient = models.CharField(max_length=500)
     recipient_user = models.ForeignKey(
         USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -345,6 +346,34 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} {self.channel} → {self.recipient} ({self.status})"
+
+
+class NotificationProfile(models.Model):
+    """Where a person's SMS and push notifications go. Optional: a recipient
+    without a number (or token) gets a failed delivery saying so."""
+
+    user = models.OneToOneField(USER, on_delete=models.CASCADE, related_name="notification_profile")
+    phone_number = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^\+[1-9][0-9]{6,14}$",
+                "Give the number in international form: + then 7 to 15 digits, e.g. +821012345678.",
+            )
+        ],
+        help_text="For SMS, in international form (E.164), e.g. +821012345678.",
+    )
+    push_token = models.CharField(
+        max_length=4096, blank=True, help_text="The device's push registration token."
+    )
+    updated_date = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+
+    def __str__(self) -> str:
+        return f"notification profile of {self.user}"
 
 
 class IdempotencyRecord(models.Model):

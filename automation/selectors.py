@@ -3,23 +3,24 @@ from __future__ import annotations
 from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
-from automation.choices import AlertStatus
+from automation.choices import CLOSED_ALERT_STATUSES, AlertStatus
 from automation.models import Alert, AlertAcknowledgement, AutomationExecution, NotificationDelivery
 from automation.services import alerts_for_recipient
 
 
 def alerts_mine(user, *, status: str | None = None, severity: str | None = None) -> QuerySet[Alert]:
-    """The user's alerts, expired ones hidden, each with ``my_status``: resolved
-    or dismissed when the alert as a whole is, else the user's own
-    acknowledgement (acknowledged / dismissed), else active."""
+    """The user's alerts, expired ones hidden, each with ``recipient_status``:
+    the alert's own state when it is closed (resolved, dismissed, expired),
+    else the user's acknowledgement (acknowledged / dismissed), else active.
+    ``status`` filters on it."""
     mine = AlertAcknowledgement.objects.filter(alert=OuterRef("pk"), acknowledged_by=user)
     alerts = (
         alerts_for_recipient(user)
         .filter(Q(expires_date__isnull=True) | Q(expires_date__gt=timezone.now()))
         .annotate(own_ack=Subquery(mine.values("kind")[:1]))
         .annotate(
-            my_status=Case(
-                When(status__in=[AlertStatus.RESOLVED, AlertStatus.DISMISSED], then=F("status")),
+            recipient_status=Case(
+                When(status__in=CLOSED_ALERT_STATUSES, then=F("status")),
                 When(own_ack__isnull=False, then=F("own_ack")),
                 default=Value(AlertStatus.ACTIVE),
             )
@@ -27,7 +28,7 @@ def alerts_mine(user, *, status: str | None = None, severity: str | None = None)
         .order_by("-created_date", "-id")
     )
     if status:
-        alerts = alerts.filter(my_status=status)
+        alerts = alerts.filter(recipient_status=status)
     if severity:
         alerts = alerts.filter(severity=severity)
     return alerts

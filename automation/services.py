@@ -11,7 +11,15 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from automation.choices import AcknowledgementKind, AlertStatus, Trigger
+from automation.actions.notifications import unmask_config
+from automation.choices import (
+    ALERT_TRANSITIONS,
+    CLOSED_ALERT_STATUSES,
+    AcknowledgementKind,
+    AlertStatus,
+    Trigger,
+    alert_statuses_leading_to,
+)
 from automation.conf import MAX_DB_INT
 from automation.engine import next_run_after
 from automation.entities import invalidate_watch_index
@@ -25,6 +33,7 @@ from automation.models import (
     RuleDependency,
     TriggerType,
 )
+from automation.permissions import CHANGE_RULE, DELETE_RULE, SET_ALERT_STATUS, require
 from automation.validation import action_config_errors, entity_model
 from config.errors import InvalidTransition, NotFound
 
@@ -140,6 +149,26 @@ def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
         raise ValidationError({"actions": problems})
 
 
+def _keep_stored_webhook_urls(
+    actions: list[dict[str, Any]], rule: AutomationRule
+) -> list[dict[str, Any]]:
+    """Readers are shown webhook URLs masked; a client that sends an action
+    back as it read it (a PUT of what it got) keeps the URL stored for it."""
+    stored = list(rule.actions.values_list("execution_order", "action_config"))
+    kept = []
+    for action in actions:
+        if "action_config" in action:
+            # The action at the same place first: two URLs may differ only in a masked part.
+            order = action.get("execution_order")
+            candidates = [c for o, c in stored if o == order] + [c for o, c in stored if o != order]
+            action = {
+                **action,
+                "action_config": unmask_config(action["action_config"], stored=candidates),
+            }
+        kept.append(action)
+    return kept
+
+
 def _replace_actions(rule: AutomationRule, actions: list[dict[str, Any]]) -> None:
     _check_actions(rule.entity, actions)
     # Actions are part of the rule: a change replaces them (the version says which ran).
@@ -252,6 +281,7 @@ def rule_update(
     rule.updated_by = actor
     rule.full_clean()
     if actions is not None:
+        actions = _keep_stored_webhook_urls(actions, rule)
         _check_actions(rule.entity, actions)
     elif "entity" in changes:
         _check_actions(rule.entity, [_as_input(a) for a in rule.actions.all()])
@@ -283,6 +313,11 @@ def rule_has_history(rule: AutomationRule) -> bool:
 
 @transaction.atomic
 def rule_deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
+    require(actor, CHANGE_RULE, doing="deactivate automation rules")
+    return _deactivate(rule=rule, actor=actor)
+
+
+def _deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
     rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
     if rule.is_active:
         rule.is_active = False
@@ -300,9 +335,10 @@ def rule_deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
 def rule_delete(*, rule: AutomationRule, actor) -> AutomationRule | None:
     """Delete a rule nothing refers to; a rule with history is deactivated
     instead (and returned)."""
+    require(actor, DELETE_RULE, doing="delete automation rules")
     rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
     if rule_has_history(rule):
-        return rule_deactivate(rule=rule, actor=actor)
+        return _deactivate(rule=rule, actor=actor)
     RuleDependency.objects.filter(Q(parent_rule=rule) | Q(child_rule=rule)).delete()
     rule.delete()
     _after_commit_refresh()
@@ -355,12 +391,12 @@ def _my_acknowledgement(alert: Alert, user) -> AlertAcknowledgement | None:
 @transaction.atomic
 def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
     """A recipient acknowledges: idempotent; refused (409) once the alert is
-    resolved or dismissed, or after the recipient dismissed it."""
+    closed (resolved, dismissed, expired), or after the recipient dismissed it."""
     alert = _recipient_alert(user=user, alert_id=alert_id)
     mine = _my_acknowledgement(alert, user)
     if mine is not None and mine.kind == AcknowledgementKind.ACKNOWLEDGED:
         return mine
-    if mine is not None or alert.status in (AlertStatus.RESOLVED, AlertStatus.DISMISSED):
+    if mine is not None or alert.status in CLOSED_ALERT_STATUSES:
         raise InvalidTransition(
             subject=f"Alert {alert.pk}",
             current=mine.kind if mine else alert.status,
@@ -380,7 +416,7 @@ def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowled
 def alert_dismiss(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
     """A recipient dismisses the alert for themself (after acknowledging it or not)."""
     alert = _recipient_alert(user=user, alert_id=alert_id)
-    if alert.status == AlertStatus.RESOLVED:
+    if alert.status in (AlertStatus.RESOLVED, AlertStatus.EXPIRED):
         raise InvalidTransition(
             subject=f"Alert {alert.pk}",
             current=alert.status,
@@ -421,14 +457,13 @@ def alerts_acknowledge_selected(*, alert_ids: list[int], user, notes: str = "") 
 def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
     """The console's bulk acknowledge / dismiss: the alert as a whole, recorded
     as the operator's acknowledgement."""
-    allowed = {
-        AlertStatus.ACKNOWLEDGED: {AlertStatus.ACTIVE},
-        AlertStatus.DISMISSED: {AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED},
-    }[status]
+    if status not in (AlertStatus.ACKNOWLEDGED, AlertStatus.DISMISSED):
+        raise ValueError(f"operators acknowledge or dismiss alerts, not {status!r}")
+    require(actor, SET_ALERT_STATUS, doing="acknowledge or dismiss alerts for everyone")
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.status == status:
         return alert
-    if alert.status not in allowed:
+    if status not in ALERT_TRANSITIONS[alert.status]:
         raise InvalidTransition(
             subject=f"Alert {alert.pk}",
             current=alert.status,
@@ -443,3 +478,14 @@ def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
         defaults={"kind": status, "notes": "from the operator console"},
     )
     return alert
+
+
+def alerts_expire(*, now=None) -> int:
+    """Live alerts whose expires_date has passed become ``expired`` (the
+    scheduled sweep); returns how many. One conditional UPDATE: an alert
+    acknowledged, dismissed or resolved meanwhile is moved only when the
+    transition table allows it from its state at that moment."""
+    now = now or timezone.now()
+    return Alert.objects.filter(
+        status__in=alert_statuses_leading_to(AlertStatus.EXPIRED), expires_date__lte=now
+    ).update(status=AlertStatus.EXPIRED, updated_date=now)

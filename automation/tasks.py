@@ -50,9 +50,22 @@ def retry_deliveries_task(tracker) -> dict[str, int]:
         tracker.add_failure(
             "automation.delivery_failed", f"{counts['failed']} deliveries failed for good."
         )
+    if counts.get("bounced"):
+        tracker.add_failure(
+            "automation.delivery_bounced",
+            f"{counts['bounced']} deliveries bounced (the provider refused them for good).",
+        )
     if abandoned:
         tracker.add_failure(
             "automation.delivery_abandoned",
             f"{abandoned} deliveries failed: their worker stopped during the last attempt.",
         )
     return counts
+
+
+@tracked_run("automation.expire_alerts", initiator_name="schedule")
+def expire_alerts_task(tracker) -> dict[str, int]:
+    """Every 5 minutes: alerts past their expires_date become expired."""
+    from automation.services import alerts_expire
+
+    return {"expired": alerts_expire()}

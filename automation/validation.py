@@ -25,18 +25,32 @@ def entity_model(entity):
         raise ValidationError({"entity": [str(error)]}) from None
 
 
+# The one shape trigger_conditions takes, shown in every error about its shape.
+CONDITIONS_SHAPE = (
+    '{"field_conditions": [{"field_name": "name", "operator": "changed_to", "value": "Acme"}]}'
+    " ({} for no conditions: every event matches)"
+)
+
+
 def condition_errors(conditions: Any, *, model, trigger: str | None) -> list[str]:
-    if conditions in (None, {}):
+    if conditions == {}:
         return []
+    if conditions is None:
+        # The column is NOT NULL: a null here (a form's "null", a caller's None)
+        # must be a field error, never an IntegrityError when the rule is saved.
+        return [f"trigger_conditions may not be null; use {CONDITIONS_SHAPE}."]
     if not isinstance(conditions, dict):
-        return ["trigger_conditions must be an object with a field_conditions list."]
+        return [f"trigger_conditions must be an object: {CONDITIONS_SHAPE}."]
     errors = []
     unknown_keys = sorted(set(conditions) - {"field_conditions"})
     if unknown_keys:
-        errors.append(f"Unknown key(s) in trigger_conditions: {', '.join(unknown_keys)}.")
+        errors.append(
+            f"Unknown key(s) in trigger_conditions: {', '.join(unknown_keys)}. "
+            f"Conditions go in a list: {CONDITIONS_SHAPE}."
+        )
     items = conditions.get("field_conditions", [])
     if not isinstance(items, list):
-        return [*errors, "field_conditions must be a list."]
+        return [*errors, f"field_conditions must be a list: {CONDITIONS_SHAPE}."]
     names = field_names(model)
     for number, condition in enumerate(items, start=1):
         where = f"Condition {number}"

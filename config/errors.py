@@ -63,7 +63,7 @@ class Forbidden(ApplicationError):
     the caller may not even see it, raise ``NotFound`` instead."""
 
     status_code = 403
-    default_code = "forbidden"
+    default_code = "permission_denied"
 
 
 def error_lines(error: BaseException) -> list[str]:

@@ -152,6 +152,7 @@ SPECTACULAR_SETTINGS = {
         "OperationRunStatusEnum": "operations.choices.RunStatus",
         "OperationRunOutcomeEnum": "operations.choices.RunOutcome",
         "PendingActionStatusEnum": "approvals.choices.ActionStatus",
+        "AlertStatusEnum": "automation.choices.AlertStatus",
     },
 }
 
@@ -180,9 +181,24 @@ AUTOMATION_ENTITIES = env_list("AUTOMATION_ENTITIES", [])  # extra "app_label.Mo
 AUTOMATION_WEBHOOK_SECRET = env_str(
     "AUTOMATION_WEBHOOK_SECRET", ""
 )  # HMAC key for webhook signatures
+# Other keys a rule may name as its webhook's secret_env: AUTOMATION_WEBHOOK_SECRET_<NAME>
+# settings, each read from the environment variable of that name.
+AUTOMATION_WEBHOOK_SECRETS = env_list("AUTOMATION_WEBHOOK_SECRETS", [])
 AUTOMATION_MAX_CHAIN_DEPTH = env_int("AUTOMATION_MAX_CHAIN_DEPTH", 5)
 AUTOMATION_DELIVERY_MAX_ATTEMPTS = env_int("AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5)
 AUTOMATION_DELIVERY_BACKOFF_SECONDS = env_int("AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30)
+# SMS and push notifications go through pluggable backends (as e-mail does): console while
+# DEBUG, else the HTTP gateway named by URL and key (a bearer token).
+SMS_BACKEND = env_str("SMS_BACKEND") or (
+    "automation.backends.sms.ConsoleBackend" if DEBUG else "automation.backends.sms.HTTPBackend"
+)
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
+SMS_GATEWAY_KEY = env_str("SMS_GATEWAY_KEY", "")
+PUSH_BACKEND = env_str("PUSH_BACKEND") or (
+    "automation.backends.push.ConsoleBackend" if DEBUG else "automation.backends.push.HTTPBackend"
+)
+PUSH_GATEWAY_URL = env_str("PUSH_GATEWAY_URL", "")
+PUSH_GATEWAY_KEY = env_str("PUSH_GATEWAY_KEY", "")
 
 # --- mail (automation's email notifications) ----------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (

@@ -20,4 +20,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SMS_BACKEND = "automation.backends.sms.LocmemBackend"
+PUSH_BACKEND = "automation.backends.push.LocmemBackend"
 MEDIA_ROOT = VAR_DIR / f"test_media_{RUN_ID}"

@@ -9,7 +9,7 @@ from django.utils import timezone
 from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
-from automation.choices import AlertStatus, RecipientType, Severity
+from automation.choices import AlertStatus, RecipientType, Severity, alert_statuses_leading_to
 
 _KEYS = {
     "alert_type",
@@ -80,7 +80,7 @@ class CreateAlertAction:
             source_entity_name=ctx.entity_name,
             source_entity_id=ctx.object_pk,
             source_rule=ctx.rule,
-            status__in=[AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED],
+            status__in=alert_statuses_leading_to(AlertStatus.RESOLVED),
         )
 
     def preview(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:

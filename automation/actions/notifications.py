@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -11,7 +12,7 @@ from django.utils import timezone
 from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
-from automation.choices import DeliveryChannel, DeliveryStatus
+from automation.choices import PEOPLE_CHANNELS, DeliveryChannel, DeliveryStatus
 
 _KEYS = {
     "channels",
@@ -24,6 +25,66 @@ _KEYS = {
 }
 
 
+MASK = "***"
+# Query keys whose values are credentials (token=, api_key=, sig=, …).
+_SECRET_QUERY_KEY = re.compile(
+    r"(?i)pass|pwd|secret|token|key|sig|auth|credential|session|code|otp|jwt"
+)
+
+
+def _mask_query(query: str) -> str:
+    parts = []
+    for part in query.split("&"):
+        key, sep, _value = part.partition("=")
+        if sep and _SECRET_QUERY_KEY.search(unquote_plus(key)):
+            part = f"{key}={MASK}"
+        parts.append(part)
+    return "&".join(parts)
+
+
+def mask_webhook_url(url: Any) -> Any:
+    """The URL as readers see it: ``http://***@host/path?token=***``. Its
+    user and password, and the values of secret-looking query (and fragment)
+    keys, are masked; the rest is kept as written. Anything that is not text
+    is returned as it is."""
+    if not isinstance(url, str):
+        return url
+    try:
+        scheme, netloc, path, query, fragment = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host: show none of it
+        return MASK
+    if not netloc and "@" in url:
+        return MASK  # not a URL we can take apart, and it may hold credentials
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+    return urlunsplit((scheme, netloc, path, _mask_query(query), _mask_query(fragment)))
+
+
+def is_masked(url: Any) -> bool:
+    return isinstance(url, str) and MASK in url
+
+
+def mask_config(config: Any) -> Any:
+    """An action config as readers see it: its webhook_url masked."""
+    if isinstance(config, dict) and "webhook_url" in config:
+        return {**config, "webhook_url": mask_webhook_url(config["webhook_url"])}
+    return config
+
+
+def unmask_config(config: Any, *, stored: list[Any]) -> Any:
+    """``config`` as a client sent it back after reading it masked: a masked
+    webhook_url that is the mask of one of the ``stored`` configs' URLs
+    becomes that URL again, so an edit that did not touch the URL keeps it.
+    A masked URL matching none is left as it is (validation refuses it)."""
+    if not (isinstance(config, dict) and is_masked(config.get("webhook_url"))):
+        return config
+    for previous in stored:
+        url = previous.get("webhook_url") if isinstance(previous, dict) else None
+        if isinstance(url, str) and mask_webhook_url(url) == config["webhook_url"]:
+            return {**config, "webhook_url": url}
+    return config
+
+
 def webhook_recipient(url: str) -> str:
     """The URL as stored on the delivery row: no credentials, no query string."""
     parts = urlsplit(url)
@@ -33,10 +94,32 @@ def webhook_recipient(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))[:500]
 
 
+def _secret_source_errors(config: dict[str, Any], *, webhook: bool) -> list[str]:
+    """``secret_env`` names one of the configured webhook secrets, and a
+    webhook is saved only when the secret it will be signed with is set."""
+    source = config.get("secret_env") or None
+    allowed = conf.webhook_secret_sources()
+    if source is not None and source not in allowed:
+        shown = str(source)[:100] if isinstance(source, str) else source
+        return [
+            f"send_notification: secret_env {shown!r} is not a webhook secret; "
+            f"use one of {', '.join(allowed)} (AUTOMATION_WEBHOOK_SECRETS lists them)."
+        ]
+    if webhook and not conf.webhook_secret(source):
+        return [
+            f"send_notification: no webhook secret is configured in "
+            f"{source or conf.DEFAULT_WEBHOOK_SECRET}; set it before saving a webhook, "
+            "which is always signed."
+        ]
+    return []
+
+
 class SendNotificationAction:
-    """send_notification: channels (email, in_app, webhook), recipients {users,
-    roles} for email and in_app, webhook_url for webhook (optional secret_env:
-    the environment variable holding its HMAC key), subject, message,
+    """send_notification: channels (email, sms, push, in_app, webhook),
+    recipients {users, roles} for all but webhook (SMS and push go to the
+    number and token in each person's notification profile), webhook_url for
+    webhook (optional secret_env:
+    which of the configured webhook secrets signs it), subject, message,
     max_attempts. One delivery row per recipient and channel; sending happens
     after commit and is retried with backoff."""
 
@@ -62,7 +145,7 @@ class SendNotificationAction:
             errors.append("send_notification: message is required (text).")
         if bad:
             channels = [c for c in channels if c not in bad]  # unhashable ones included
-        people_channels = {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels)
+        people_channels = set(PEOPLE_CHANNELS) & set(channels)
         if people_channels:
             try:
                 users, groups = recipient_refs.resolve(config.get("recipients"))
@@ -76,11 +159,21 @@ class SendNotificationAction:
                 errors.extend(f"send_notification: {m}" for m in error.messages)
         if DeliveryChannel.WEBHOOK in channels:
             url = config.get("webhook_url")
-            if not isinstance(url, str) or "{{" not in url:
+            if is_masked(url):
+                errors.append(
+                    f"send_notification: webhook_url {mask_webhook_url(url)!r} is masked "
+                    f"({MASK}), as Bureau shows it; "
+                    "give the full URL (or send back the one you were shown unchanged)."
+                )
+            elif not isinstance(url, str) or "{{" not in url:
                 try:
                     URLValidator(schemes=["http", "https"])(url)
                 except ValidationError:
-                    errors.append(f"send_notification: webhook_url {url!r} is not an http(s) URL.")
+                    errors.append(
+                        f"send_notification: webhook_url {mask_webhook_url(url)!r} "
+                        "is not an http(s) URL."
+                    )
+        errors.extend(_secret_source_errors(config, webhook=DeliveryChannel.WEBHOOK in channels))
         max_attempts = config.get("max_attempts")
         if max_attempts is not None and (
             isinstance(max_attempts, bool)
@@ -98,7 +191,7 @@ class SendNotificationAction:
         plan = []
         channels = config.get("channels") or []
         people = []
-        if {DeliveryChannel.EMAIL, DeliveryChannel.IN_APP} & set(channels):
+        if set(PEOPLE_CHANNELS) & set(channels):
             people = recipient_refs.users_of(*recipient_refs.resolve(config.get("recipients")))
         for channel in channels:
             if channel == DeliveryChannel.WEBHOOK:
@@ -134,7 +227,14 @@ class SendNotificationAction:
         message = str(config["message"])
         rows = []
         for planned in self.planned(config):
-            payload = {"subject": subject, "message": message}
+            payload: dict[str, Any] = {"subject": subject, "message": message}
+            if planned["channel"] == DeliveryChannel.PUSH:
+                payload["data"] = {
+                    "rule_id": str(ctx.rule.pk),
+                    "execution_id": str(ctx.execution.pk) if ctx.execution else "",
+                    "entity": ctx.entity_name,
+                    "object_pk": ctx.object_pk,
+                }
             if planned["channel"] == DeliveryChannel.WEBHOOK:
                 payload["url"] = planned["url"]
                 payload["secret_env"] = config.get("secret_env") or ""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from automation.actions.notifications import mask_config
 from automation.choices import (
     AlertStatus,
     DeliveryChannel,
@@ -22,11 +23,23 @@ from automation.models import (
 )
 
 
+class JSONValueField(serializers.JSONField):
+    """A JSON field that refuses null also when it comes from a form. A
+    multipart or urlencoded body carries JSON as text: DRF checks for null
+    before decoding it, so ``"null"`` would slip through as None."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value is None and not self.allow_null:
+            self.fail("null")
+        return value
+
+
 class ActionInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     action_type = serializers.CharField(max_length=50)
-    action_config = serializers.JSONField(required=False, default=dict)
+    action_config = JSONValueField(required=False, default=dict)
     execution_order = serializers.IntegerField(min_value=1, max_value=MAX_DB_INT)
     is_active = serializers.BooleanField(required=False, default=True)
     template = serializers.PrimaryKeyRelatedField(
@@ -43,7 +56,7 @@ class RuleInputSerializer(serializers.Serializer):
     trigger_type = serializers.SlugRelatedField(
         slug_field="name", queryset=TriggerType.objects.filter(is_active=True)
     )
-    trigger_conditions = serializers.JSONField(required=False, default=dict)
+    trigger_conditions = JSONValueField(required=False, default=dict)
     cron_expression = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
@@ -55,6 +68,8 @@ class RuleInputSerializer(serializers.Serializer):
 
 
 class RuleActionSerializer(serializers.ModelSerializer):
+    """An action as readers see it: credentials in a webhook URL masked."""
+
     class Meta:
         model = RuleAction
         fields = [
@@ -69,6 +84,11 @@ class RuleActionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["action_config"] = mask_config(data["action_config"])
+        return data
+
 
 class RuleSerializer(serializers.ModelSerializer):
     entity = serializers.SlugRelatedField(slug_field="name", read_only=True)
@@ -78,7 +98,9 @@ class RuleSerializer(serializers.ModelSerializer):
     depends_on = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    deactivated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    deactivated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = AutomationRule
@@ -186,9 +208,21 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class AlertSerializer(serializers.ModelSerializer):
+    """One of the reader's alerts: ``status`` is the reader's own state (their
+    acknowledgement or dismissal, else the alert's when it is closed), and
+    ``alert_status`` the alert's as a whole, which anyone's acknowledgement sets."""
+
     severity = serializers.ChoiceField(choices=Severity.choices)
-    status = serializers.ChoiceField(choices=AlertStatus.choices)
-    my_status = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(
+        source="recipient_status",
+        choices=AlertStatus.choices,
+        help_text="Your own state of this alert.",
+    )
+    alert_status = serializers.ChoiceField(
+        source="status",
+        choices=AlertStatus.choices,
+        help_text="The alert as a whole: acknowledged once any recipient acknowledged it.",
+    )
 
     class Meta:
         model = Alert
@@ -203,7 +237,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "source_entity_id",
             "source_rule",
             "status",
-            "my_status",
+            "alert_status",
             "expires_date",
             "created_date",
             "updated_date",

@@ -49,3 +49,16 @@ def workspace_slug_writable(monkeypatch):
     from automation import conf
 
     monkeypatch.setitem(conf.RULE_WRITABLE_FIELDS, "operations.Workspace", ("name", "slug"))
+
+
+@pytest.fixture(autouse=True)
+def _empty_notification_outboxes():
+    """The locmem SMS and push backends keep messages in module lists, as
+    django.core.mail.outbox does: every test starts with them empty."""
+    from automation.backends import push, sms
+
+    sms.outbox.clear()
+    push.outbox.clear()
+    yield
+    sms.outbox.clear()
+    push.outbox.clear()

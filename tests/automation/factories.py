@@ -84,3 +84,27 @@ def update_field_action(field: str, value: Any, *, order: int = 1) -> dict[str, 
         "execution_order": order,
         "action_config": {"field": field, "value": value},
     }
+
+
+def admin_rule_form(**overrides) -> dict[str, str]:
+    """The POST body of the admin's rule form: one create_alert action, no parents."""
+    data = {
+        "name": "From the console",
+        "description": "",
+        "entity": Entity.objects.get(model_label="operations.Tenant").pk,
+        "trigger_type": TriggerType.objects.get(name="on_update").pk,
+        "trigger_conditions": '{"field_conditions": [{"field_name": "name", "operator": "changed_to", "value": "Acme"}]}',
+        "cron_expression": "",
+        "is_active": "on",
+        "actions-TOTAL_FORMS": "1",
+        "actions-INITIAL_FORMS": "0",
+        "actions-0-execution_order": "1",
+        "actions-0-name": "alert",
+        "actions-0-action_type": "create_alert",
+        "actions-0-template": "",
+        "actions-0-action_config": '{"alert_type": "renamed", "title": "{{name}}", "message": "m", "recipients": {"users": ["root"]}}',
+        "actions-0-is_active": "on",
+        "parent_links-TOTAL_FORMS": "0",
+        "parent_links-INITIAL_FORMS": "0",
+    }
+    return {**data, **overrides}

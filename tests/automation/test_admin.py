@@ -9,11 +9,11 @@ from automation.models import (
     Alert,
     AutomationExecution,
     AutomationRule,
-    Entity,
     NotificationDelivery,
     TriggerType,
 )
 from tests.automation.factories import AlertFactory, alert_action, make_rule
+from tests.automation.factories import admin_rule_form as _rule_form
 from tests.operations.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,29 +28,6 @@ def root():
 def admin_client(client, root):
     client.force_login(root)
     return client
-
-
-def _rule_form(**overrides):
-    data = {
-        "name": "From the console",
-        "description": "",
-        "entity": Entity.objects.get(model_label="operations.Tenant").pk,
-        "trigger_type": TriggerType.objects.get(name="on_update").pk,
-        "trigger_conditions": '{"field_conditions": [{"field_name": "name", "operator": "changed_to", "value": "Acme"}]}',
-        "cron_expression": "",
-        "is_active": "on",
-        "actions-TOTAL_FORMS": "1",
-        "actions-INITIAL_FORMS": "0",
-        "actions-0-execution_order": "1",
-        "actions-0-name": "alert",
-        "actions-0-action_type": "create_alert",
-        "actions-0-template": "",
-        "actions-0-action_config": '{"alert_type": "renamed", "title": "{{name}}", "message": "m", "recipients": {"users": ["root"]}}',
-        "actions-0-is_active": "on",
-        "parent_links-TOTAL_FORMS": "0",
-        "parent_links-INITIAL_FORMS": "0",
-    }
-    return {**data, **overrides}
 
 
 def test_an_operator_creates_a_rule_with_an_action_and_it_fires(admin_client, root, tenant_entity):

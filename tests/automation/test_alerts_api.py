@@ -1,6 +1,7 @@
 """/api/v1/alerts/: my alerts, and acknowledgement per recipient; only a
 recipient (the user, or a member of a recipient role) may act."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -143,3 +144,41 @@ def test_bad_input_is_a_400(people):
     )
     assert _client(alice).get("/api/v1/alerts/mine/", {"status": "sleeping"}).status_code == 400
     assert APIClient().get("/api/v1/alerts/mine/").status_code == 401
+
+
+def test_mine_answers_my_own_state_as_status_and_the_alert_wide_one_as_alert_status(people):
+    # given: an alert for alice and bob, acknowledged by alice only
+    alice, bob, _stranger, _role = people
+    alert = _alert_for(user=alice)
+    AlertRecipientFactory(alert=alert, recipient_type="user", user=bob)
+    _client(alice).post(f"/api/v1/alerts/{alert.pk}/acknowledge/", {}, format="json")
+
+    # when: each reads their alerts
+    bob_sees = _client(bob).get("/api/v1/alerts/mine/").data["results"][0]
+    alice_sees = _client(alice).get("/api/v1/alerts/mine/").data["results"][0]
+
+    # then: status is the reader's own state; alert_status the alert-wide one
+    assert (bob_sees["status"], bob_sees["alert_status"]) == ("active", "acknowledged")
+    assert (alice_sees["status"], alice_sees["alert_status"]) == ("acknowledged", "acknowledged")
+    assert "my_status" not in bob_sees
+
+
+def test_the_schema_declares_mine_as_a_page_of_alerts_with_both_states(people):
+    alice, *_ = people
+
+    schema = json.loads(
+        _client(alice)
+        .get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+        .content
+    )
+
+    answer = schema["paths"]["/api/v1/alerts/mine/"]["get"]["responses"]["200"]
+    page = answer["content"]["application/json"]["schema"]
+    page = schema["components"]["schemas"][page["$ref"].rsplit("/", 1)[1]]
+    assert page["type"] == "object"
+    assert {"count", "next", "previous", "results"} <= set(page["properties"])
+    assert page["properties"]["results"]["items"]["$ref"] == "#/components/schemas/Alert"
+    alert = schema["components"]["schemas"]["Alert"]["properties"]
+    assert {"status", "alert_status"} <= set(alert) and "my_status" not in alert
+    rule = schema["components"]["schemas"]["Rule"]["properties"]
+    assert rule["deactivated_by"].get("nullable") is True

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from automation.actions.fields import resolve_target
 from automation.entities import sync_entities
 from automation.models import AutomationEvent, AutomationRule, RuleAction, RuleDependency
+from automation.services import rule_update
 from tests.automation.factories import make_rule
 from tests.operations.factories import TenantFactory, UserFactory
 
@@ -189,3 +190,60 @@ def test_update_field_allows_listed_fields_and_any_field_of_unlisted_models():
     assert resolve_target(tenant, "workspace.name")[1].name == "name"
     user = apps.get_model("auth.User")
     assert resolve_target(user, "last_login")[1].name == "last_login"
+
+
+@pytest.mark.parametrize("method", ["patch", "put", "post"])
+def test_multipart_trigger_conditions_null_is_a_400_with_a_field_error(
+    admin_api, tenant_entity, method
+):
+    # given: a rule, and a form body whose trigger_conditions is the JSON text "null"
+    rule = make_rule(
+        name="existing", conditions=[{"field_name": "name", "operator": "is_not_null"}]
+    )
+    before = _counts()
+    form = {"trigger_conditions": "null"}
+    if method != "patch":
+        form.update(name="bad", entity="operations_tenant", trigger_type="on_update")
+    url = RULES if method == "post" else f"{RULES}{rule.pk}/"
+
+    # when: it is sent as multipart (as an HTML form or curl -F would)
+    response = getattr(admin_api, method)(url, form, format="multipart")
+
+    # then: a 400 naming the field, nothing written
+    assert response.status_code == 400, (response.status_code, response.data)
+    assert "trigger_conditions" in response.data
+    assert "null" in " ".join(map(str, response.data["trigger_conditions"]))
+    assert _counts() == before
+    rule.refresh_from_db()
+    assert rule.trigger_conditions == {
+        "field_conditions": [{"field_name": "name", "operator": "is_not_null"}]
+    }
+
+
+def test_the_service_refuses_null_conditions_for_any_caller(tenant_entity):
+    # given: a rule changed by a caller other than the API
+    rule = make_rule(name="existing")
+
+    # when / then: null conditions are a field error, not an IntegrityError
+    with pytest.raises(ValidationError) as refused:
+        rule_update(rule=rule, actor=rule.created_by, trigger_conditions=None)
+    assert "trigger_conditions" in refused.value.message_dict
+
+
+def test_a_bare_condition_is_refused_naming_the_expected_shape(admin_api, tenant_entity):
+    # given: the shape the README used to show, a condition without its list
+    bare = {"field_name": "name", "operator": "changed_to", "value": "Acme Holdings"}
+
+    # when
+    response = admin_api.post(
+        RULES,
+        _body(conditions=None, trigger_conditions=bare),
+        format="json",
+    )
+
+    # then: the error shows the shape that works
+    assert response.status_code == 400
+    message = " ".join(response.data["trigger_conditions"])
+    assert '{"field_conditions": [{"field_name": ' in message
+    assert "field_name, operator, value" in message
+    assert not AutomationRule.objects.filter(name="bad").exists()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -19,49 +17,10 @@ from automation.models import AutomationExecution, NotificationDelivery
 from automation.tasks import retry_deliveries_task
 from operations.models import OperationRun
 from tests.automation.factories import GroupFactory, make_rule
+from tests.automation.receivers import Receiver
 from tests.operations.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1: answers ``fail_first`` requests with
-    ``fail_status``, then 200; records what it got."""
-
-    def __init__(self, *, fail_first: int = 0, fail_status: int = 503, fail_body: str = "busy"):
-        self.fail_first = fail_first
-        self.fail_status = fail_status
-        self.fail_body = fail_body
-        self.requests: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": body})
-                failing = len(receiver.requests) <= receiver.fail_first
-                code = receiver.fail_status if failing else 200
-                reply = receiver.fail_body if failing else '{"ok": true}'
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(reply.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/bureau"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 def _webhook_rule(url: str, **config):
