@@ -699,20 +699,27 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
         raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
     if job.status != ScanJobStatus.ASSEMBLING:
         return job
-    names = list(
+    kept = list(
         job.batches.filter(status=BatchStatus.SCANNED)
         .order_by("batch_seq")
-        .values_list("file", flat=True)
+        .values_list("batch_seq", "file")
     )
     storage = ScanJobBatch._meta.get_field("file").storage
     with tempfile.TemporaryFile(suffix=".pdf") as merged:
         try:
-            if not names:
-                raise ValueError("no kept batch to assemble")
-            page_count = merge_pdfs([_source(storage, name) for name in names], merged)
+            if not kept:
+                raise NotAPdf("The job has no kept batch to assemble.")
+            page_count = merge_pdfs(
+                ((f"Batch {seq}", _source(storage, name)) for seq, name in kept), merged
+            )
+        except NotAPdf as exc:
+            return _fail_assembly(job_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure of the merge fails the job
-            logger.warning("assembly of scan job %s failed: %s", job_id, exc)
-            return _fail_assembly(job_id, f"{type(exc).__name__}: {exc}")
+            # The details (paths, qpdf's text) go to the log, not to the job.
+            logger.warning("assembly of scan job %s failed: %r", job_id, exc)
+            return _fail_assembly(
+                job_id, f"The batches could not be merged ({type(exc).__name__})."
+            )
         sha256 = sha256_stream(merged)
         with transaction.atomic():
             job = _locked_job(job_id)

@@ -10,7 +10,7 @@ from scanning.models import Document, ScanJob, ScanJobBatch
 from scanning.tasks import assemble_scan_job_task
 from tests.operations.factories import UserFactory
 from tests.scanning.factories import ScanJobFactory
-from tests.scanning.pdfs import page_labels, scanned_pdf
+from tests.scanning.pdfs import page_labels, plain_sentence, scanned_pdf, truncated_pdf
 
 pytestmark = pytest.mark.django_db
 
@@ -156,6 +156,28 @@ def test_a_non_pdf_upload_is_a_400_and_nothing_is_stored(operator_client, agent_
 
     assert response.status_code == 400
     assert "file" in response.data
+    assert not ScanJobBatch.objects.exists()
+    assert ScanJob.objects.get().status == ScanJobStatus.SCANNING
+    assert not default_storage.exists("scanning")
+
+
+def test_a_truncated_pdf_is_a_400_naming_the_problem_and_nothing_is_stored(
+    operator_client, agent_client
+):
+    # given: a job scanning its first batch
+    job = operator_client.post(JOBS, {"title": "x"}, format="json").data
+    operator_client.post(f"{JOBS}{job['id']}/queue/")
+    agent_client.post(f"{AGENT}claim/")
+    agent_client.post(f"{AGENT}jobs/{job['id']}/batches/start/")
+
+    # when: the agent uploads the first two thirds of a valid scan
+    response = _upload(agent_client, job["id"], 1, truncated_pdf(job_id=job["id"], pages=3))
+
+    # then
+    assert response.status_code == 400
+    message = response.data["file"][0]
+    assert "damaged or incomplete" in message and "would need repair" in message
+    assert plain_sentence(message), message
     assert not ScanJobBatch.objects.exists()
     assert ScanJob.objects.get().status == ScanJobStatus.SCANNING
     assert not default_storage.exists("scanning")

@@ -14,7 +14,16 @@ from scanning.agents import scan_agent_create
 from scanning.choices import BatchStatus, ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
 from tests.scanning.factories import ScanJobFactory
-from tests.scanning.pdfs import page_labels, scanned_pdf, upload
+from tests.scanning.pdfs import (
+    blank_pages_pdf,
+    corrupted_stream_pdf,
+    page_labels,
+    pdf_with_a_blank_page,
+    plain_sentence,
+    scanned_pdf,
+    truncated_pdf,
+    upload,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -264,6 +273,59 @@ def test_a_non_pdf_upload_is_refused_and_nothing_is_stored(agent, data):
     assert _stored_files() == []
 
 
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (truncated_pdf(), "damaged or incomplete (can't find startxref)"),
+        (corrupted_stream_pdf(), "damaged or incomplete (unknown compression method)"),
+        (blank_pages_pdf(pages=2), "Pages 1, 2 of 2 of the PDF have no content"),
+        (pdf_with_a_blank_page(), "Page 2 of 3 of the PDF has no content"),
+    ],
+    ids=["truncated", "corrupted-stream", "blank-pages", "one-blank-page"],
+)
+def test_a_pdf_that_would_need_repair_or_lacks_content_is_refused(agent, data, problem):
+    # given: a job scanning its first batch
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    # when: the batch is a damaged file that qpdf would silently repair, or has empty pages
+    with pytest.raises(ValidationError) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(data), agent=agent.agent
+        )
+
+    # then: the refusal names the problem and nothing is written
+    message = error.value.message_dict["file"][0]
+    assert problem in message
+    assert plain_sentence(message)
+    job.refresh_from_db()
+    assert (job.status, job.batch_count) == (ScanJobStatus.SCANNING, 0)
+    assert not ScanJobBatch.objects.exists()
+    assert _stored_files() == []
+
+
+def test_an_unreadable_pdf_is_refused_with_a_plain_sentence(agent):
+    # given: a file with a PDF header and nothing a reader can use
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    # when
+    with pytest.raises(ValidationError) as error:
+        services.scan_batch_upload(
+            job_id=job.pk,
+            batch_seq=1,
+            upload=upload(b"%PDF-1.7\nthis is not really a pdf\n%%EOF"),
+            agent=agent.agent,
+        )
+
+    # then: no object repr (<_io.BytesIO object at 0x…>) in the message
+    message = error.value.message_dict["file"][0]
+    assert plain_sentence(message), message
+    assert message.startswith("The PDF is damaged or incomplete")
+
+
 @override_settings(SCANNING_MAX_BATCH_BYTES=1000)
 def test_a_batch_over_the_size_limit_is_refused(agent):
     job = _queued()
@@ -415,6 +477,9 @@ def test_a_broken_batch_fails_the_assembly_and_retry_recovers_it(agent):
 
     assert job.status == ScanJobStatus.FAILED
     assert job.error_code == ErrorCode.ASSEMBLY_FAILED
+    # the message names the batch, not the file's path or qpdf's internals
+    assert job.error.startswith("Batch 1 is damaged or incomplete"), job.error
+    assert plain_sentence(job.error)
     # when: on call restores the file and retries
     with open(batch.file.path, "wb") as handle:
         handle.write(good)
