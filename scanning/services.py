@@ -47,6 +47,7 @@ from scanning.models import (
     ScanJobEvent,
 )
 from scanning.pdf import NotAPdf, count_pages, merge_pdfs, sha256_stream
+from scanning.selectors import agent_may_see, scan_job_for_agent, scan_job_not_found
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _actor_name(actor=None, agent: ScanAgent | None = None, default: str = "syst
 def _locked_job(job_id: int) -> ScanJob:
     job = ScanJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None:
-        raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
+        raise scan_job_not_found(job_id)
     return job
 
 
@@ -131,13 +132,11 @@ def _move(
     return job
 
 
-def _check_agent_owns(job: ScanJob, agent: ScanAgent) -> None:
-    if job.agent_id is not None and job.agent_id != agent.pk:
-        raise Conflict(
-            f"Scan job {job.pk} was claimed by another agent.",
-            code="scan_job.other_agent",
-            extra={"current_state": job.status},
-        )
+def _check_agent_sees(job: ScanJob, agent: ScanAgent) -> None:
+    """A job the agent may not see is "not found", exactly as a missing one:
+    another agent's job, a draft, a queued job that is not next."""
+    if not agent_may_see(job, agent):
+        raise scan_job_not_found(job.pk)
 
 
 def _validated_settings(value: dict | None, *, base: dict | None = None) -> dict:
@@ -521,7 +520,7 @@ def active_job() -> ScanJob | None:
 def scan_job_start_batch(*, job_id: int, agent: ScanAgent) -> ScanJob:
     with transaction.atomic():
         job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
+        _check_agent_sees(job, agent)
         now = timezone.now()
         return _move(
             job,
@@ -552,6 +551,7 @@ def scan_batch_upload(
             {"file": [f"The batch is {upload.size} bytes; the limit is {limit} bytes."]},
             code="too_large",
         )
+    scan_job_for_agent(job_id=job_id, agent=agent)  # nothing is written for an unseen job
     sha256 = sha256_stream(upload)
     try:
         page_count = count_pages(getattr(upload, "file", upload))
@@ -592,7 +592,7 @@ def _delete_quietly(storage, name: str) -> None:
 def _keep_batch(batch: ScanJobBatch, *, agent: ScanAgent) -> tuple[ScanJobBatch, bool]:
     """Inside the upload's transaction: the checks and the row for a stored file."""
     job = _locked_job(batch.job_id)
-    _check_agent_owns(job, agent)
+    _check_agent_sees(job, agent)
     batch_seq = batch.batch_seq
     existing = job.batches.filter(batch_seq=batch_seq).first()
     if existing is not None:
@@ -633,7 +633,7 @@ def scan_job_finish(*, job_id: int, agent: ScanAgent) -> ScanJob:
     """ready → assembling; the merge runs as a django-q2 task after commit."""
     with transaction.atomic():
         job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
+        _check_agent_sees(job, agent)
         if job.status == ScanJobStatus.READY and job.batch_count < 1:
             raise Conflict(
                 f"Scan job {job.pk} has no kept batch to assemble.",
@@ -659,7 +659,7 @@ def scan_job_fail(
     message = sanitize_message(error or "The agent reported a failure.")
     with transaction.atomic():
         job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
+        _check_agent_sees(job, agent)
         return _move(
             job,
             ScanJobStatus.FAILED,

@@ -5,6 +5,8 @@ from django.core.files.storage import default_storage
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from scanning import services
+from scanning.agents import scan_agent_create
 from scanning.choices import ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanJob, ScanJobBatch
 from scanning.tasks import assemble_scan_job_task
@@ -301,6 +303,68 @@ def test_a_users_token_is_refused_on_the_agent_api(operator):
         response = client.post(f"{AGENT}claim/")
         assert response.status_code == 401, header
     assert ScanJob.objects.get().status == ScanJobStatus.QUEUED
+
+
+def _not_found(job_id: int) -> dict:
+    return {"code": "scan_job.not_found", "detail": f"Scan job {job_id} does not exist."}
+
+
+def test_the_agent_reads_only_the_jobs_it_claimed_and_the_next_claimable_one(agent, agent_client):
+    # given: another agent's job (claimed, then failed), a job this agent claimed,
+    # a draft, the next queued job and a queued job behind it
+    other = scan_agent_create(name="other-host").agent
+    theirs = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    services.scan_job_claim(agent=other)
+    services.scan_job_fail(job_id=theirs.pk, agent=other, error="jammed")
+    mine = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:01:00Z")
+    assert agent_client.post(f"{AGENT}claim/").data["id"] == mine.pk
+    draft = ScanJobFactory(status=ScanJobStatus.DRAFT)
+    next_up = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:02:00Z")
+    behind = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:03:00Z")
+    missing = behind.pk + 100
+
+    # when / then: its own job and the next claimable one are readable
+    assert agent_client.get(f"{AGENT}jobs/{mine.pk}/").status_code == 200
+    assert agent_client.get(f"{AGENT}jobs/{next_up.pk}/").data["status"] == "queued"
+    # anything else is a 404 with the answer a missing job gets
+    for job_id in (theirs.pk, draft.pk, behind.pk, missing):
+        response = agent_client.get(f"{AGENT}jobs/{job_id}/")
+        assert (response.status_code, response.data) == (404, _not_found(job_id)), job_id
+
+
+def test_the_agent_cannot_act_on_another_agents_job_or_learn_that_it_exists(agent, agent_client):
+    # given: a job another agent claimed and is scanning
+    other = scan_agent_create(name="other-host").agent
+    theirs = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    services.scan_job_claim(agent=other)
+    services.scan_job_start_batch(job_id=theirs.pk, agent=other)
+
+    # when: this agent tries every call on it
+    answers = [
+        agent_client.post(f"{AGENT}jobs/{theirs.pk}/batches/start/"),
+        _upload(agent_client, theirs.pk, 1, scanned_pdf(job_id=theirs.pk)),
+        agent_client.post(f"{AGENT}jobs/{theirs.pk}/finish/"),
+        agent_client.post(f"{AGENT}jobs/{theirs.pk}/fail/", {"error": "x"}, format="json"),
+    ]
+
+    # then: each is the 404 a missing job gets, and nothing changed or was stored
+    for response in answers:
+        assert (response.status_code, response.data) == (404, _not_found(theirs.pk))
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.agent_id) == (ScanJobStatus.SCANNING, other.pk)
+    assert not ScanJobBatch.objects.exists()
+    assert not default_storage.exists("scanning")
+
+
+def test_the_heartbeat_does_not_show_another_agents_active_job(agent_client):
+    other = scan_agent_create(name="other-host").agent
+    ScanJobFactory(status=ScanJobStatus.QUEUED)
+    services.scan_job_claim(agent=other)
+
+    response = agent_client.post(f"{AGENT}heartbeat/", {}, format="json")
+
+    assert response.status_code == 200
+    assert response.data["active_job"] is None
 
 
 def test_a_logged_in_session_is_refused_on_the_agent_api(operator):

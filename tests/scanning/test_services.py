@@ -418,10 +418,16 @@ def test_another_agent_cannot_touch_a_claimed_job(agent):
     job = _queued()
     services.scan_job_claim(agent=agent.agent)
 
-    with pytest.raises(Conflict) as error:
+    with pytest.raises(NotFound) as error:
         services.scan_job_start_batch(job_id=job.pk, agent=other)
 
-    assert error.value.code == "scan_job.other_agent"
+    # the same answer as for a job that does not exist
+    assert (error.value.code, error.value.message) == (
+        "scan_job.not_found",
+        f"Scan job {job.pk} does not exist.",
+    )
+    job.refresh_from_db()
+    assert (job.status, job.agent_id) == (ScanJobStatus.READY, agent.agent.pk)
 
 
 def test_agent_fail_records_a_sanitised_error(agent):
