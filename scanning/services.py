@@ -517,10 +517,31 @@ def active_job() -> ScanJob | None:
     return ScanJob.objects.filter(status__in=ACTIVE_STATUSES).first()
 
 
-def scan_job_start_batch(*, job_id: int, agent: ScanAgent) -> ScanJob:
+def scan_job_start_batch(*, job_id: int, agent: ScanAgent, batch_seq: int | None = None) -> ScanJob:
+    """ready → scanning, for the batch ``batch_seq`` (the job's next one when
+    not given). Idempotent: starting the same batch again while it is being
+    scanned (the agent retries after a lost response) returns the job as it
+    is; another batch_seq than the next one is a 409."""
     with transaction.atomic():
         job = _locked_job(job_id)
         _check_agent_sees(job, agent)
+        expected = next_batch_seq(job)
+        if (
+            batch_seq is not None
+            and batch_seq != expected
+            and job.status
+            in (
+                ScanJobStatus.READY,
+                ScanJobStatus.SCANNING,
+            )
+        ):
+            raise Conflict(
+                f"Scan job {job.pk} expects batch {expected} next, not {batch_seq}.",
+                code="scan_batch.out_of_order",
+                extra={"expected_batch_seq": expected, "current_state": job.status},
+            )
+        if job.status == ScanJobStatus.SCANNING:
+            return job  # this batch is already started: a retry
         now = timezone.now()
         return _move(
             job,

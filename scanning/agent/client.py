@@ -115,8 +115,10 @@ class AgentClient:
     def job(self, job_id: int) -> dict:
         return self.request("GET", f"jobs/{job_id}/").json()
 
-    def start_batch(self, job_id: int) -> dict:
-        return self.request("POST", f"jobs/{job_id}/batches/start/").json()
+    def start_batch(self, job_id: int, batch_seq: int) -> dict:
+        return self.request(
+            "POST", f"jobs/{job_id}/batches/start/", json={"batch_seq": batch_seq}
+        ).json()
 
     def upload_batch(self, job_id: int, batch_seq: int, pdf: bytes) -> dict:
         import io

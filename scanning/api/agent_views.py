@@ -17,6 +17,7 @@ from scanning.api.serializers import (
     FailSerializer,
     HeartbeatResponseSerializer,
     HeartbeatSerializer,
+    StartBatchSerializer,
 )
 
 # Room for the multipart framing and the batch_seq field around the file.
@@ -87,13 +88,17 @@ class AgentJobView(AgentView):
 
 class StartBatchView(AgentView):
     @extend_schema(
-        summary="Start scanning a batch (ready → scanning)",
+        summary="Start scanning a batch (ready → scanning); retrying the same batch is safe",
         tags=["scanning agent"],
-        request=None,
+        request=StartBatchSerializer,
         responses=AgentJobStateSerializer,
     )
     def post(self, request, pk: int):
-        job = services.scan_job_start_batch(job_id=pk, agent=self.agent)
+        serializer = StartBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.scan_job_start_batch(
+            job_id=pk, agent=self.agent, batch_seq=serializer.validated_data.get("batch_seq")
+        )
         return Response(AgentJobStateSerializer(job).data)
 
 

@@ -174,6 +174,15 @@ class AgentJobSerializer(AgentJobStateSerializer):
         return max(seqs, default=0) + 1
 
 
+class StartBatchSerializer(serializers.Serializer):
+    batch_seq = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The batch about to be scanned (the job's next_batch_seq). Starting it "
+        "again while it is being scanned answers the same job: a retry is safe.",
+    )
+
+
 class BatchUploadSerializer(serializers.Serializer):
     batch_seq = serializers.IntegerField(min_value=1)
     file = serializers.FileField(allow_empty_file=False)

@@ -217,6 +217,41 @@ def test_a_retried_upload_returns_the_same_batch_and_a_different_file_is_409(
     assert job.batch_count == 1
 
 
+def test_starting_the_same_batch_again_after_a_lost_response_returns_the_same_batch(
+    agent_client,
+):
+    # given: the agent claimed a job and started batch 1, but the answer was lost
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+    first = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 1})
+
+    # when: it starts batch 1 again (with and without saying which batch)
+    again = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 1})
+    bare = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/")
+
+    # then: the same answer, and the job moved once
+    assert (first.status_code, again.status_code, bare.status_code) == (200, 200, 200)
+    assert again.data == first.data == bare.data
+    assert (again.data["status"], again.data["next_batch_seq"]) == ("scanning", 1)
+    assert job.events.filter(to_status=ScanJobStatus.SCANNING).count() == 1
+    # and the batch it then uploads is batch 1
+    assert _upload(agent_client, job.pk, 1, scanned_pdf(job_id=job.pk)).status_code == 201
+
+
+def test_starting_another_batch_than_the_next_is_a_409(agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+
+    early = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 2})
+    agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 1})
+    late = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 3})
+
+    assert (early.status_code, early.data["current_state"]) == (409, "ready")
+    assert (late.status_code, late.data["current_state"]) == (409, "scanning")
+    assert late.data["code"] == "scan_batch.out_of_order"
+    assert late.data["expected_batch_seq"] == 1
+
+
 def test_discard_through_the_api(operator_client, agent_client):
     job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
     agent_client.post(f"{AGENT}claim/")
