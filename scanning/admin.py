@@ -131,7 +131,7 @@ class ScanJobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "title", "file_hash"]
     list_select_related = ["document"]
     ordering = ["-created_at", "-id"]
-    actions = ["queue_jobs", "cancel_jobs", "commit_jobs"]
+    actions = ["queue_jobs", "cancel_jobs", "commit_jobs", "resume_jobs", "assemble_kept_jobs"]
     inlines = [BatchInline, EventInline]
     info_fields = [
         "status",
@@ -255,6 +255,16 @@ class ScanJobAdmin(admin.ModelAdmin):
     @admin.action(description="Commit into the inbox")
     def commit_jobs(self, request, queryset):
         self._run_action(request, queryset, services.scan_job_commit, "Committed")
+
+    @admin.action(description="Resume after a lost agent (queue again, keep the batches)")
+    def resume_jobs(self, request, queryset):
+        self._run_action(request, queryset, services.scan_job_resume, "Queued again")
+
+    @admin.action(description="Assemble the batches kept after a lost agent")
+    def assemble_kept_jobs(self, request, queryset):
+        self._run_action(
+            request, queryset, services.scan_job_assemble_kept, "Assembling the kept batches of"
+        )
 
 
 @admin.register(ScanJobBatch)

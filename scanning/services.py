@@ -34,6 +34,7 @@ from scanning.choices import (
     AGENT_FAILABLE_STATUSES,
     CANCELABLE_STATUSES,
     DEFAULT_SCAN_SETTINGS,
+    RESUMABLE_ERROR_CODES,
     BatchStatus,
     ErrorCode,
     ScanJobStatus,
@@ -54,6 +55,28 @@ logger = logging.getLogger(__name__)
 
 class ScannerBusy(Conflict):
     default_code = "scan_job.scanner_busy"
+
+
+class OperatorPermissionRequired(ApplicationError):
+    """A person without ``scanning.operate_scanner`` tried to change scanning
+    data. Checked here, so the API, the admin and any other caller agree."""
+
+    status_code = 403
+    default_code = "scanning.permission_denied"
+
+
+OPERATE_SCANNER = "scanning.operate_scanner"
+
+
+def require_operator(actor) -> None:
+    """People need ``scanning.operate_scanner`` to change scan jobs and batches.
+    ``actor=None`` is Bureau itself (a schedule, a task, ``manage.py`` on the
+    server). Checked before the job is looked up: a refusal says nothing about
+    whether the job exists."""
+    if actor is not None and not actor.has_perm(OPERATE_SCANNER):
+        raise OperatorPermissionRequired(
+            "You need the 'operate scanner' permission to change scan jobs."
+        )
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -152,6 +175,7 @@ def _full_clean(job: ScanJob) -> None:
 
 
 def scan_job_create(*, title: str, settings: dict | None = None, actor=None) -> ScanJob:
+    require_operator(actor)
     job = ScanJob(
         title=(title or "").strip(),
         settings=_validated_settings(settings),
@@ -171,6 +195,7 @@ def scan_job_update(
     *, job_id: int, title: str | None = None, settings: dict | None = None, actor=None
 ) -> ScanJob:
     """Edit a draft: title and settings (merged over the current ones)."""
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status != ScanJobStatus.DRAFT:
@@ -192,6 +217,7 @@ def scan_job_update(
 def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
     """Rename a job in preview, before it is committed (the commit files the
     document under the job's title unless it is given another)."""
+    require_operator(actor)
     new_title = (title or "").strip()
     if not new_title or len(new_title) > 300:
         raise InvalidInput(
@@ -220,6 +246,7 @@ def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
 
 
 def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         return _move(
@@ -234,6 +261,7 @@ def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
 def scan_job_cancel(
     *, job_id: int, actor=None, reason: str = "", code: str = ErrorCode.CANCELED_BY_OPERATOR
 ) -> ScanJob:
+    require_operator(actor)
     reason = sanitize_message(reason or "Canceled by an operator.")
     with transaction.atomic():
         job = _locked_job(job_id)
@@ -265,6 +293,7 @@ def scan_job_cancel(
 def scan_batch_discard(*, batch_id: int, actor=None) -> ScanJobBatch:
     """A jammed batch is set aside (its file kept) and the agent rescans it
     under the next batch_seq, so the kept batches stay in scan order."""
+    require_operator(actor)
     job_id = ScanJobBatch.objects.filter(pk=batch_id).values_list("job_id", flat=True).first()
     if job_id is None:
         raise NotFound(f"Batch {batch_id} does not exist.", code="scan_batch.not_found")
@@ -312,6 +341,7 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
     scanner is released); any other storage error (disk full) puts it back to
     ``preview`` (``scan_job.commit_failed``) to commit again or cancel. Either
     way the caller gets a 409 with the job's state, never a 500."""
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         new_title = job.title if title is None else title.strip()
@@ -791,6 +821,7 @@ def scan_job_retry_assembly(
     ``run_now`` merges here and now; otherwise the merge is queued as a task
     after commit, unless ``enqueue`` is False (the caller runs the task body
     itself, as ``manage.py scanning_retry_assembly`` does)."""
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status == ScanJobStatus.FAILED and job.error_code == ErrorCode.ASSEMBLY_FAILED:
@@ -808,6 +839,87 @@ def scan_job_retry_assembly(
             )
         elif job.status != ScanJobStatus.ASSEMBLING:
             raise _refuse(job, ScanJobStatus.ASSEMBLING)
+        if not run_now and enqueue:
+            transaction.on_commit(lambda: enqueue_assembly(job.pk))
+    if run_now:
+        return scan_job_assemble(job_id=job.pk)
+    return job
+
+
+# --- after a lost agent ---------------------------------------------------------------------
+
+
+def _check_resumable(job: ScanJob, target: str) -> None:
+    """Only a job that failed because its agent went away (its batches kept)."""
+    if job.status != ScanJobStatus.FAILED:
+        raise _refuse(job, target)
+    if job.error_code not in RESUMABLE_ERROR_CODES:
+        raise Conflict(
+            f"Scan job {job.pk} failed with {job.error_code or 'no code'}; only a job whose "
+            f"agent was lost ({', '.join(RESUMABLE_ERROR_CODES)}) can be resumed or assembled "
+            "from its kept batches.",
+            code=ErrorCode.NOT_RESUMABLE,
+            extra={"current_state": job.status, "requested_state": target},
+        )
+
+
+def scan_job_resume(*, job_id: int, actor=None) -> ScanJob:
+    """failed (agent lost, or stalled) → queued, keeping the scanned batches:
+    the next claim hands the job to an agent, which scans on at the next
+    batch_seq. The job keeps its place in the queue (its first queued_at), so
+    it is scanned before jobs queued after it. Queued is not an active state:
+    the scanner slot is taken only by the claim, as for any job."""
+    require_operator(actor)
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_resumable(job, ScanJobStatus.QUEUED)
+        kept, next_seq = job.batch_count, next_batch_seq(job)
+        return _move(
+            job,
+            ScanJobStatus.QUEUED,
+            allowed_from=[ScanJobStatus.FAILED],
+            actor=actor,
+            code="scan_job.resumed",
+            message=f"Queued again with {kept} kept batch(es); scanning goes on at batch {next_seq}.",
+            agent=None,  # any agent may claim it; the lost one may never come back
+            queued_at=job.queued_at or timezone.now(),
+            error_code="",
+            error="",
+            finished_at=None,
+            last_activity_at=None,
+            last_progress_at=None,
+        )
+
+
+def scan_job_assemble_kept(
+    *, job_id: int, actor=None, run_now: bool = False, enqueue: bool = True
+) -> ScanJob:
+    """failed (agent lost, or stalled) → assembling: merge the batches scanned
+    before the agent went away, as if it had finished. The job must win the
+    scanner slot back (the index may refuse → 409) and have a kept batch.
+    ``run_now`` and ``enqueue`` as for ``scan_job_retry_assembly``."""
+    require_operator(actor)
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_resumable(job, ScanJobStatus.ASSEMBLING)
+        if not job.batches.filter(status=BatchStatus.SCANNED).exists():
+            raise Conflict(
+                f"Scan job {job.pk} has no kept batch to assemble; resume it instead.",
+                code="scan_job.no_batches",
+                extra={"current_state": job.status},
+            )
+        _move(
+            job,
+            ScanJobStatus.ASSEMBLING,
+            allowed_from=[ScanJobStatus.FAILED],
+            actor=actor,
+            code="scan_job.assembling_kept",
+            message=f"Assembling the {job.batch_count} batch(es) kept after the agent was lost.",
+            error_code="",
+            error="",
+            finished_at=None,
+            last_activity_at=timezone.now(),
+        )
         if not run_now and enqueue:
             transaction.on_commit(lambda: enqueue_assembly(job.pk))
     if run_now:

@@ -109,6 +109,26 @@ class ScanJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return _job_response(job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        summary="Resume a job whose agent was lost: queue it again, keeping its scanned "
+        "batches (the agent scans on at the next batch)",
+        tags=["scanning"],
+        request=None,
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return _job_response(services.scan_job_resume(job_id=self._job_id(pk), actor=request.user))
+
+    @extend_schema(
+        summary="Assemble the batches a job kept when its agent was lost (needs the scanner slot)",
+        tags=["scanning"],
+        request=None,
+    )
+    @action(detail=True, methods=["post"], url_path="assemble-kept")
+    def assemble_kept(self, request, pk=None):
+        job = services.scan_job_assemble_kept(job_id=self._job_id(pk), actor=request.user)
+        return _job_response(job, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
         summary="The assembled PDF",
         tags=["scanning"],
         responses={(200, "application/pdf"): OpenApiTypes.BINARY, 409: OpenApiResponse()},

@@ -173,19 +173,83 @@ def test_the_scanning_admin_pages_load(admin_client, agent, url):
     assert admin_client.get(url).status_code == 200
 
 
-def test_actions_need_the_operate_scanner_permission(client):
+def _staff(client, *codenames):
     from django.contrib.auth.models import Permission
 
     staff = UserFactory(username="viewer", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="view_scanjob"))
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     client.force_login(staff)
+    return client
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["queue_jobs", "cancel_jobs", "commit_jobs", "resume_jobs", "assemble_kept_jobs"],
+)
+def test_actions_need_the_operate_scanner_permission(client, action):
+    # given: a staff user who may view (and even change) scan jobs, but not operate the scanner
+    client = _staff(client, "view_scanjob", "change_scanjob")
     job = ScanJobFactory(status=ScanJobStatus.DRAFT)
 
-    response = _action(client, "queue_jobs", [job])
+    # when
+    response = _action(client, action, [job])
 
+    # then
     assert response.status_code == 403
     job.refresh_from_db()
     assert job.status == ScanJobStatus.DRAFT
+    assert not job.events.exists()
+
+
+def test_batch_discard_needs_the_operate_scanner_permission(client, agent):
+    # given: a scanned batch and a staff user who may view batches and jobs
+    client = _staff(client, "view_scanjob", "view_scanjobbatch")
+    job = services.scan_job_create(title="Jam")
+    services.scan_job_queue(job_id=job.pk)
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    batch, _ = services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent.agent
+    )
+
+    # when: through the button's view and through the changelist action
+    button = client.post(reverse("admin:scanning_scanjobbatch_discard", args=[batch.pk]))
+    action = client.post(
+        reverse("admin:scanning_scanjobbatch_changelist"),
+        {"action": "discard_batches", "_selected_action": [batch.pk]},
+    )
+
+    # then
+    assert (button.status_code, action.status_code) == (403, 403)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.SCANNED
+
+
+def test_editing_a_job_in_the_admin_needs_the_operate_scanner_permission(client):
+    # given: a staff user with the admin's change permission only
+    client = _staff(client, "view_scanjob", "change_scanjob", "add_scanjob")
+    job = services.scan_job_create(title="Draft")
+    change = reverse("admin:scanning_scanjob_change", args=[job.pk])
+    page = client.get(change).content.decode()
+
+    # when: they save the draft with a new title
+    response = client.post(
+        change,
+        {
+            **_hidden_inputs(page),
+            "title": "Renamed",
+            "mode": "gray",
+            "resolution": "300",
+            "source": "adf",
+        },
+        follow=True,
+    )
+
+    # then: the service refuses, the admin says so, nothing changed
+    job.refresh_from_db()
+    assert job.title == "Draft"
+    assert any("operate scanner" in m for m in _messages(response))
+    assert client.get(reverse("admin:scanning_scanjob_add")).status_code == 403
 
 
 def test_a_preview_is_retitled_in_the_admin_and_the_commit_action_files_it_so(admin_client, agent):
@@ -245,3 +309,58 @@ def test_a_draft_is_edited_on_its_change_page(admin_client):
     job.refresh_from_db()
     assert job.title == "Draft, renamed"
     assert job.settings == {"mode": "lineart", "resolution": 150, "source": "flatbed"}
+
+
+def _lost_job(agent) -> ScanJob:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scanning.models import ScanAgentStatus
+
+    job = services.scan_job_create(title="Lost in the console")
+    services.scan_job_queue(job_id=job.pk)
+    services.scan_job_claim(agent=agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent
+    )
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    ScanAgentStatus.objects.update_or_create(
+        id=1, defaults={"last_heartbeat": timezone.now() - timedelta(minutes=10)}
+    )
+    services.scan_check_agent()
+    job.refresh_from_db()
+    assert job.error_code == "agent.lost"
+    return job
+
+
+def test_the_resume_action_queues_a_lost_job_again_with_its_batches(admin_client, agent):
+    job = _lost_job(agent.agent)
+
+    response = _action(admin_client, "resume_jobs", [job])
+
+    job.refresh_from_db()
+    assert (job.status, job.batch_count) == (ScanJobStatus.QUEUED, 1)
+    assert any("Queued again 1 job" in m for m in _messages(response))
+    assert job.events.latest("id").actor_name == "root"
+
+
+def test_the_assemble_kept_action_assembles_a_lost_job_or_says_the_scanner_is_taken(
+    admin_client, agent, django_capture_on_commit_callbacks
+):
+    job = _lost_job(agent.agent)
+    holder = ScanJobFactory(status=ScanJobStatus.READY)
+
+    busy = _action(admin_client, "assemble_kept_jobs", [job])
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.FAILED
+    assert any("another job holds the scanner" in m for m in _messages(busy))
+
+    holder.status = ScanJobStatus.CANCELED
+    holder.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        done = _action(admin_client, "assemble_kept_jobs", [job])
+    job.refresh_from_db()
+    assert job.status == ScanJobStatus.ASSEMBLING
+    assert any("Assembling the kept batches of 1 job" in m for m in _messages(done))

@@ -315,14 +315,47 @@ def test_jobs_can_be_listed_and_filtered(operator_client):
     assert bad.status_code == 400
 
 
-def test_changing_jobs_needs_the_operate_scanner_permission(user_client):
-    job = ScanJobFactory(status=ScanJobStatus.DRAFT)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", ""),
+        ("patch", "{job}/"),
+        ("post", "{job}/queue/"),
+        ("post", "{job}/cancel/"),
+        ("post", "{job}/commit/"),
+        ("post", "{job}/retry-assembly/"),
+        ("post", "{job}/resume/"),
+        ("post", "{job}/assemble-kept/"),
+        ("post", "/api/v1/scanning/batches/{batch}/discard/"),
+    ],
+)
+def test_changing_scanning_data_needs_the_operate_scanner_permission(
+    user_client, agent, method, path
+):
+    # given: a job scanning with one batch, and a person who may only read
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED)
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    batch, _ = services.scan_batch_upload(
+        job_id=job.pk,
+        batch_seq=1,
+        upload=_file(scanned_pdf(job_id=job.pk), "b.pdf"),
+        agent=agent.agent,
+    )
+    url = path.format(job=job.pk, batch=batch.pk)
+    url = url if url.startswith("/") else JOBS + url
 
+    # when
+    response = getattr(user_client, method)(url, {"title": "x"}, format="json")
+
+    # then: the services' refusal, and nothing changed
     assert user_client.get(JOBS).status_code == 200
-    assert user_client.post(JOBS, {"title": "x"}, format="json").status_code == 403
-    assert user_client.post(f"{JOBS}{job.pk}/queue/").status_code == 403
+    assert response.status_code == 403
+    assert response.data["code"] == "scanning.permission_denied"
     job.refresh_from_db()
-    assert job.status == ScanJobStatus.DRAFT
+    batch.refresh_from_db()
+    assert (job.status, job.batch_count, batch.status) == (ScanJobStatus.READY, 1, "scanned")
+    assert ScanJob.objects.count() == 1
 
 
 # --- who may call what ------------------------------------------------------------------
@@ -596,3 +629,68 @@ def test_a_commit_that_cannot_copy_is_a_409_and_the_job_can_be_canceled(
     canceled = operator_client.post(f"{JOBS}{job_id}/cancel/", {}, format="json")
     assert canceled.status_code == 200, canceled.data
     assert canceled.data["status"] == "canceled"
+
+
+def _lost_job(agent) -> ScanJob:
+    """A job the scheduled check failed with agent.lost after one kept batch."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scanning.models import ScanAgentStatus
+    from tests.scanning.pdfs import upload
+
+    job = services.scan_job_create(title="Lost")
+    services.scan_job_queue(job_id=job.pk)
+    services.scan_job_claim(agent=agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf(job_id=job.pk)), agent=agent
+    )
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    services.scan_agent_heartbeat(agent=agent)
+    ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
+    services.scan_check_agent()
+    job.refresh_from_db()
+    assert job.error_code == ErrorCode.AGENT_LOST
+    return job
+
+
+def test_a_lost_job_is_resumed_through_the_api_and_the_agent_scans_on(
+    operator_client, agent, agent_client
+):
+    job = _lost_job(agent.agent)
+
+    response = operator_client.post(f"{JOBS}{job.pk}/resume/")
+
+    assert response.status_code == 200, response.data
+    assert (response.data["status"], response.data["error_code"]) == ("queued", "")
+    assert [b["batch_seq"] for b in response.data["batches"]] == [1]
+    claimed = agent_client.post(f"{AGENT}claim/")
+    assert (claimed.data["id"], claimed.data["next_batch_seq"]) == (job.pk, 2)
+
+
+def test_the_kept_batches_are_assembled_through_the_api_unless_the_scanner_is_taken(
+    operator_client, agent, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    job = _lost_job(agent.agent)
+    holder = ScanJobFactory(status=ScanJobStatus.READY)
+
+    busy = operator_client.post(f"{JOBS}{job.pk}/assemble-kept/")
+    holder.status = ScanJobStatus.CANCELED
+    holder.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = operator_client.post(f"{JOBS}{job.pk}/assemble-kept/")
+    again = operator_client.post(f"{JOBS}{job.pk}/assemble-kept/")
+
+    assert (busy.status_code, busy.data["code"], busy.data["current_state"]) == (
+        409,
+        "scan_job.scanner_busy",
+        "failed",
+    )
+    assert (accepted.status_code, accepted.data["status"]) == (202, "assembling")
+    assert [task.func() for task in OrmQ.objects.all()] == ["scanning.tasks.assemble_scan_job_task"]
+    assert (again.status_code, again.data["current_state"]) == (409, "assembling")
+    assert assemble_scan_job_task(job.pk) == "preview"
