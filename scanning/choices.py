@@ -79,6 +79,7 @@ class ErrorCode:
     COMMIT_FAILED = "scan_job.commit_failed"
     DOCUMENT_EXISTS = "scan_job.document_exists"
     NOT_RESUMABLE = "scan_job.not_resumable"
+    DUPLICATE_DOCUMENT = "scan_job.duplicate_document"
 
 
 # A job failed for one of these lost its agent, not its batches: an operator

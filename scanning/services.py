@@ -362,6 +362,7 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
         document, created = _document_for(job, actor=actor)
     except (OSError, SuspiciousFileOperation) as exc:
         raise _commit_failed(job_id, exc, actor=actor) from exc
+    duplicate = not created and document.source_job_id != job_id
     try:
         with transaction.atomic():
             job = _locked_job(job_id)
@@ -370,6 +371,8 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
                 ScanJobStatus.COMMITTED,
                 allowed_from=[ScanJobStatus.COMMITTING],
                 actor=actor,
+                code=ErrorCode.DUPLICATE_DOCUMENT if duplicate else "",
+                message=duplicate_message(document) if duplicate else "",
                 document=document,
                 finished_at=timezone.now(),
             )
@@ -379,6 +382,14 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
         if created:
             _drop_orphan_document(document)
         raise
+
+
+def duplicate_message(document: Document) -> str:
+    """What a commit says when its file is already in the inbox."""
+    return (
+        f"The file matches document {document.pk} “{document.title}”, already in the inbox; "
+        "no new document was created."
+    )
 
 
 def _preview_missing(job: ScanJob) -> bool:

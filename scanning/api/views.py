@@ -26,7 +26,11 @@ from scanning.models import Document, ScanJob
 
 
 def _job_response(job: ScanJob, code=status.HTTP_200_OK) -> Response:
-    job = ScanJob.objects.prefetch_related("batches").select_related("created_by").get(pk=job.pk)
+    job = (
+        ScanJob.objects.prefetch_related("batches")
+        .select_related("created_by", "document")
+        .get(pk=job.pk)
+    )
     return Response(ScanJobSerializer(job).data, status=code)
 
 
@@ -38,7 +42,7 @@ class ScanJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     permission_classes = [CanOperateScanner]
     serializer_class = ScanJobSerializer
     filterset_class = ScanJobFilter
-    queryset = ScanJob.objects.prefetch_related("batches").select_related("created_by")
+    queryset = ScanJob.objects.prefetch_related("batches").select_related("created_by", "document")
 
     @extend_schema(
         summary="Create a scan job (draft)",

@@ -364,3 +364,22 @@ def test_the_assemble_kept_action_assembles_a_lost_job_or_says_the_scanner_is_ta
     job.refresh_from_db()
     assert job.status == ScanJobStatus.ASSEMBLING
     assert any("Assembling the kept batches of 1 job" in m for m in _messages(done))
+
+
+def test_the_commit_action_names_the_document_a_duplicate_file_matched(admin_client, agent):
+    # given: a committed job, and a second job whose merged file is byte-identical
+    first = _preview_job(agent.agent)
+    _action(admin_client, "commit_jobs", [first])
+    document = Document.objects.get()
+    second = _preview_job(agent.agent)
+
+    # when
+    response = _action(admin_client, "commit_jobs", [second])
+
+    # then
+    second.refresh_from_db()
+    assert second.status == ScanJobStatus.COMMITTED and second.document == document
+    assert f"Job {second.pk}: The file matches document {document.pk} “Admin scan”" in " ".join(
+        _messages(response)
+    )
+    assert Document.objects.count() == 1

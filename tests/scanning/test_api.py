@@ -563,11 +563,15 @@ def test_the_scanning_endpoints_are_in_the_openapi_schema(user_client):
     assert "scanAgentToken" in schema["components"]["securitySchemes"]
 
 
-def _preview_through_the_api(operator_client, agent_client) -> int:
+def _preview_through_the_api(operator_client, agent_client, job_id_in_pages=None) -> int:
+    """A job in preview. The simulated scanner prints the job's id on its
+    pages: ``job_id_in_pages`` makes them byte-identical to that job's."""
     job_id = operator_client.post(JOBS, {"title": "Letters"}, format="json").data["id"]
     operator_client.post(f"{JOBS}{job_id}/queue/")
     assert agent_client.post(f"{AGENT}claim/").data["id"] == job_id
-    _scan(agent_client, job_id, 1)
+    assert agent_client.post(f"{AGENT}jobs/{job_id}/batches/start/").status_code == 200
+    pages = scanned_pdf(job_id=job_id_in_pages or job_id, batch_seq=1, pages=2)
+    assert _upload(agent_client, job_id, 1, pages).status_code == 201
     agent_client.post(f"{AGENT}jobs/{job_id}/finish/")
     assert assemble_scan_job_task(job_id) == "preview"
     return job_id
@@ -694,3 +698,24 @@ def test_the_kept_batches_are_assembled_through_the_api_unless_the_scanner_is_ta
     assert [task.func() for task in OrmQ.objects.all()] == ["scanning.tasks.assemble_scan_job_task"]
     assert (again.status_code, again.data["current_state"]) == (409, "assembling")
     assert assemble_scan_job_task(job.pk) == "preview"
+
+
+def test_a_commit_whose_file_is_already_a_document_names_that_document(
+    operator_client, agent_client
+):
+    # given: a job committed as "Letters", and a second job whose merged file is byte-identical
+    first = _preview_through_the_api(operator_client, agent_client)
+    original = operator_client.post(f"{JOBS}{first}/commit/", {}, format="json").data
+    assert original["duplicate_of"] is None
+    document = Document.objects.get()
+    second = _preview_through_the_api(operator_client, agent_client, job_id_in_pages=first)
+
+    # when
+    response = operator_client.post(f"{JOBS}{second}/commit/", {"title": "Again"}, format="json")
+
+    # then: the answer names the existing document; no second document exists
+    assert response.status_code == 200, response.data
+    assert response.data["status"] == "committed"
+    assert response.data["document"] == document.pk
+    assert response.data["duplicate_of"] == {"id": document.pk, "title": "Letters"}
+    assert Document.objects.count() == 1

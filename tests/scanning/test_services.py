@@ -566,6 +566,15 @@ def test_the_same_file_from_two_jobs_is_one_document(agent, operator):
     assert Document.objects.count() == 1
     assert second.document_id == first.document_id
     assert Document.objects.get().title == "Scan A"
+    # and the second commit says which document its file matched
+    document = Document.objects.get()
+    assert second.duplicate_of == document and first.duplicate_of is None
+    event = second.events.latest("id")
+    assert (event.to_status, event.code) == (ScanJobStatus.COMMITTED, "scan_job.duplicate_document")
+    assert event.message == (
+        f"The file matches document {document.pk} “Scan A”, already in the inbox; "
+        "no new document was created."
+    )
 
 
 def test_an_interrupted_commit_is_finished_by_committing_again(agent, operator):
