@@ -371,7 +371,7 @@ class DocumentAdmin(admin.ModelAdmin):
     list_filter = ["in_inbox"]
     search_fields = ["title", "sha256"]
     readonly_fields = [
-        "file",
+        "pdf_link",
         "sha256",
         "page_count",
         "size_bytes",
@@ -386,6 +386,8 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.display(description="PDF")
     def pdf_link(self, document: Document):
+        # The authenticated file view (it checks scanning.view_document), never
+        # MEDIA_URL: media is not served, and must not be, to just anyone.
         url = reverse("scanning:document-file", kwargs={"pk": document.pk})
         return format_html(
             '<a href="{}" target="_blank">PDF ({} pages)</a>', url, document.page_count

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Conflict, NotFound
-from scanning import services
+from scanning import selectors, services
 from scanning.api.authentication import CanOperateScanner, IsPerson
 from scanning.api.filters import DocumentFilter, ScanJobFilter
 from scanning.api.serializers import (
@@ -133,13 +133,15 @@ class ScanJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return _job_response(job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        summary="The assembled PDF",
+        summary="The assembled PDF (needs scanning.view_document, like the document itself)",
         tags=["scanning"],
         responses={(200, "application/pdf"): OpenApiTypes.BINARY, 409: OpenApiResponse()},
     )
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
-        job = self.get_object()
+        if not str(pk).isdigit():
+            raise selectors.scan_job_not_found(pk)
+        job = selectors.scan_job_preview_for_reader(job_id=int(pk), user=request.user)
         if not job.file:
             raise Conflict(
                 f"Scan job {job.pk} has no assembled PDF yet.",
@@ -171,10 +173,16 @@ class BatchDiscardView(APIView):
     retrieve=extend_schema(summary="One document", tags=["scanning"]),
 )
 class DocumentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Reading documents needs ``scanning.view_document`` (as the admin's
+    Documents page does): without it the list is empty and a document is a 404."""
+
     permission_classes = [IsPerson]
     serializer_class = DocumentSerializer
     filterset_class = DocumentFilter
-    queryset = Document.objects.all()
+    queryset = Document.objects.none()
+
+    def get_queryset(self):
+        return selectors.documents_for_reader(user=self.request.user)
 
     @extend_schema(
         summary="The document's PDF",

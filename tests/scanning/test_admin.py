@@ -383,3 +383,38 @@ def test_the_commit_action_names_the_document_a_duplicate_file_matched(admin_cli
         _messages(response)
     )
     assert Document.objects.count() == 1
+
+
+def test_the_document_page_links_the_pdf_through_the_authenticated_file_view(
+    admin_client, client, agent, api_client
+):
+    # given: a committed document
+    job = _preview_job(agent.agent)
+    _action(admin_client, "commit_jobs", [job])
+    document = Document.objects.get()
+
+    # when: the admin opens the document's page
+    page = admin_client.get(reverse("admin:scanning_document_change", args=[document.pk]))
+
+    # then: the PDF link is the file view, not MEDIA_URL
+    html_text = page.content.decode()
+    link = reverse("scanning:document-file", kwargs={"pk": document.pk})
+    assert f'href="{link}"' in html_text
+    assert "/media/" not in html_text
+    # and it answers the PDF to the signed-in admin
+    pdf = admin_client.get(link)
+    assert (pdf.status_code, pdf["Content-Type"]) == (200, "application/pdf")
+    with document.file.open("rb") as stored:
+        assert b"".join(pdf.streaming_content) == stored.read()
+    # and to staff holding the admin's view permission for documents
+    reader = _staff(client, "view_document")
+    assert reader.get(link).status_code == 200
+    # but not to staff without it (the same 404 as a document that does not exist)
+    other = UserFactory(username="no-documents", is_staff=True)
+    client.force_login(other)
+    missing_link = reverse("scanning:document-file", kwargs={"pk": 424242})
+    refused, missing = client.get(link), client.get(missing_link)
+    assert refused.status_code == missing.status_code == 404
+    assert refused.json() == missing.json()
+    # nor to anyone signed out
+    assert api_client.get(link).status_code == 401

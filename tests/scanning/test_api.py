@@ -719,3 +719,30 @@ def test_a_commit_whose_file_is_already_a_document_names_that_document(
     assert response.data["document"] == document.pk
     assert response.data["duplicate_of"] == {"id": document.pk, "title": "Letters"}
     assert Document.objects.count() == 1
+
+
+def test_reading_scanned_content_needs_the_view_document_permission(
+    operator_client, agent_client, user_client
+):
+    # given: a committed document, its job's preview, and a person without view_document
+    job_id = _preview_through_the_api(operator_client, agent_client)
+    operator_client.post(f"{JOBS}{job_id}/commit/", {}, format="json")
+    document = Document.objects.get()
+    docs = "/api/v1/scanning/documents/"
+
+    # when / then: the list is empty, the document, its file and the preview are 404s,
+    # the same answers as for ones that do not exist
+    assert user_client.get(docs).data["results"] == []
+    for url, missing in (
+        (f"{docs}{document.pk}/", f"{docs}424242/"),
+        (f"{docs}{document.pk}/file/", f"{docs}424242/file/"),
+    ):
+        refused, absent = user_client.get(url), user_client.get(missing)
+        assert (refused.status_code, refused.data) == (absent.status_code, absent.data)
+        assert refused.status_code == 404
+    preview = user_client.get(f"{JOBS}{job_id}/preview/")
+    assert (preview.status_code, preview.data) == (404, _not_found(job_id))
+    assert user_client.get(f"{JOBS}424242/preview/").data == _not_found(424242)
+    # while the operator, who holds it, reads them
+    assert operator_client.get(f"{docs}{document.pk}/file/").status_code == 200
+    assert operator_client.get(f"{JOBS}{job_id}/preview/").status_code == 200
