@@ -327,3 +327,91 @@ def test_the_purge_is_scheduled_daily_and_in_the_operation_catalog():
         "40 3 * * *",
     )
     assert "bytes_freed" in operation_catalog.get("scanning.purge_files").summary_keys
+
+
+# --- bad arguments: one line, non-zero exit ---------------------------------------------------
+
+TOKEN = "bsa_" + "x" * 40
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "not-a-url"], "--server 'not-a-url' is not Bureau's base URL"),
+        (["--server", "http://"], "(it has no host)"),
+        (["--server", "ftp://scanner.example"], "(it needs http:// or https://)"),
+        (["--server", "http://127.0.0.1:99999"], "(it is not a valid URL)"),
+        (["--server", "http://host name"], "(it is not a valid URL)"),
+        (["--server", "http://h", "--token", "hunter2"], "--token is not a scan agent token"),
+        (["--server", "http://h", "--token", TOKEN, "--pages", "0"], "--pages must be at least 1"),
+        (
+            ["--server", "http://h", "--token", TOKEN, "--max-jobs", "0"],
+            "--max-jobs must be at least 1",
+        ),
+        (
+            ["--server", "http://h", "--token", TOKEN, "--poll-interval", "-1"],
+            "--poll-interval must be more than 0 seconds",
+        ),
+        (
+            ["--server", "http://h", "--token", TOKEN, "--heartbeat-interval", "0"],
+            "--heartbeat-interval must be more than 0 seconds",
+        ),
+        (
+            ["--server", "http://h", "--token", TOKEN, "--batch-pause", "-2"],
+            "--batch-pause must be 0 seconds or more",
+        ),
+        (
+            ["--server", "http://h", "--token", TOKEN, "--scanner", "sane"]
+            + ["--scanimage", "/nonexistent/scanimage"],
+            "/nonexistent/scanimage not found",
+        ),
+    ],
+)
+def test_scan_agent_refuses_bad_arguments_with_one_line(args, message):
+    with pytest.raises(CommandError) as error:
+        _call("scan_agent", *args)
+
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_scan_agent_refuses_a_bad_token_file_with_one_line(tmp_path):
+    binary = tmp_path / "binary.token"
+    binary.write_bytes(b"\xd0\xff\x00garbage")
+    garbled = tmp_path / "garbled.token"
+    garbled.write_text("not-a-token\n")
+    cases = {
+        tmp_path / "missing" / "agent.token": "No such file or directory",
+        tmp_path: "Is a directory",
+        binary: "is not a text file",
+        garbled: "is not a scan agent token",
+    }
+
+    for path, message in cases.items():
+        with pytest.raises(CommandError, match=message) as error:
+            _call("scan_agent", "--server", "http://h", "--token-file", str(path))
+        assert "not-a-token" not in str(error.value)  # a token is never echoed
+
+
+def test_create_agent_refuses_bad_arguments_with_one_line(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    binary = tmp_path / "binary.token"
+    binary.write_bytes(b"\xd0\xff\x00garbage")
+    cases = [
+        (["   "], "An agent name of 1–100 characters is required"),
+        (["x" * 101], "An agent name of 1–100 characters is required"),
+        (["local", "--token-file", str(tmp_path)], "cannot read .*: Is a directory"),
+        (["local", "--token-file", str(binary)], "is not a token file"),
+        (["local", "--token-file", str(not_a_folder / "agent.token")], "Not a directory"),
+    ]
+
+    for args, message in cases:
+        with pytest.raises(CommandError, match=message):
+            _call("scanning_create_agent", *args)
+    assert not ScanAgent.objects.exists()
+
+
+def test_retry_assembly_with_a_job_id_that_is_not_a_number_is_a_one_line_error():
+    with pytest.raises(CommandError, match="invalid int value: 'abc'"):
+        _call("scanning_retry_assembly", "abc")
