@@ -567,15 +567,8 @@ def scan_job_start_batch(*, job_id: int, agent: ScanAgent, batch_seq: int | None
         job = _locked_job(job_id)
         _check_agent_sees(job, agent)
         expected = next_batch_seq(job)
-        if (
-            batch_seq is not None
-            and batch_seq != expected
-            and job.status
-            in (
-                ScanJobStatus.READY,
-                ScanJobStatus.SCANNING,
-            )
-        ):
+        scannable = job.status in (ScanJobStatus.READY, ScanJobStatus.SCANNING)
+        if scannable and batch_seq not in (None, expected):
             raise Conflict(
                 f"Scan job {job.pk} expects batch {expected} next, not {batch_seq}.",
                 code="scan_batch.out_of_order",
