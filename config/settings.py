@@ -230,6 +230,8 @@ SCANNING_MAX_BATCH_BYTES = env_int("SCANNING_MAX_BATCH_BYTES", 100 * 1024 * 1024
 SCANNING_AGENT_TOKEN_FILE = Path(
     env_str("SCANNING_AGENT_TOKEN_FILE") or VAR_DIR / "scan_agent.token"
 )
+# Days a committed job's batch and merged files are kept (the Document's own file stays).
+SCANNING_FILE_RETENTION_DAYS = env_int("SCANNING_FILE_RETENTION_DAYS", 30)
 
 # --- Knox (Samsung Brity approval API) --------------------------------------------------------
 # Defaults point at the bundled simulator (`manage.py knox_simulator`, started by `make run`).

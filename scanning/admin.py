@@ -41,6 +41,11 @@ def _error_text(error: Exception) -> str:
     return str(error)
 
 
+def _duplicate_notice(job: ScanJob) -> str | None:
+    duplicate = job.duplicate_of
+    return services.duplicate_message(duplicate) if duplicate else None
+
+
 class ScanJobForm(forms.ModelForm):
     """Title plus the three scan settings as real fields, not raw JSON."""
 
@@ -131,7 +136,7 @@ class ScanJobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "title", "file_hash"]
     list_select_related = ["document"]
     ordering = ["-created_at", "-id"]
-    actions = ["queue_jobs", "cancel_jobs", "commit_jobs"]
+    actions = ["queue_jobs", "cancel_jobs", "commit_jobs", "resume_jobs", "assemble_kept_jobs"]
     inlines = [BatchInline, EventInline]
     info_fields = [
         "status",
@@ -230,17 +235,22 @@ class ScanJobAdmin(admin.ModelAdmin):
         url = reverse("scanning:job-preview", kwargs={"pk": job.pk})
         return format_html('<a href="{}" target="_blank">PDF ({} pages)</a>', url, job.page_count)
 
-    def _run_action(self, request, queryset, service, verb: str):
+    def _run_action(self, request, queryset, service, verb: str, notice=None):
+        """Run ``service`` on each selected job; ``notice(job)`` may return a
+        warning to show about a job the service did change."""
         if not request.user.has_perm("scanning.operate_scanner"):
             raise PermissionDenied
         done = 0
         for job in queryset.order_by("pk"):
             try:
-                service(job_id=job.pk, actor=request.user)
+                changed = service(job_id=job.pk, actor=request.user)
             except (ApplicationError, ValidationError) as error:
                 self.message_user(request, f"Job {job.pk}: {_error_text(error)}", messages.WARNING)
             else:
                 done += 1
+                warning = notice(changed) if notice else None
+                if warning:
+                    self.message_user(request, f"Job {job.pk}: {warning}", messages.WARNING)
         if done:
             self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
 
@@ -254,7 +264,19 @@ class ScanJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Commit into the inbox")
     def commit_jobs(self, request, queryset):
-        self._run_action(request, queryset, services.scan_job_commit, "Committed")
+        self._run_action(
+            request, queryset, services.scan_job_commit, "Committed", notice=_duplicate_notice
+        )
+
+    @admin.action(description="Resume after a lost agent (queue again, keep the batches)")
+    def resume_jobs(self, request, queryset):
+        self._run_action(request, queryset, services.scan_job_resume, "Queued again")
+
+    @admin.action(description="Assemble the batches kept after a lost agent")
+    def assemble_kept_jobs(self, request, queryset):
+        self._run_action(
+            request, queryset, services.scan_job_assemble_kept, "Assembling the kept batches of"
+        )
 
 
 @admin.register(ScanJobBatch)
@@ -349,7 +371,7 @@ class DocumentAdmin(admin.ModelAdmin):
     list_filter = ["in_inbox"]
     search_fields = ["title", "sha256"]
     readonly_fields = [
-        "file",
+        "pdf_link",
         "sha256",
         "page_count",
         "size_bytes",
@@ -364,6 +386,8 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.display(description="PDF")
     def pdf_link(self, document: Document):
+        # The authenticated file view (it checks scanning.view_document), never
+        # MEDIA_URL: media is not served, and must not be, to just anyone.
         url = reverse("scanning:document-file", kwargs={"pk": document.pk})
         return format_html(
             '<a href="{}" target="_blank">PDF ({} pages)</a>', url, document.page_count

@@ -40,7 +40,7 @@ def scan_agent_create(*, name: str, actor=None, token: str | None = None) -> Iss
             "An agent name of 1–100 characters is required.", code="scan_agent.bad_name"
         )
     token = token or new_token()
-    _check_token_shape(token)
+    check_token_shape(token)
     with transaction.atomic():
         if ScanAgent.objects.filter(name=name).exists():
             raise Conflict(f"A scan agent named {name!r} already exists.", code="scan_agent.exists")
@@ -52,7 +52,7 @@ def scan_agent_create(*, name: str, actor=None, token: str | None = None) -> Iss
 
 def scan_agent_rotate_token(*, agent_id: int, token: str | None = None) -> IssuedCredential:
     token = token or new_token()
-    _check_token_shape(token)
+    check_token_shape(token)
     with transaction.atomic():
         agent = ScanAgent.objects.select_for_update().get(pk=agent_id)
         agent.token_hash = hash_token(token)
@@ -88,7 +88,7 @@ def agent_for_token(token: str) -> ScanAgent | None:
     return agent
 
 
-def _check_token_shape(token: str) -> None:
+def check_token_shape(token: str) -> None:
     if (
         not token.startswith(TOKEN_PREFIX)
         or len(token) < len(TOKEN_PREFIX) + 32

@@ -35,6 +35,17 @@ class ScanningConfig(AppConfig):
             stale_queued_after=timedelta(minutes=30),
             stale_running_after=timedelta(minutes=30),
         )
+        operation_catalog.register(
+            "scanning.purge_files",
+            label="Scanning: remove committed jobs' scan files past retention",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("jobs", "files_removed", "files_missing", "bytes_freed", "failed"),
+            stale_queued_after=timedelta(hours=1),
+            stale_running_after=timedelta(hours=1),
+        )
         schedule_registry.register(
             "scanning.check_agent", "scanning.tasks.check_agent_task", minutes=1
+        )
+        schedule_registry.register(
+            "scanning.purge_files", "scanning.tasks.purge_files_task", cron="40 3 * * *"
         )

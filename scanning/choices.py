@@ -78,3 +78,11 @@ class ErrorCode:
     FILE_MISSING = "scan_job.file_missing"
     COMMIT_FAILED = "scan_job.commit_failed"
     DOCUMENT_EXISTS = "scan_job.document_exists"
+    NOT_RESUMABLE = "scan_job.not_resumable"
+    DUPLICATE_DOCUMENT = "scan_job.duplicate_document"
+
+
+# A job failed for one of these lost its agent, not its batches: an operator
+# may resume it (re-queue, scanning goes on at the next batch_seq) or
+# assemble the batches it kept.
+RESUMABLE_ERROR_CODES = (ErrorCode.AGENT_LOST, ErrorCode.STALLED)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 def agent_stale_after() -> timedelta:
@@ -32,3 +33,12 @@ def agent_token_file() -> Path:
     """Where ``scanning_create_agent --token-file`` writes and ``scan_agent`` reads by default."""
     default = Path(settings.VAR_DIR) / "scan_agent.token"
     return Path(getattr(settings, "SCANNING_AGENT_TOKEN_FILE", default))
+
+
+def file_retention() -> timedelta:
+    """How long a committed job's batch and merged files are kept after the
+    commit; the committed Document's own file is never removed."""
+    days = int(getattr(settings, "SCANNING_FILE_RETENTION_DAYS", 30))
+    if days < 0:
+        raise ImproperlyConfigured(f"SCANNING_FILE_RETENTION_DAYS must be 0 or more, got {days}")
+    return timedelta(days=days)

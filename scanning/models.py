@@ -171,6 +171,15 @@ class ScanJob(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
+    @property
+    def duplicate_of(self) -> Document | None:
+        """The document this job's file turned out to be, when the commit found
+        it already in the inbox (created by another job) instead of creating it."""
+        document = self.document
+        if document is None or document.source_job_id == self.pk:
+            return None
+        return document
+
 
 class ScanJobBatch(models.Model):
     """One pass of the scanner (one ADF stack). ``batch_seq`` is the join order."""

@@ -23,7 +23,7 @@ from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, InvalidTransition, NotFound
@@ -34,6 +34,7 @@ from scanning.choices import (
     AGENT_FAILABLE_STATUSES,
     CANCELABLE_STATUSES,
     DEFAULT_SCAN_SETTINGS,
+    RESUMABLE_ERROR_CODES,
     BatchStatus,
     ErrorCode,
     ScanJobStatus,
@@ -47,12 +48,35 @@ from scanning.models import (
     ScanJobEvent,
 )
 from scanning.pdf import NotAPdf, count_pages, merge_pdfs, sha256_stream
+from scanning.selectors import agent_may_see, scan_job_for_agent, scan_job_not_found
 
 logger = logging.getLogger(__name__)
 
 
 class ScannerBusy(Conflict):
     default_code = "scan_job.scanner_busy"
+
+
+class OperatorPermissionRequired(ApplicationError):
+    """A person without ``scanning.operate_scanner`` tried to change scanning
+    data. Checked here, so the API, the admin and any other caller agree."""
+
+    status_code = 403
+    default_code = "scanning.permission_denied"
+
+
+OPERATE_SCANNER = "scanning.operate_scanner"
+
+
+def require_operator(actor) -> None:
+    """People need ``scanning.operate_scanner`` to change scan jobs and batches.
+    ``actor=None`` is Bureau itself (a schedule, a task, ``manage.py`` on the
+    server). Checked before the job is looked up: a refusal says nothing about
+    whether the job exists."""
+    if actor is not None and not actor.has_perm(OPERATE_SCANNER):
+        raise OperatorPermissionRequired(
+            "You need the 'operate scanner' permission to change scan jobs."
+        )
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -69,7 +93,7 @@ def _actor_name(actor=None, agent: ScanAgent | None = None, default: str = "syst
 def _locked_job(job_id: int) -> ScanJob:
     job = ScanJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None:
-        raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
+        raise scan_job_not_found(job_id)
     return job
 
 
@@ -131,13 +155,11 @@ def _move(
     return job
 
 
-def _check_agent_owns(job: ScanJob, agent: ScanAgent) -> None:
-    if job.agent_id is not None and job.agent_id != agent.pk:
-        raise Conflict(
-            f"Scan job {job.pk} was claimed by another agent.",
-            code="scan_job.other_agent",
-            extra={"current_state": job.status},
-        )
+def _check_agent_sees(job: ScanJob, agent: ScanAgent) -> None:
+    """A job the agent may not see is "not found", exactly as a missing one:
+    another agent's job, a draft, a queued job that is not next."""
+    if not agent_may_see(job, agent):
+        raise scan_job_not_found(job.pk)
 
 
 def _validated_settings(value: dict | None, *, base: dict | None = None) -> dict:
@@ -153,6 +175,7 @@ def _full_clean(job: ScanJob) -> None:
 
 
 def scan_job_create(*, title: str, settings: dict | None = None, actor=None) -> ScanJob:
+    require_operator(actor)
     job = ScanJob(
         title=(title or "").strip(),
         settings=_validated_settings(settings),
@@ -172,6 +195,7 @@ def scan_job_update(
     *, job_id: int, title: str | None = None, settings: dict | None = None, actor=None
 ) -> ScanJob:
     """Edit a draft: title and settings (merged over the current ones)."""
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status != ScanJobStatus.DRAFT:
@@ -193,6 +217,7 @@ def scan_job_update(
 def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
     """Rename a job in preview, before it is committed (the commit files the
     document under the job's title unless it is given another)."""
+    require_operator(actor)
     new_title = (title or "").strip()
     if not new_title or len(new_title) > 300:
         raise InvalidInput(
@@ -221,6 +246,7 @@ def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
 
 
 def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         return _move(
@@ -235,6 +261,7 @@ def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
 def scan_job_cancel(
     *, job_id: int, actor=None, reason: str = "", code: str = ErrorCode.CANCELED_BY_OPERATOR
 ) -> ScanJob:
+    require_operator(actor)
     reason = sanitize_message(reason or "Canceled by an operator.")
     with transaction.atomic():
         job = _locked_job(job_id)
@@ -266,6 +293,7 @@ def scan_job_cancel(
 def scan_batch_discard(*, batch_id: int, actor=None) -> ScanJobBatch:
     """A jammed batch is set aside (its file kept) and the agent rescans it
     under the next batch_seq, so the kept batches stay in scan order."""
+    require_operator(actor)
     job_id = ScanJobBatch.objects.filter(pk=batch_id).values_list("job_id", flat=True).first()
     if job_id is None:
         raise NotFound(f"Batch {batch_id} does not exist.", code="scan_batch.not_found")
@@ -313,6 +341,7 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
     scanner is released); any other storage error (disk full) puts it back to
     ``preview`` (``scan_job.commit_failed``) to commit again or cancel. Either
     way the caller gets a 409 with the job's state, never a 500."""
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         new_title = job.title if title is None else title.strip()
@@ -333,6 +362,7 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
         document, created = _document_for(job, actor=actor)
     except (OSError, SuspiciousFileOperation) as exc:
         raise _commit_failed(job_id, exc, actor=actor) from exc
+    duplicate = not created and document.source_job_id != job_id
     try:
         with transaction.atomic():
             job = _locked_job(job_id)
@@ -341,6 +371,8 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
                 ScanJobStatus.COMMITTED,
                 allowed_from=[ScanJobStatus.COMMITTING],
                 actor=actor,
+                code=ErrorCode.DUPLICATE_DOCUMENT if duplicate else "",
+                message=duplicate_message(document) if duplicate else "",
                 document=document,
                 finished_at=timezone.now(),
             )
@@ -350,6 +382,14 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
         if created:
             _drop_orphan_document(document)
         raise
+
+
+def duplicate_message(document: Document) -> str:
+    """What a commit says when its file is already in the inbox."""
+    return (
+        f"The file matches document {document.pk} “{document.title}”, already in the inbox; "
+        "no new document was created."
+    )
 
 
 def _preview_missing(job: ScanJob) -> bool:
@@ -518,10 +558,24 @@ def active_job() -> ScanJob | None:
     return ScanJob.objects.filter(status__in=ACTIVE_STATUSES).first()
 
 
-def scan_job_start_batch(*, job_id: int, agent: ScanAgent) -> ScanJob:
+def scan_job_start_batch(*, job_id: int, agent: ScanAgent, batch_seq: int | None = None) -> ScanJob:
+    """ready → scanning, for the batch ``batch_seq`` (the job's next one when
+    not given). Idempotent: starting the same batch again while it is being
+    scanned (the agent retries after a lost response) returns the job as it
+    is; another batch_seq than the next one is a 409."""
     with transaction.atomic():
         job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
+        _check_agent_sees(job, agent)
+        expected = next_batch_seq(job)
+        scannable = job.status in (ScanJobStatus.READY, ScanJobStatus.SCANNING)
+        if scannable and batch_seq not in (None, expected):
+            raise Conflict(
+                f"Scan job {job.pk} expects batch {expected} next, not {batch_seq}.",
+                code="scan_batch.out_of_order",
+                extra={"expected_batch_seq": expected, "current_state": job.status},
+            )
+        if job.status == ScanJobStatus.SCANNING:
+            return job  # this batch is already started: a retry
         now = timezone.now()
         return _move(
             job,
@@ -552,6 +606,7 @@ def scan_batch_upload(
             {"file": [f"The batch is {upload.size} bytes; the limit is {limit} bytes."]},
             code="too_large",
         )
+    scan_job_for_agent(job_id=job_id, agent=agent)  # nothing is written for an unseen job
     sha256 = sha256_stream(upload)
     try:
         page_count = count_pages(getattr(upload, "file", upload))
@@ -592,7 +647,7 @@ def _delete_quietly(storage, name: str) -> None:
 def _keep_batch(batch: ScanJobBatch, *, agent: ScanAgent) -> tuple[ScanJobBatch, bool]:
     """Inside the upload's transaction: the checks and the row for a stored file."""
     job = _locked_job(batch.job_id)
-    _check_agent_owns(job, agent)
+    _check_agent_sees(job, agent)
     batch_seq = batch.batch_seq
     existing = job.batches.filter(batch_seq=batch_seq).first()
     if existing is not None:
@@ -633,7 +688,7 @@ def scan_job_finish(*, job_id: int, agent: ScanAgent) -> ScanJob:
     """ready → assembling; the merge runs as a django-q2 task after commit."""
     with transaction.atomic():
         job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
+        _check_agent_sees(job, agent)
         if job.status == ScanJobStatus.READY and job.batch_count < 1:
             raise Conflict(
                 f"Scan job {job.pk} has no kept batch to assemble.",
@@ -659,7 +714,7 @@ def scan_job_fail(
     message = sanitize_message(error or "The agent reported a failure.")
     with transaction.atomic():
         job = _locked_job(job_id)
-        _check_agent_owns(job, agent)
+        _check_agent_sees(job, agent)
         return _move(
             job,
             ScanJobStatus.FAILED,
@@ -699,20 +754,27 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
         raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
     if job.status != ScanJobStatus.ASSEMBLING:
         return job
-    names = list(
+    kept = list(
         job.batches.filter(status=BatchStatus.SCANNED)
         .order_by("batch_seq")
-        .values_list("file", flat=True)
+        .values_list("batch_seq", "file")
     )
     storage = ScanJobBatch._meta.get_field("file").storage
     with tempfile.TemporaryFile(suffix=".pdf") as merged:
         try:
-            if not names:
-                raise ValueError("no kept batch to assemble")
-            page_count = merge_pdfs([_source(storage, name) for name in names], merged)
+            if not kept:
+                raise NotAPdf("The job has no kept batch to assemble.")
+            page_count = merge_pdfs(
+                ((f"Batch {seq}", _source(storage, name)) for seq, name in kept), merged
+            )
+        except NotAPdf as exc:
+            return _fail_assembly(job_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure of the merge fails the job
-            logger.warning("assembly of scan job %s failed: %s", job_id, exc)
-            return _fail_assembly(job_id, f"{type(exc).__name__}: {exc}")
+            # The details (paths, qpdf's text) go to the log, not to the job.
+            logger.warning("assembly of scan job %s failed: %r", job_id, exc)
+            return _fail_assembly(
+                job_id, f"The batches could not be merged ({type(exc).__name__})."
+            )
         sha256 = sha256_stream(merged)
         with transaction.atomic():
             job = _locked_job(job_id)
@@ -763,6 +825,7 @@ def scan_job_retry_assembly(
     ``run_now`` merges here and now; otherwise the merge is queued as a task
     after commit, unless ``enqueue`` is False (the caller runs the task body
     itself, as ``manage.py scanning_retry_assembly`` does)."""
+    require_operator(actor)
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status == ScanJobStatus.FAILED and job.error_code == ErrorCode.ASSEMBLY_FAILED:
@@ -780,6 +843,87 @@ def scan_job_retry_assembly(
             )
         elif job.status != ScanJobStatus.ASSEMBLING:
             raise _refuse(job, ScanJobStatus.ASSEMBLING)
+        if not run_now and enqueue:
+            transaction.on_commit(lambda: enqueue_assembly(job.pk))
+    if run_now:
+        return scan_job_assemble(job_id=job.pk)
+    return job
+
+
+# --- after a lost agent ---------------------------------------------------------------------
+
+
+def _check_resumable(job: ScanJob, target: str) -> None:
+    """Only a job that failed because its agent went away (its batches kept)."""
+    if job.status != ScanJobStatus.FAILED:
+        raise _refuse(job, target)
+    if job.error_code not in RESUMABLE_ERROR_CODES:
+        raise Conflict(
+            f"Scan job {job.pk} failed with {job.error_code or 'no code'}; only a job whose "
+            f"agent was lost ({', '.join(RESUMABLE_ERROR_CODES)}) can be resumed or assembled "
+            "from its kept batches.",
+            code=ErrorCode.NOT_RESUMABLE,
+            extra={"current_state": job.status, "requested_state": target},
+        )
+
+
+def scan_job_resume(*, job_id: int, actor=None) -> ScanJob:
+    """failed (agent lost, or stalled) → queued, keeping the scanned batches:
+    the next claim hands the job to an agent, which scans on at the next
+    batch_seq. The job keeps its place in the queue (its first queued_at), so
+    it is scanned before jobs queued after it. Queued is not an active state:
+    the scanner slot is taken only by the claim, as for any job."""
+    require_operator(actor)
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_resumable(job, ScanJobStatus.QUEUED)
+        kept, next_seq = job.batch_count, next_batch_seq(job)
+        return _move(
+            job,
+            ScanJobStatus.QUEUED,
+            allowed_from=[ScanJobStatus.FAILED],
+            actor=actor,
+            code="scan_job.resumed",
+            message=f"Queued again with {kept} kept batch(es); scanning goes on at batch {next_seq}.",
+            agent=None,  # any agent may claim it; the lost one may never come back
+            queued_at=job.queued_at or timezone.now(),
+            error_code="",
+            error="",
+            finished_at=None,
+            last_activity_at=None,
+            last_progress_at=None,
+        )
+
+
+def scan_job_assemble_kept(
+    *, job_id: int, actor=None, run_now: bool = False, enqueue: bool = True
+) -> ScanJob:
+    """failed (agent lost, or stalled) → assembling: merge the batches scanned
+    before the agent went away, as if it had finished. The job must win the
+    scanner slot back (the index may refuse → 409) and have a kept batch.
+    ``run_now`` and ``enqueue`` as for ``scan_job_retry_assembly``."""
+    require_operator(actor)
+    with transaction.atomic():
+        job = _locked_job(job_id)
+        _check_resumable(job, ScanJobStatus.ASSEMBLING)
+        if not job.batches.filter(status=BatchStatus.SCANNED).exists():
+            raise Conflict(
+                f"Scan job {job.pk} has no kept batch to assemble; resume it instead.",
+                code="scan_job.no_batches",
+                extra={"current_state": job.status},
+            )
+        _move(
+            job,
+            ScanJobStatus.ASSEMBLING,
+            allowed_from=[ScanJobStatus.FAILED],
+            actor=actor,
+            code="scan_job.assembling_kept",
+            message=f"Assembling the {job.batch_count} batch(es) kept after the agent was lost.",
+            error_code="",
+            error="",
+            finished_at=None,
+            last_activity_at=timezone.now(),
+        )
         if not run_now and enqueue:
             transaction.on_commit(lambda: enqueue_assembly(job.pk))
     if run_now:
@@ -865,3 +1009,86 @@ def _system_end(job: ScanJob, target: str, code: str, message: str, now: datetim
         error=message,
         finished_at=now,
     )
+
+
+# --- housekeeping -------------------------------------------------------------------------------
+
+
+def scan_files_purge(*, now: datetime | None = None) -> dict[str, int]:
+    """Remove the batch files and the merged PDF of jobs committed longer ago
+    than ``SCANNING_FILE_RETENTION_DAYS``: the Document keeps its own copy.
+
+    Files are deleted first and their fields cleared after, job by job, so a
+    file that could not be deleted is tried again by the next run, and a run
+    repeated finds nothing left (idempotent). Counts: jobs purged, files
+    removed, files already gone, bytes freed, files that could not be deleted."""
+    now = now or timezone.now()
+    counts = {"jobs": 0, "files_removed": 0, "files_missing": 0, "bytes_freed": 0, "failed": 0}
+    due = (
+        ScanJob.objects.filter(
+            status=ScanJobStatus.COMMITTED, finished_at__lt=now - conf.file_retention()
+        )
+        .filter(Q(file__gt="") | Q(batches__file__gt=""))
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for job_id in due:
+        _purge_job_files(job_id, counts)
+    return counts
+
+
+def _purge_job_files(job_id: int, counts: dict[str, int]) -> None:
+    job = ScanJob.objects.select_related("document").get(pk=job_id)
+    # The document's own file is never deleted, even if a name ever matched it.
+    kept = {job.document.file.name} if job.document and job.document.file else set()
+
+    def gone(storage, name: str) -> bool:
+        return name in kept or _remove_file(storage, name, counts)
+
+    batch_storage = ScanJobBatch._meta.get_field("file").storage
+    removed_batches = [
+        batch_id
+        for batch_id, name in job.batches.exclude(file="").values_list("pk", "file")
+        if gone(batch_storage, name)
+    ]
+    merged_removed = bool(job.file) and gone(job.file.storage, job.file.name)
+    if not removed_batches and not merged_removed:
+        return
+    with transaction.atomic():
+        ScanJobBatch.objects.filter(pk__in=removed_batches).update(file="")
+        if merged_removed:
+            ScanJob.objects.filter(pk=job_id).update(file="")
+        ScanJobEvent.objects.create(
+            job=job,
+            from_status=job.status,
+            to_status=job.status,
+            actor_name="schedule:scanning.purge_files",
+            code="scan_job.files_purged",
+            message=(
+                f"{len(removed_batches)} batch file(s)"
+                f"{' and the merged PDF' if merged_removed else ''} removed after the "
+                f"retention period; document {job.document_id} keeps its file."
+            ),
+        )
+    counts["jobs"] += 1
+
+
+def _remove_file(storage, name: str, counts: dict[str, int]) -> bool:
+    """Delete one stored file; True when it is gone (now or already)."""
+    try:
+        size = storage.size(name)
+    except FileNotFoundError:
+        counts["files_missing"] += 1
+        return True
+    except OSError:
+        size = 0
+    try:
+        storage.delete(name)
+    except OSError as exc:
+        logger.warning("could not delete the scan file %s: %s", name, exc)
+        counts["failed"] += 1
+        return False
+    counts["files_removed"] += 1
+    counts["bytes_freed"] += size
+    return True

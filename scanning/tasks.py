@@ -5,7 +5,7 @@ from __future__ import annotations
 from operations.models import OperationRun
 from operations.tracking import RunAlreadyActive, tracked_run
 from scanning.choices import ScanJobStatus
-from scanning.services import scan_check_agent, scan_job_assemble
+from scanning.services import scan_check_agent, scan_files_purge, scan_job_assemble
 
 
 def check_agent(*, initiator_name: str = "schedule", user=None) -> OperationRun:
@@ -47,3 +47,27 @@ def assemble_scan_job_task(job_id: int) -> str | None:
     except RunAlreadyActive:
         return None
     return run.context.get("job_status")
+
+
+def purge_files(*, initiator_name: str = "schedule", user=None) -> OperationRun:
+    """Remove committed jobs' batch and merged files past the retention period,
+    as a ``scanning.purge_files`` run. Raises ``RunAlreadyActive`` when one is
+    already under way."""
+    with tracked_run("scanning.purge_files", initiator_name=initiator_name, user=user) as tracker:
+        counts = scan_files_purge()
+        tracker.add_counts(counts)
+        if counts["failed"]:
+            tracker.add_failure(
+                "scanning.file_not_deleted",
+                f"{counts['failed']} file(s) could not be deleted; the next run tries again.",
+            )
+    return tracker.run
+
+
+def purge_files_task() -> dict[str, int] | None:
+    """The daily schedule: the counts, or None when skipped."""
+    try:
+        run = purge_files()
+    except RunAlreadyActive:
+        return None
+    return run.summary_counts

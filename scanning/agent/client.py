@@ -75,6 +75,9 @@ class AgentClient:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = f"{type(exc).__name__}"
+            except requests.RequestException as exc:
+                # A bad URL or the like: waiting cannot fix it.
+                raise ConnectionError(f"{method} {path}: {type(exc).__name__}") from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return self._checked(response)
@@ -99,6 +102,9 @@ class AgentClient:
             except ValueError:
                 body = response.text[:500]
             raise ApiError(response.status_code, body)
+        if response.status_code != 204 and "json" not in response.headers.get("Content-Type", ""):
+            # Something answers at that URL, but not Bureau's agent API.
+            raise ApiError(response.status_code, "the answer is not JSON")
         return response
 
     # --- the agent API -----------------------------------------------------------------
@@ -115,8 +121,10 @@ class AgentClient:
     def job(self, job_id: int) -> dict:
         return self.request("GET", f"jobs/{job_id}/").json()
 
-    def start_batch(self, job_id: int) -> dict:
-        return self.request("POST", f"jobs/{job_id}/batches/start/").json()
+    def start_batch(self, job_id: int, batch_seq: int) -> dict:
+        return self.request(
+            "POST", f"jobs/{job_id}/batches/start/", json={"batch_seq": batch_seq}
+        ).json()
 
     def upload_batch(self, job_id: int, batch_seq: int, pdf: bytes) -> dict:
         import io

@@ -127,7 +127,7 @@ class Agent:
                 self.out(f"job {job_id}: {kept} batch(es) scanned; finished, assembling")
                 return
             if job["status"] == "ready":
-                job = self.client.start_batch(job_id)
+                job = self.client.start_batch(job_id, job["next_batch_seq"])
             seq = job["next_batch_seq"]
             pdf = self.scanner.scan(job=job, batch_seq=seq)
             batch = self.client.upload_batch(job_id, seq, pdf)

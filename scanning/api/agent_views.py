@@ -7,8 +7,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import NotFound
-from scanning import conf, services
+from scanning import conf, selectors, services
 from scanning.api.authentication import IsScanAgent, ScanAgentTokenAuthentication
 from scanning.api.serializers import (
     AgentJobSerializer,
@@ -18,8 +17,8 @@ from scanning.api.serializers import (
     FailSerializer,
     HeartbeatResponseSerializer,
     HeartbeatSerializer,
+    StartBatchSerializer,
 )
-from scanning.models import ScanJob
 
 # Room for the multipart framing and the batch_seq field around the file.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -34,15 +33,8 @@ class AgentView(APIView):
         return self.request.auth
 
 
-def _job(job_id: int) -> ScanJob:
-    job = ScanJob.objects.prefetch_related("batches").filter(pk=job_id).first()
-    if job is None:
-        raise NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
-    return job
-
-
-def _job_data(job_id: int) -> dict:
-    return AgentJobSerializer(_job(job_id)).data
+def _job_data(job_id: int, agent) -> dict:
+    return AgentJobSerializer(selectors.scan_job_for_agent(job_id=job_id, agent=agent)).data
 
 
 class HeartbeatView(AgentView):
@@ -66,7 +58,7 @@ class HeartbeatView(AgentView):
             {
                 "last_heartbeat": agent_status.last_heartbeat,
                 "active_job": AgentJobStateSerializer(active).data
-                if active is not None and active.agent_id in (None, self.agent.pk)
+                if active is not None and selectors.agent_may_see(active, self.agent)
                 else None,
             }
         )
@@ -83,7 +75,7 @@ class ClaimView(AgentView):
         job = services.scan_job_claim(agent=self.agent)
         if job is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(_job_data(job.pk))
+        return Response(_job_data(job.pk, self.agent))
 
 
 class AgentJobView(AgentView):
@@ -91,18 +83,22 @@ class AgentJobView(AgentView):
         summary="A job as the agent sees it", tags=["scanning agent"], responses=AgentJobSerializer
     )
     def get(self, request, pk: int):
-        return Response(_job_data(pk))
+        return Response(_job_data(pk, self.agent))
 
 
 class StartBatchView(AgentView):
     @extend_schema(
-        summary="Start scanning a batch (ready → scanning)",
+        summary="Start scanning a batch (ready → scanning); retrying the same batch is safe",
         tags=["scanning agent"],
-        request=None,
+        request=StartBatchSerializer,
         responses=AgentJobStateSerializer,
     )
     def post(self, request, pk: int):
-        job = services.scan_job_start_batch(job_id=pk, agent=self.agent)
+        serializer = StartBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.scan_job_start_batch(
+            job_id=pk, agent=self.agent, batch_seq=serializer.validated_data.get("batch_seq")
+        )
         return Response(AgentJobStateSerializer(job).data)
 
 
@@ -167,4 +163,4 @@ class FailView(AgentView):
         services.scan_job_fail(
             job_id=pk, agent=self.agent, error=serializer.validated_data["error"]
         )
-        return Response(_job_data(pk))
+        return Response(_job_data(pk, self.agent))

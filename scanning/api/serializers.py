@@ -48,10 +48,23 @@ class BatchSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class DocumentRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "title"]
+        read_only_fields = fields
+
+
 class ScanJobSerializer(serializers.ModelSerializer):
     status = ScanJobStatusField(read_only=True)
     batches = BatchSerializer(many=True, read_only=True)
     preview_url = serializers.SerializerMethodField()
+    duplicate_of = DocumentRefSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="Set when the commit found the file already in the inbox: the existing "
+        "document the job now points to (no new document was created).",
+    )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -65,6 +78,7 @@ class ScanJobSerializer(serializers.ModelSerializer):
             "page_count",
             "file_hash",
             "document",
+            "duplicate_of",
             "error_code",
             "error",
             "created_by",
@@ -172,6 +186,15 @@ class AgentJobSerializer(AgentJobStateSerializer):
         # The batches are loaded for the list anyway: no second query.
         seqs = [batch.batch_seq for batch in job.batches.all()]
         return max(seqs, default=0) + 1
+
+
+class StartBatchSerializer(serializers.Serializer):
+    batch_seq = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The batch about to be scanned (the job's next_batch_seq). Starting it "
+        "again while it is being scanned answers the same job: a retry is safe.",
+    )
 
 
 class BatchUploadSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Conflict, NotFound
-from scanning import services
+from scanning import selectors, services
 from scanning.api.authentication import CanOperateScanner, IsPerson
 from scanning.api.filters import DocumentFilter, ScanJobFilter
 from scanning.api.serializers import (
@@ -26,7 +26,11 @@ from scanning.models import Document, ScanJob
 
 
 def _job_response(job: ScanJob, code=status.HTTP_200_OK) -> Response:
-    job = ScanJob.objects.prefetch_related("batches").select_related("created_by").get(pk=job.pk)
+    job = (
+        ScanJob.objects.prefetch_related("batches")
+        .select_related("created_by", "document")
+        .get(pk=job.pk)
+    )
     return Response(ScanJobSerializer(job).data, status=code)
 
 
@@ -38,7 +42,7 @@ class ScanJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     permission_classes = [CanOperateScanner]
     serializer_class = ScanJobSerializer
     filterset_class = ScanJobFilter
-    queryset = ScanJob.objects.prefetch_related("batches").select_related("created_by")
+    queryset = ScanJob.objects.prefetch_related("batches").select_related("created_by", "document")
 
     @extend_schema(
         summary="Create a scan job (draft)",
@@ -109,13 +113,35 @@ class ScanJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return _job_response(job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(
-        summary="The assembled PDF",
+        summary="Resume a job whose agent was lost: queue it again, keeping its scanned "
+        "batches (the agent scans on at the next batch)",
+        tags=["scanning"],
+        request=None,
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return _job_response(services.scan_job_resume(job_id=self._job_id(pk), actor=request.user))
+
+    @extend_schema(
+        summary="Assemble the batches a job kept when its agent was lost (needs the scanner slot)",
+        tags=["scanning"],
+        request=None,
+    )
+    @action(detail=True, methods=["post"], url_path="assemble-kept")
+    def assemble_kept(self, request, pk=None):
+        job = services.scan_job_assemble_kept(job_id=self._job_id(pk), actor=request.user)
+        return _job_response(job, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="The assembled PDF (needs scanning.view_document, like the document itself)",
         tags=["scanning"],
         responses={(200, "application/pdf"): OpenApiTypes.BINARY, 409: OpenApiResponse()},
     )
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
-        job = self.get_object()
+        if not str(pk).isdigit():
+            raise selectors.scan_job_not_found(pk)
+        job = selectors.scan_job_preview_for_reader(job_id=int(pk), user=request.user)
         if not job.file:
             raise Conflict(
                 f"Scan job {job.pk} has no assembled PDF yet.",
@@ -147,10 +173,16 @@ class BatchDiscardView(APIView):
     retrieve=extend_schema(summary="One document", tags=["scanning"]),
 )
 class DocumentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Reading documents needs ``scanning.view_document`` (as the admin's
+    Documents page does): without it the list is empty and a document is a 404."""
+
     permission_classes = [IsPerson]
     serializer_class = DocumentSerializer
     filterset_class = DocumentFilter
-    queryset = Document.objects.all()
+    queryset = Document.objects.none()
+
+    def get_queryset(self):
+        return selectors.documents_for_reader(user=self.request.user)
 
     @extend_schema(
         summary="The document's PDF",

@@ -44,8 +44,11 @@ def agent_client(agent) -> APIClient:
 
 @pytest.fixture
 def operator(db):
+    """Operates the scanner and reads the inbox it fills."""
     user = UserFactory(username="operator")
-    user.user_permissions.add(Permission.objects.get(codename="operate_scanner"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["operate_scanner", "view_document"])
+    )
     return user
 
 

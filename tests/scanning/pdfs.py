@@ -45,3 +45,48 @@ def page_texts(data: bytes) -> list[bytes]:
     """Each page's decoded content stream."""
     with pikepdf.open(io.BytesIO(data)) as pdf:
         return [page.Contents.read_bytes() for page in pdf.pages]
+
+
+def truncated_pdf(fraction: float = 2 / 3, **kwargs) -> bytes:
+    """The first ``fraction`` of a valid scan, as a transfer cut off midway
+    leaves it: qpdf would rebuild it and lose pages' content."""
+    data = scanned_pdf(**kwargs)
+    return data[: int(len(data) * fraction)]
+
+
+def blank_pages_pdf(pages: int = 2) -> bytes:
+    """A well-formed PDF whose pages draw nothing (no content streams)."""
+    pdf = pikepdf.new()
+    for _ in range(pages):
+        pdf.add_blank_page()
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def pdf_with_a_blank_page() -> bytes:
+    """A scan of two pages with a page that draws nothing between them."""
+    blank = pikepdf.new()
+    blank.add_blank_page()
+    with pikepdf.open(io.BytesIO(scanned_pdf(pages=2))) as pdf:
+        pdf.pages.insert(1, blank.pages[0])
+        out = io.BytesIO()
+        pdf.save(out)
+    return out.getvalue()
+
+
+def corrupted_stream_pdf() -> bytes:
+    """A scan whose first content stream was overwritten with zeros in place
+    (same length, so the cross-reference table still matches)."""
+    data = scanned_pdf()
+    start = data.index(b"stream\n") + len(b"stream\n")
+    return data[:start] + b"\0" * 24 + data[start + 24 :]
+
+
+def plain_sentence(message: str) -> bool:
+    """A message for people: no object reprs, addresses or paths."""
+    return (
+        message[:1].isupper()
+        and message.rstrip().endswith(".")
+        and not any(mark in message for mark in ("<", ">", "0x", "BytesIO", "/tmp", "\\"))
+    )

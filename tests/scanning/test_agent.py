@@ -243,3 +243,32 @@ def test_a_restarted_agent_resumes_the_job_it_had_claimed(live_server, agent):
 def test_the_sane_scanner_without_scanimage_is_a_scanner_error():
     with pytest.raises(ScannerError, match="not found"):
         SaneScanner(scanimage="/nonexistent/scanimage").scan(job=JOB, batch_seq=1)
+
+
+def test_scan_agent_with_a_server_that_is_not_a_url_prints_one_line_and_exits_non_zero():
+    # given / when: the real command, as an operator would type it
+    process = start_manage("scan_agent", "--server", "not-a-url", "--token", "bsa_" + "x" * 40)
+    process.wait(timeout=60)
+    output = stop_process(process)
+
+    # then: one line, no traceback, a non-zero exit
+    assert process.returncode == 1
+    assert output.strip().splitlines() == [
+        "CommandError: --server 'not-a-url' is not Bureau's base URL (it needs http:// or "
+        "https://); give one like http://127.0.0.1:8000"
+    ]
+
+
+def test_scan_agent_pointed_at_something_else_than_bureau_says_so_in_one_line(live_server, agent):
+    # given: a server that answers, but not with Bureau's agent API at that base URL
+    from django.core.management import CommandError, call_command
+
+    server = f"{live_server.url}/not-bureau"
+
+    # when / then
+    with pytest.raises(CommandError) as error:
+        call_command("scan_agent", "--server", server, "--token", agent.token, "--exit-when-idle")
+    assert str(error.value) == (
+        f"the server at {server} did not answer as Bureau's agent API (HTTP 404); "
+        "is --server Bureau's base URL?"
+    )

@@ -5,12 +5,14 @@ from django.core.files.storage import default_storage
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from scanning import services
+from scanning.agents import scan_agent_create
 from scanning.choices import ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanJob, ScanJobBatch
 from scanning.tasks import assemble_scan_job_task
 from tests.operations.factories import UserFactory
 from tests.scanning.factories import ScanJobFactory
-from tests.scanning.pdfs import page_labels, scanned_pdf
+from tests.scanning.pdfs import page_labels, plain_sentence, scanned_pdf, truncated_pdf
 
 pytestmark = pytest.mark.django_db
 
@@ -161,6 +163,28 @@ def test_a_non_pdf_upload_is_a_400_and_nothing_is_stored(operator_client, agent_
     assert not default_storage.exists("scanning")
 
 
+def test_a_truncated_pdf_is_a_400_naming_the_problem_and_nothing_is_stored(
+    operator_client, agent_client
+):
+    # given: a job scanning its first batch
+    job = operator_client.post(JOBS, {"title": "x"}, format="json").data
+    operator_client.post(f"{JOBS}{job['id']}/queue/")
+    agent_client.post(f"{AGENT}claim/")
+    agent_client.post(f"{AGENT}jobs/{job['id']}/batches/start/")
+
+    # when: the agent uploads the first two thirds of a valid scan
+    response = _upload(agent_client, job["id"], 1, truncated_pdf(job_id=job["id"], pages=3))
+
+    # then
+    assert response.status_code == 400
+    message = response.data["file"][0]
+    assert "damaged or incomplete" in message and "would need repair" in message
+    assert plain_sentence(message), message
+    assert not ScanJobBatch.objects.exists()
+    assert ScanJob.objects.get().status == ScanJobStatus.SCANNING
+    assert not default_storage.exists("scanning")
+
+
 def test_an_upload_without_batch_seq_is_a_400_with_field_errors(agent_client):
     job = ScanJobFactory(status=ScanJobStatus.SCANNING)
 
@@ -191,6 +215,41 @@ def test_a_retried_upload_returns_the_same_batch_and_a_different_file_is_409(
     assert other.data["code"] == "scan_batch.seq_taken"
     job.refresh_from_db()
     assert job.batch_count == 1
+
+
+def test_starting_the_same_batch_again_after_a_lost_response_returns_the_same_batch(
+    agent_client,
+):
+    # given: the agent claimed a job and started batch 1, but the answer was lost
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+    first = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 1})
+
+    # when: it starts batch 1 again (with and without saying which batch)
+    again = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 1})
+    bare = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/")
+
+    # then: the same answer, and the job moved once
+    assert (first.status_code, again.status_code, bare.status_code) == (200, 200, 200)
+    assert again.data == first.data == bare.data
+    assert (again.data["status"], again.data["next_batch_seq"]) == ("scanning", 1)
+    assert job.events.filter(to_status=ScanJobStatus.SCANNING).count() == 1
+    # and the batch it then uploads is batch 1
+    assert _upload(agent_client, job.pk, 1, scanned_pdf(job_id=job.pk)).status_code == 201
+
+
+def test_starting_another_batch_than_the_next_is_a_409(agent_client):
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    agent_client.post(f"{AGENT}claim/")
+
+    early = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 2})
+    agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 1})
+    late = agent_client.post(f"{AGENT}jobs/{job.pk}/batches/start/", {"batch_seq": 3})
+
+    assert (early.status_code, early.data["current_state"]) == (409, "ready")
+    assert (late.status_code, late.data["current_state"]) == (409, "scanning")
+    assert late.data["code"] == "scan_batch.out_of_order"
+    assert late.data["expected_batch_seq"] == 1
 
 
 def test_discard_through_the_api(operator_client, agent_client):
@@ -256,14 +315,47 @@ def test_jobs_can_be_listed_and_filtered(operator_client):
     assert bad.status_code == 400
 
 
-def test_changing_jobs_needs_the_operate_scanner_permission(user_client):
-    job = ScanJobFactory(status=ScanJobStatus.DRAFT)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", ""),
+        ("patch", "{job}/"),
+        ("post", "{job}/queue/"),
+        ("post", "{job}/cancel/"),
+        ("post", "{job}/commit/"),
+        ("post", "{job}/retry-assembly/"),
+        ("post", "{job}/resume/"),
+        ("post", "{job}/assemble-kept/"),
+        ("post", "/api/v1/scanning/batches/{batch}/discard/"),
+    ],
+)
+def test_changing_scanning_data_needs_the_operate_scanner_permission(
+    user_client, agent, method, path
+):
+    # given: a job scanning with one batch, and a person who may only read
+    job = ScanJobFactory(status=ScanJobStatus.QUEUED)
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+    batch, _ = services.scan_batch_upload(
+        job_id=job.pk,
+        batch_seq=1,
+        upload=_file(scanned_pdf(job_id=job.pk), "b.pdf"),
+        agent=agent.agent,
+    )
+    url = path.format(job=job.pk, batch=batch.pk)
+    url = url if url.startswith("/") else JOBS + url
 
+    # when
+    response = getattr(user_client, method)(url, {"title": "x"}, format="json")
+
+    # then: the services' refusal, and nothing changed
     assert user_client.get(JOBS).status_code == 200
-    assert user_client.post(JOBS, {"title": "x"}, format="json").status_code == 403
-    assert user_client.post(f"{JOBS}{job.pk}/queue/").status_code == 403
+    assert response.status_code == 403
+    assert response.data["code"] == "scanning.permission_denied"
     job.refresh_from_db()
-    assert job.status == ScanJobStatus.DRAFT
+    batch.refresh_from_db()
+    assert (job.status, job.batch_count, batch.status) == (ScanJobStatus.READY, 1, "scanned")
+    assert ScanJob.objects.count() == 1
 
 
 # --- who may call what ------------------------------------------------------------------
@@ -279,6 +371,68 @@ def test_a_users_token_is_refused_on_the_agent_api(operator):
         response = client.post(f"{AGENT}claim/")
         assert response.status_code == 401, header
     assert ScanJob.objects.get().status == ScanJobStatus.QUEUED
+
+
+def _not_found(job_id: int) -> dict:
+    return {"code": "scan_job.not_found", "detail": f"Scan job {job_id} does not exist."}
+
+
+def test_the_agent_reads_only_the_jobs_it_claimed_and_the_next_claimable_one(agent, agent_client):
+    # given: another agent's job (claimed, then failed), a job this agent claimed,
+    # a draft, the next queued job and a queued job behind it
+    other = scan_agent_create(name="other-host").agent
+    theirs = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    services.scan_job_claim(agent=other)
+    services.scan_job_fail(job_id=theirs.pk, agent=other, error="jammed")
+    mine = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:01:00Z")
+    assert agent_client.post(f"{AGENT}claim/").data["id"] == mine.pk
+    draft = ScanJobFactory(status=ScanJobStatus.DRAFT)
+    next_up = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:02:00Z")
+    behind = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:03:00Z")
+    missing = behind.pk + 100
+
+    # when / then: its own job and the next claimable one are readable
+    assert agent_client.get(f"{AGENT}jobs/{mine.pk}/").status_code == 200
+    assert agent_client.get(f"{AGENT}jobs/{next_up.pk}/").data["status"] == "queued"
+    # anything else is a 404 with the answer a missing job gets
+    for job_id in (theirs.pk, draft.pk, behind.pk, missing):
+        response = agent_client.get(f"{AGENT}jobs/{job_id}/")
+        assert (response.status_code, response.data) == (404, _not_found(job_id)), job_id
+
+
+def test_the_agent_cannot_act_on_another_agents_job_or_learn_that_it_exists(agent, agent_client):
+    # given: a job another agent claimed and is scanning
+    other = scan_agent_create(name="other-host").agent
+    theirs = ScanJobFactory(status=ScanJobStatus.QUEUED, queued_at="2026-01-01T00:00:00Z")
+    services.scan_job_claim(agent=other)
+    services.scan_job_start_batch(job_id=theirs.pk, agent=other)
+
+    # when: this agent tries every call on it
+    answers = [
+        agent_client.post(f"{AGENT}jobs/{theirs.pk}/batches/start/"),
+        _upload(agent_client, theirs.pk, 1, scanned_pdf(job_id=theirs.pk)),
+        agent_client.post(f"{AGENT}jobs/{theirs.pk}/finish/"),
+        agent_client.post(f"{AGENT}jobs/{theirs.pk}/fail/", {"error": "x"}, format="json"),
+    ]
+
+    # then: each is the 404 a missing job gets, and nothing changed or was stored
+    for response in answers:
+        assert (response.status_code, response.data) == (404, _not_found(theirs.pk))
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.agent_id) == (ScanJobStatus.SCANNING, other.pk)
+    assert not ScanJobBatch.objects.exists()
+    assert not default_storage.exists("scanning")
+
+
+def test_the_heartbeat_does_not_show_another_agents_active_job(agent_client):
+    other = scan_agent_create(name="other-host").agent
+    ScanJobFactory(status=ScanJobStatus.QUEUED)
+    services.scan_job_claim(agent=other)
+
+    response = agent_client.post(f"{AGENT}heartbeat/", {}, format="json")
+
+    assert response.status_code == 200
+    assert response.data["active_job"] is None
 
 
 def test_a_logged_in_session_is_refused_on_the_agent_api(operator):
@@ -409,11 +563,15 @@ def test_the_scanning_endpoints_are_in_the_openapi_schema(user_client):
     assert "scanAgentToken" in schema["components"]["securitySchemes"]
 
 
-def _preview_through_the_api(operator_client, agent_client) -> int:
+def _preview_through_the_api(operator_client, agent_client, job_id_in_pages=None) -> int:
+    """A job in preview. The simulated scanner prints the job's id on its
+    pages: ``job_id_in_pages`` makes them byte-identical to that job's."""
     job_id = operator_client.post(JOBS, {"title": "Letters"}, format="json").data["id"]
     operator_client.post(f"{JOBS}{job_id}/queue/")
     assert agent_client.post(f"{AGENT}claim/").data["id"] == job_id
-    _scan(agent_client, job_id, 1)
+    assert agent_client.post(f"{AGENT}jobs/{job_id}/batches/start/").status_code == 200
+    pages = scanned_pdf(job_id=job_id_in_pages or job_id, batch_seq=1, pages=2)
+    assert _upload(agent_client, job_id, 1, pages).status_code == 201
     agent_client.post(f"{AGENT}jobs/{job_id}/finish/")
     assert assemble_scan_job_task(job_id) == "preview"
     return job_id
@@ -475,3 +633,116 @@ def test_a_commit_that_cannot_copy_is_a_409_and_the_job_can_be_canceled(
     canceled = operator_client.post(f"{JOBS}{job_id}/cancel/", {}, format="json")
     assert canceled.status_code == 200, canceled.data
     assert canceled.data["status"] == "canceled"
+
+
+def _lost_job(agent) -> ScanJob:
+    """A job the scheduled check failed with agent.lost after one kept batch."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scanning.models import ScanAgentStatus
+    from tests.scanning.pdfs import upload
+
+    job = services.scan_job_create(title="Lost")
+    services.scan_job_queue(job_id=job.pk)
+    services.scan_job_claim(agent=agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    services.scan_batch_upload(
+        job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf(job_id=job.pk)), agent=agent
+    )
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    services.scan_agent_heartbeat(agent=agent)
+    ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
+    services.scan_check_agent()
+    job.refresh_from_db()
+    assert job.error_code == ErrorCode.AGENT_LOST
+    return job
+
+
+def test_a_lost_job_is_resumed_through_the_api_and_the_agent_scans_on(
+    operator_client, agent, agent_client
+):
+    job = _lost_job(agent.agent)
+
+    response = operator_client.post(f"{JOBS}{job.pk}/resume/")
+
+    assert response.status_code == 200, response.data
+    assert (response.data["status"], response.data["error_code"]) == ("queued", "")
+    assert [b["batch_seq"] for b in response.data["batches"]] == [1]
+    claimed = agent_client.post(f"{AGENT}claim/")
+    assert (claimed.data["id"], claimed.data["next_batch_seq"]) == (job.pk, 2)
+
+
+def test_the_kept_batches_are_assembled_through_the_api_unless_the_scanner_is_taken(
+    operator_client, agent, django_capture_on_commit_callbacks
+):
+    from django_q.models import OrmQ
+
+    job = _lost_job(agent.agent)
+    holder = ScanJobFactory(status=ScanJobStatus.READY)
+
+    busy = operator_client.post(f"{JOBS}{job.pk}/assemble-kept/")
+    holder.status = ScanJobStatus.CANCELED
+    holder.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = operator_client.post(f"{JOBS}{job.pk}/assemble-kept/")
+    again = operator_client.post(f"{JOBS}{job.pk}/assemble-kept/")
+
+    assert (busy.status_code, busy.data["code"], busy.data["current_state"]) == (
+        409,
+        "scan_job.scanner_busy",
+        "failed",
+    )
+    assert (accepted.status_code, accepted.data["status"]) == (202, "assembling")
+    assert [task.func() for task in OrmQ.objects.all()] == ["scanning.tasks.assemble_scan_job_task"]
+    assert (again.status_code, again.data["current_state"]) == (409, "assembling")
+    assert assemble_scan_job_task(job.pk) == "preview"
+
+
+def test_a_commit_whose_file_is_already_a_document_names_that_document(
+    operator_client, agent_client
+):
+    # given: a job committed as "Letters", and a second job whose merged file is byte-identical
+    first = _preview_through_the_api(operator_client, agent_client)
+    original = operator_client.post(f"{JOBS}{first}/commit/", {}, format="json").data
+    assert original["duplicate_of"] is None
+    document = Document.objects.get()
+    second = _preview_through_the_api(operator_client, agent_client, job_id_in_pages=first)
+
+    # when
+    response = operator_client.post(f"{JOBS}{second}/commit/", {"title": "Again"}, format="json")
+
+    # then: the answer names the existing document; no second document exists
+    assert response.status_code == 200, response.data
+    assert response.data["status"] == "committed"
+    assert response.data["document"] == document.pk
+    assert response.data["duplicate_of"] == {"id": document.pk, "title": "Letters"}
+    assert Document.objects.count() == 1
+
+
+def test_reading_scanned_content_needs_the_view_document_permission(
+    operator_client, agent_client, user_client
+):
+    # given: a committed document, its job's preview, and a person without view_document
+    job_id = _preview_through_the_api(operator_client, agent_client)
+    operator_client.post(f"{JOBS}{job_id}/commit/", {}, format="json")
+    document = Document.objects.get()
+    docs = "/api/v1/scanning/documents/"
+
+    # when / then: the list is empty, the document, its file and the preview are 404s,
+    # the same answers as for ones that do not exist
+    assert user_client.get(docs).data["results"] == []
+    for url, missing in (
+        (f"{docs}{document.pk}/", f"{docs}424242/"),
+        (f"{docs}{document.pk}/file/", f"{docs}424242/file/"),
+    ):
+        refused, absent = user_client.get(url), user_client.get(missing)
+        assert (refused.status_code, refused.data) == (absent.status_code, absent.data)
+        assert refused.status_code == 404
+    preview = user_client.get(f"{JOBS}{job_id}/preview/")
+    assert (preview.status_code, preview.data) == (404, _not_found(job_id))
+    assert user_client.get(f"{JOBS}424242/preview/").data == _not_found(424242)
+    # while the operator, who holds it, reads them
+    assert operator_client.get(f"{docs}{document.pk}/file/").status_code == 200
+    assert operator_client.get(f"{JOBS}{job_id}/preview/").status_code == 200

@@ -11,10 +11,19 @@ from django.utils import timezone
 from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from scanning import services
 from scanning.agents import scan_agent_create
-from scanning.choices import BatchStatus, ErrorCode, ScanJobStatus
+from scanning.choices import ACTIVE_STATUSES, BatchStatus, ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
 from tests.scanning.factories import ScanJobFactory
-from tests.scanning.pdfs import page_labels, scanned_pdf, upload
+from tests.scanning.pdfs import (
+    blank_pages_pdf,
+    corrupted_stream_pdf,
+    page_labels,
+    pdf_with_a_blank_page,
+    plain_sentence,
+    scanned_pdf,
+    truncated_pdf,
+    upload,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -264,6 +273,59 @@ def test_a_non_pdf_upload_is_refused_and_nothing_is_stored(agent, data):
     assert _stored_files() == []
 
 
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (truncated_pdf(), "damaged or incomplete (can't find startxref)"),
+        (corrupted_stream_pdf(), "damaged or incomplete (unknown compression method)"),
+        (blank_pages_pdf(pages=2), "Pages 1, 2 of 2 of the PDF have no content"),
+        (pdf_with_a_blank_page(), "Page 2 of 3 of the PDF has no content"),
+    ],
+    ids=["truncated", "corrupted-stream", "blank-pages", "one-blank-page"],
+)
+def test_a_pdf_that_would_need_repair_or_lacks_content_is_refused(agent, data, problem):
+    # given: a job scanning its first batch
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    # when: the batch is a damaged file that qpdf would silently repair, or has empty pages
+    with pytest.raises(ValidationError) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(data), agent=agent.agent
+        )
+
+    # then: the refusal names the problem and nothing is written
+    message = error.value.message_dict["file"][0]
+    assert problem in message
+    assert plain_sentence(message)
+    job.refresh_from_db()
+    assert (job.status, job.batch_count) == (ScanJobStatus.SCANNING, 0)
+    assert not ScanJobBatch.objects.exists()
+    assert _stored_files() == []
+
+
+def test_an_unreadable_pdf_is_refused_with_a_plain_sentence(agent):
+    # given: a file with a PDF header and nothing a reader can use
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
+
+    # when
+    with pytest.raises(ValidationError) as error:
+        services.scan_batch_upload(
+            job_id=job.pk,
+            batch_seq=1,
+            upload=upload(b"%PDF-1.7\nthis is not really a pdf\n%%EOF"),
+            agent=agent.agent,
+        )
+
+    # then: no object repr (<_io.BytesIO object at 0x…>) in the message
+    message = error.value.message_dict["file"][0]
+    assert plain_sentence(message), message
+    assert message.startswith("The PDF is damaged or incomplete")
+
+
 @override_settings(SCANNING_MAX_BATCH_BYTES=1000)
 def test_a_batch_over_the_size_limit_is_refused(agent):
     job = _queued()
@@ -356,10 +418,16 @@ def test_another_agent_cannot_touch_a_claimed_job(agent):
     job = _queued()
     services.scan_job_claim(agent=agent.agent)
 
-    with pytest.raises(Conflict) as error:
+    with pytest.raises(NotFound) as error:
         services.scan_job_start_batch(job_id=job.pk, agent=other)
 
-    assert error.value.code == "scan_job.other_agent"
+    # the same answer as for a job that does not exist
+    assert (error.value.code, error.value.message) == (
+        "scan_job.not_found",
+        f"Scan job {job.pk} does not exist.",
+    )
+    job.refresh_from_db()
+    assert (job.status, job.agent_id) == (ScanJobStatus.READY, agent.agent.pk)
 
 
 def test_agent_fail_records_a_sanitised_error(agent):
@@ -415,6 +483,9 @@ def test_a_broken_batch_fails_the_assembly_and_retry_recovers_it(agent):
 
     assert job.status == ScanJobStatus.FAILED
     assert job.error_code == ErrorCode.ASSEMBLY_FAILED
+    # the message names the batch, not the file's path or qpdf's internals
+    assert job.error.startswith("Batch 1 is damaged or incomplete"), job.error
+    assert plain_sentence(job.error)
     # when: on call restores the file and retries
     with open(batch.file.path, "wb") as handle:
         handle.write(good)
@@ -495,6 +566,15 @@ def test_the_same_file_from_two_jobs_is_one_document(agent, operator):
     assert Document.objects.count() == 1
     assert second.document_id == first.document_id
     assert Document.objects.get().title == "Scan A"
+    # and the second commit says which document its file matched
+    document = Document.objects.get()
+    assert second.duplicate_of == document and first.duplicate_of is None
+    event = second.events.latest("id")
+    assert (event.to_status, event.code) == (ScanJobStatus.COMMITTED, "scan_job.duplicate_document")
+    assert event.message == (
+        f"The file matches document {document.pk} “Scan A”, already in the inbox; "
+        "no new document was created."
+    )
 
 
 def test_an_interrupted_commit_is_finished_by_committing_again(agent, operator):
@@ -538,6 +618,142 @@ def test_a_lost_agent_fails_the_scanning_job_and_leaves_queued_jobs_alone(agent,
     assert counts["failed_agent_lost"] == 1 and counts["agent_stale"] == 1
     # and the slot is free again for the waiting job
     assert services.scan_job_claim(agent=agent.agent).pk == waiting.pk
+
+
+def _lost_with_kept_batches(agent, heartbeat, *, batches=1, title="Lost") -> ScanJob:
+    """A job whose agent went silent after scanning ``batches`` batches, failed
+    by the scheduled check with agent.lost."""
+    job = _queued(title)
+    services.scan_job_claim(agent=agent)
+    for _ in range(batches):
+        _scan_batch(job, agent)
+    services.scan_job_start_batch(job_id=job.pk, agent=agent)
+    heartbeat()
+    ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
+    services.scan_check_agent()
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.AGENT_LOST)
+    return job
+
+
+def test_a_resumed_job_is_queued_again_and_the_agent_scans_on_at_the_next_batch(
+    agent, heartbeat, operator
+):
+    # given: a job lost with batch 1 kept, and a job queued after it
+    job = _lost_with_kept_batches(agent.agent, heartbeat)
+    later = _queued("queued later")
+
+    # when: the operator resumes it
+    resumed = services.scan_job_resume(job_id=job.pk, actor=operator)
+
+    # then: it is queued again, its batch kept and its error cleared
+    assert (resumed.status, resumed.error_code, resumed.error) == (ScanJobStatus.QUEUED, "", "")
+    assert resumed.agent_id is None and resumed.finished_at is None
+    event = resumed.events.latest("id")
+    assert (event.from_status, event.to_status, event.actor_name) == (
+        ScanJobStatus.FAILED,
+        ScanJobStatus.QUEUED,
+        "operator",
+    )
+    assert event.message == "Queued again with 1 kept batch(es); scanning goes on at batch 2."
+    # and the next claim gives it (ahead of the later job) to an agent, at batch 2
+    heartbeat()
+    claimed = services.scan_job_claim(agent=agent.agent)
+    assert claimed.pk == job.pk and services.next_batch_seq(claimed) == 2
+    _scan_batch(claimed, agent.agent, pages=3)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+    job = services.scan_job_assemble(job_id=job.pk)
+    assert (job.status, job.batch_count, job.page_count) == (ScanJobStatus.PREVIEW, 2, 5)
+    with job.file.open("rb") as merged:
+        assert [seq for seq, _ in page_labels(merged)] == [1, 1, 2, 2, 2]
+    later.refresh_from_db()
+    assert later.status == ScanJobStatus.QUEUED
+
+
+def test_a_resumed_job_waits_while_another_job_holds_the_scanner(agent, heartbeat, operator):
+    # given: a lost job, and since then another job took the scanner
+    job = _lost_with_kept_batches(agent.agent, heartbeat)
+    heartbeat()
+    holder = _queued("holder")
+    assert services.scan_job_claim(agent=agent.agent).pk == holder.pk
+
+    # when
+    services.scan_job_resume(job_id=job.pk, actor=operator)
+
+    # then: it waits in the queue; the holder keeps the scanner
+    job.refresh_from_db()
+    holder.refresh_from_db()
+    assert (job.status, holder.status) == (ScanJobStatus.QUEUED, ScanJobStatus.READY)
+    assert ScanJob.objects.filter(status__in=ACTIVE_STATUSES).count() == 1
+    assert services.scan_job_claim(agent=scan_agent_create(name="second").agent) is None
+    # until the holder lets go
+    services.scan_job_cancel(job_id=holder.pk, actor=operator)
+    assert services.scan_job_claim(agent=agent.agent).pk == job.pk
+
+
+def test_the_kept_batches_of_a_lost_job_can_be_assembled(
+    agent, heartbeat, operator, django_capture_on_commit_callbacks
+):
+    # given: a job lost with two batches kept
+    job = _lost_with_kept_batches(agent.agent, heartbeat, batches=2)
+
+    # when: the operator assembles what was kept (the merge is queued as a task)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assembling = services.scan_job_assemble_kept(job_id=job.pk, actor=operator)
+    assert assembling.status == ScanJobStatus.ASSEMBLING and len(callbacks) == 1
+    job = services.scan_job_assemble(job_id=job.pk)
+
+    # then: the preview holds the kept batches in order
+    assert (job.status, job.page_count, job.error_code) == (ScanJobStatus.PREVIEW, 4, "")
+    with job.file.open("rb") as merged:
+        assert [seq for seq, _ in page_labels(merged)] == [1, 1, 2, 2]
+    assert job.events.filter(code="scan_job.assembling_kept").count() == 1
+
+
+def test_assembling_kept_batches_needs_the_scanner_slot(agent, heartbeat, operator):
+    # given: a lost job, and another job holding the scanner
+    job = _lost_with_kept_batches(agent.agent, heartbeat)
+    heartbeat()
+    holder = _queued("holder")
+    services.scan_job_claim(agent=agent.agent)
+
+    # when / then: the database refuses a second active job
+    with pytest.raises(services.ScannerBusy) as error:
+        services.scan_job_assemble_kept(job_id=job.pk, actor=operator, run_now=True)
+
+    assert error.value.extra["active_job"] == holder.pk
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.AGENT_LOST)
+    assert ScanJob.objects.filter(status__in=ACTIVE_STATUSES).count() == 1
+
+
+def test_only_a_job_whose_agent_was_lost_can_be_resumed_or_assembled(agent, operator):
+    # given: a job failed by its agent, and a queued job
+    failed = _queued("reported")
+    services.scan_job_claim(agent=agent.agent)
+    services.scan_job_fail(job_id=failed.pk, agent=agent.agent, error="scanner on fire")
+    queued = _queued("waiting")
+
+    for service in (services.scan_job_resume, services.scan_job_assemble_kept):
+        with pytest.raises(Conflict) as not_resumable:
+            service(job_id=failed.pk, actor=operator)
+        with pytest.raises(InvalidTransition):
+            service(job_id=queued.pk, actor=operator)
+        assert not_resumable.value.code == ErrorCode.NOT_RESUMABLE
+
+    failed.refresh_from_db()
+    queued.refresh_from_db()
+    assert (failed.status, queued.status) == (ScanJobStatus.FAILED, ScanJobStatus.QUEUED)
+
+
+def test_a_lost_job_without_a_kept_batch_is_resumed_not_assembled(agent, heartbeat, operator):
+    job = _lost_with_kept_batches(agent.agent, heartbeat, batches=0)
+
+    with pytest.raises(Conflict) as error:
+        services.scan_job_assemble_kept(job_id=job.pk, actor=operator)
+
+    assert error.value.code == "scan_job.no_batches"
+    assert services.scan_job_resume(job_id=job.pk, actor=operator).status == ScanJobStatus.QUEUED
 
 
 def test_a_live_agent_keeps_its_scanning_job(agent, heartbeat):
@@ -811,3 +1027,53 @@ def test_a_refused_or_repeated_upload_leaves_no_file_behind(agent, batch_writes)
     assert len(batch_writes) == 5
     assert _stored_files() == [batch.file.name]
     assert ScanJobBatch.objects.count() == 1
+
+
+# --- who may change scanning data -----------------------------------------------------------
+
+OPERATOR_SERVICES = {
+    "create": lambda job, actor: services.scan_job_create(title="x", actor=actor),
+    "update": lambda job, actor: services.scan_job_update(job_id=job, title="x", actor=actor),
+    "retitle": lambda job, actor: services.scan_job_retitle(job_id=job, title="x", actor=actor),
+    "queue": lambda job, actor: services.scan_job_queue(job_id=job, actor=actor),
+    "cancel": lambda job, actor: services.scan_job_cancel(job_id=job, actor=actor),
+    "commit": lambda job, actor: services.scan_job_commit(job_id=job, actor=actor),
+    "retry_assembly": lambda job, actor: services.scan_job_retry_assembly(job_id=job, actor=actor),
+    "resume": lambda job, actor: services.scan_job_resume(job_id=job, actor=actor),
+    "assemble_kept": lambda job, actor: services.scan_job_assemble_kept(job_id=job, actor=actor),
+    "discard": lambda job, actor: services.scan_batch_discard(
+        batch_id=ScanJobBatch.objects.get(job_id=job).pk, actor=actor
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPERATOR_SERVICES))
+def test_every_operator_service_refuses_a_person_without_the_permission(agent, name):
+    # given: a scanning job with a batch, and a signed-in person who may only read
+    from tests.operations.factories import UserFactory
+
+    reader = UserFactory(username="reader")
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent)
+    events = ScanJobEvent.objects.count()
+
+    # when
+    with pytest.raises(services.OperatorPermissionRequired) as error:
+        OPERATOR_SERVICES[name](job.pk, reader)
+
+    # then: a 403 with its code, and nothing changed
+    assert (error.value.status_code, error.value.code) == (403, "scanning.permission_denied")
+    job.refresh_from_db()
+    assert (job.status, job.title, job.batch_count) == (ScanJobStatus.READY, "Invoices", 1)
+    assert ScanJob.objects.count() == 1
+    assert ScanJobEvent.objects.count() == events
+    assert ScanJobBatch.objects.get().status == BatchStatus.SCANNED
+
+
+def test_the_permission_is_checked_before_the_job_is_looked_up():
+    from tests.operations.factories import UserFactory
+
+    # a refusal is the same whether the job exists or not
+    with pytest.raises(services.OperatorPermissionRequired):
+        services.scan_job_queue(job_id=424242, actor=UserFactory())

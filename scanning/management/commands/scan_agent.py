@@ -1,14 +1,19 @@
 import logging
 import os
+import shutil
 import signal
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import requests
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import ApplicationError
 from scanning import conf
-from scanning.agent.client import AgentAuthError, AgentClient, Backoff
+from scanning.agent.client import AgentAuthError, AgentClient, ApiError, Backoff
 from scanning.agent.runner import Agent, AgentOptions
 from scanning.agent.scanners import SaneScanner, SimulatedScanner
+from scanning.agents import check_token_shape
 
 
 class Command(BaseCommand):
@@ -60,10 +65,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # Every argument is checked before anything runs: bad input is one
+        # line and a non-zero exit, never a traceback from deep in requests.
+        server = _server_url(options["server"])
         token = self._token(options)
-        for name in ("batches", "pages"):
-            if options[name] < 1:
-                raise CommandError(f"--{name} must be at least 1")
+        for name in ("batches", "pages", "max_jobs"):
+            if options[name] is not None and options[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("poll_interval", "heartbeat_interval", "max_backoff"):
+            if not options[name] > 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be more than 0 seconds")
+        if not options["batch_pause"] >= 0:
+            raise CommandError("--batch-pause must be 0 seconds or more")
+        if options["scanner"] == "sane" and shutil.which(options["scanimage"]) is None:
+            raise CommandError(
+                f"{options['scanimage']} not found: install SANE (sane-utils) or pass --scanimage"
+            )
         if options["scanner"] == "sane":
             scanner = SaneScanner(device=options["device"], scanimage=options["scanimage"])
         else:
@@ -71,7 +88,7 @@ class Command(BaseCommand):
         logging.getLogger("scanning.agent").setLevel(logging.INFO)
         agent_ref: dict = {}
         client = AgentClient(
-            options["server"],
+            server,
             token,
             backoff=Backoff(maximum=options["max_backoff"]),
             stop_requested=lambda: bool(agent_ref) and agent_ref["agent"].stopping,
@@ -96,26 +113,30 @@ class Command(BaseCommand):
         def stop(signum, frame):
             agent.stop()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             done = agent.run()
         except AgentAuthError as exc:
             raise CommandError(str(exc)) from None
+        except ApiError as exc:
+            raise CommandError(_api_error_line(server, exc)) from None
         except ConnectionError as exc:
             if not agent.stopping:
                 raise CommandError(str(exc)) from None
             done = agent.jobs_done
         finally:
             client.close()
+            for sig, handler in previous.items():  # call_command runs inside other processes
+                signal.signal(sig, handler)
         self.stdout.write(f"scan agent stopped after {done} job(s)")
 
     def _token(self, options) -> str:
         if options["token"]:
-            return options["token"].strip()
+            return _checked_token(options["token"].strip(), "--token")
         path = options["token_file"]
         if path is None and os.environ.get("SCAN_AGENT_TOKEN"):
-            return os.environ["SCAN_AGENT_TOKEN"].strip()
+            return _checked_token(os.environ["SCAN_AGENT_TOKEN"].strip(), "SCAN_AGENT_TOKEN")
+        path = Path(path) if path else None  # call_command passes a str
         path = path or conf.agent_token_file()
         try:
             token = path.read_text().strip()
@@ -123,6 +144,53 @@ class Command(BaseCommand):
             raise CommandError(
                 f"no agent token: pass --token, --token-file or SCAN_AGENT_TOKEN ({path}: {exc.strerror})"
             ) from None
+        except UnicodeDecodeError:
+            raise CommandError(f"the token file {path} is not a text file") from None
         if not token:
             raise CommandError(f"the token file {path} is empty")
-        return token
+        return _checked_token(token, f"the token in {path}")
+
+
+def _server_url(value: str) -> str:
+    """Bureau's base URL, or a one-line CommandError saying what is wrong."""
+    value = (value or "").strip()
+    problem = None
+    try:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            problem = "it needs http:// or https://"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif parts.port == 0:
+            problem = "its port is not valid"
+        elif parts.query or parts.fragment:
+            problem = "it must not have a query or a fragment"
+        else:
+            requests.Request("GET", value).prepare()  # whatever else requests would refuse
+    except (ValueError, requests.RequestException):
+        problem = "it is not a valid URL"
+    if problem:
+        raise CommandError(
+            f"--server {value!r} is not Bureau's base URL ({problem}); "
+            "give one like http://127.0.0.1:8000"
+        )
+    return value
+
+
+def _checked_token(token: str, source: str) -> str:
+    try:
+        check_token_shape(token)
+    except ApplicationError as error:
+        raise CommandError(f"{source} is not a scan agent token: {error.message}") from None
+    return token
+
+
+def _api_error_line(server: str, exc: ApiError) -> str:
+    if exc.status in (200, 404, 405) or not exc.code:
+        return (
+            f"the server at {server} did not answer as Bureau's agent API (HTTP {exc.status}); "
+            "is --server Bureau's base URL?"
+        )
+    detail = exc.body.get("detail")
+    detail = " ".join(detail.split())[:300] if isinstance(detail, str) else ""
+    return f"the server at {server} refused the agent (HTTP {exc.status} {exc.code}): {detail}"

@@ -49,6 +49,8 @@ def _read_token(path: Path) -> str | None:
         return None
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} is not a token file (not text)") from None
     return token or None
 
 
