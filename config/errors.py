@@ -33,6 +33,13 @@ class InvalidInput(ApplicationError):
     default_code = "invalid"
 
 
+class PermissionRefused(ApplicationError):
+    """The caller may see the object but lacks the permission this change needs."""
+
+    status_code = 403
+    default_code = "permission_denied"
+
+
 class NotFound(ApplicationError):
     status_code = 404
     default_code = "not_found"
