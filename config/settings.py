@@ -174,6 +174,17 @@ Q_CLUSTER = {
 
 # --- Bureau -------------------------------------------------------------------------------
 BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
+# Settings whose values are secrets: operations.sanitize removes these values wherever they
+# would show (API answers, stored messages and reasons, failure summaries, log lines), also
+# when a remote system echoes them back. Strings, or lists/dicts of strings. Each app adds its
+# own secret settings here; every database password is always included.
+BUREAU_SECRET_SETTINGS = [
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "KNOX_TOKEN",
+    "EMAIL_HOST_PASSWORD",
+    "AUTOMATION_WEBHOOK_SECRET",
+]
 
 # --- automation ---------------------------------------------------------------------------
 AUTOMATION_ENTITIES = env_list("AUTOMATION_ENTITIES", [])  # extra "app_label.Model" rules may watch
@@ -234,7 +245,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every record is redacted on its way out (configured secret values and secret patterns,
+    # in the message, its arguments and the exception text): set it on every handler.
+    "filters": {"redact_secrets": {"()": "operations.sanitize.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -30,7 +30,8 @@ class Command(BaseCommand):
             default=[],
             metavar="KEY=VALUE",
             help="Inject a fault: latency=0.5, submit=error|reject|timeout|malformed, "
-            "statuses=…, withdraw=…, malformed_ids=ID,ID, hang=SECONDS.",
+            "statuses=…, withdraw=…, malformed_ids=ID,ID, hang=SECONDS, "
+            "message=TEXT (what reject and error answer).",
         )
         parser.add_argument(
             "--token",
