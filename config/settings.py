@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: JSON 413 for an oversized body, 400 for a NUL in the query (config.http).
+    "config.http.ApiRequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,16 +134,49 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Declares every operation's error answers too (config.schema).
+    "DEFAULT_SCHEMA_CLASS": "config.schema.BureauAutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # A NUL character anywhere in a body is a 400 naming its path (config.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "config.parsers.FormParser",
+        "config.parsers.MultiPartParser",
+    ],
+    # Configured secret values never leave in an answer (config.api).
+    "DEFAULT_RENDERER_CLASSES": [
+        "config.api.RedactingJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    # The token endpoint: attempts per username and client address (config.auth).
+    "DEFAULT_THROTTLE_RATES": {"login": env_str("API_LOGIN_RATE", "10/minute")},
+    # Proxies in front of Bureau whose X-Forwarded-For is trusted for the client
+    # address; 0 (the default) uses the connection's address and ignores the header.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0),
 }
+# Request bodies (other than multipart uploads) above this are a 413 on the API.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+
+# The throttle's counts are shared by every web worker: a database table (made by
+# migrate). Django's default cache stays per process (django-q2 writes its cluster
+# status there every half second, which does not belong in the database).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "bureau_cache",
+    },
+}
+API_THROTTLE_CACHE = "throttle"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bureau API",
     "DESCRIPTION": "Approvals, automation, scanning and the operation-run ledger.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs page need a signed-in user, like the rest of the API.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from drf-spectacular-sidecar: the docs page works with no internet.
     "SWAGGER_UI_DIST": "SIDECAR",
