@@ -6,7 +6,7 @@ errors it can give, with the ``Error`` shape ``{code, detail, current_state?}``
 
 - 400 everywhere (bad query or body, a NUL character);
 - 401 and 403 where the view needs authentication;
-- 404 where the path names an object or the list is paginated;
+- 404 where the path or the body names objects, or the list is paginated;
 - 409 on the writes of authenticated views (an illegal state change);
 - 413 on writes (any body may be too large), 415 where a request body is declared;
 - 429 where the view is throttled (the token endpoint);
@@ -71,7 +71,8 @@ class BureauAutoSchema(AutoSchema):
         if authenticated:
             statuses += [401, 403]
         paginated = self._is_list_view() and getattr(view, "pagination_class", None)
-        if "{" in self.path or paginated:
+        body_names_objects = authenticated and self.get_request_serializer() is not None
+        if "{" in self.path or paginated or body_names_objects:
             statuses.append(404)
         if authenticated and method in WRITE_METHODS:
             statuses.append(409)
