@@ -292,6 +292,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own handlers (an unfiltered console while DEBUG, mail_admins, the
+        # runserver log) are replaced: their records go to the root's filtered handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "pikepdf": {"level": "WARNING"},
     },

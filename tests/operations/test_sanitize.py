@@ -293,3 +293,23 @@ def test_the_filter_is_configured_on_every_handler_in_settings():
     )
     for name, handler in logging_config["handlers"].items():
         assert "redact_secrets" in handler.get("filters", []), name
+
+
+def test_every_log_handler_in_the_process_redacts():
+    # Django's default handlers (its DEBUG console, mail_admins, runserver's log)
+    # would print records before the root's filter saw them.
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.NullHandler) or type(handler).__module__.startswith(
+                "_pytest"
+            ):
+                continue
+            assert any(isinstance(f, RedactSecretsFilter) for f in handler.filters), (
+                logger.name,
+                handler,
+            )
