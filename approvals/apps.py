@@ -17,8 +17,8 @@ class ApprovalsConfig(AppConfig):
             label="Poll Knox for approval decisions",
             scope=RunScope.WORKSPACE,
             summary_keys=("checked", "updated", "executed", "rejected", "cancelled", "failed"),
-            stale_queued_after=timedelta(minutes=10),
-            stale_running_after=timedelta(minutes=10),
+            stale_queued_after=timedelta(minutes=3),
+            stale_running_after=timedelta(minutes=3),
         )
         schedule_registry.register("approvals.poll_knox", "approvals.tasks.poll_knox", minutes=1)
         if apps.is_installed("automation"):

@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Under /api/: JSON 413 for an oversized body, 400 for a NUL in the query (config.http).
+    "config.http.ApiRequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,16 +134,49 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Declares every operation's error answers too (config.schema).
+    "DEFAULT_SCHEMA_CLASS": "config.schema.BureauAutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # A NUL character anywhere in a body is a 400 naming its path (config.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "config.parsers.FormParser",
+        "config.parsers.MultiPartParser",
+    ],
+    # Configured secret values never leave in an answer (config.api).
+    "DEFAULT_RENDERER_CLASSES": [
+        "config.api.RedactingJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    # The token endpoint: attempts per username and client address (config.auth).
+    "DEFAULT_THROTTLE_RATES": {"login": env_str("API_LOGIN_RATE", "10/minute")},
+    # Proxies in front of Bureau whose X-Forwarded-For is trusted for the client
+    # address; 0 (the default) uses the connection's address and ignores the header.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 0),
 }
+# Request bodies (other than multipart uploads) above this are a 413 on the API.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+
+# The throttle's counts are shared by every web worker: a database table (made by
+# migrate). Django's default cache stays per process (django-q2 writes its cluster
+# status there every half second, which does not belong in the database).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "bureau_cache",
+    },
+}
+API_THROTTLE_CACHE = "throttle"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bureau API",
     "DESCRIPTION": "Approvals, automation, scanning and the operation-run ledger.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs page need a signed-in user, like the rest of the API.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from drf-spectacular-sidecar: the docs page works with no internet.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -175,6 +210,17 @@ Q_CLUSTER = {
 
 # --- Bureau -------------------------------------------------------------------------------
 BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
+# Settings whose values are secrets: operations.sanitize removes these values wherever they
+# would show (API answers, stored messages and reasons, failure summaries, log lines), also
+# when a remote system echoes them back. Strings, or lists/dicts of strings. Each app adds its
+# own secret settings here; every database password is always included.
+BUREAU_SECRET_SETTINGS = [
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "KNOX_TOKEN",
+    "EMAIL_HOST_PASSWORD",
+    "AUTOMATION_WEBHOOK_SECRET",
+]
 
 # --- automation ---------------------------------------------------------------------------
 AUTOMATION_ENTITIES = env_list("AUTOMATION_ENTITIES", [])  # extra "app_label.Model" rules may watch
@@ -184,6 +230,11 @@ AUTOMATION_WEBHOOK_SECRET = env_str(
 # Other keys a rule may name as its webhook's secret_env: AUTOMATION_WEBHOOK_SECRET_<NAME>
 # settings, each read from the environment variable of that name.
 AUTOMATION_WEBHOOK_SECRETS = env_list("AUTOMATION_WEBHOOK_SECRETS", [])
+for _name in AUTOMATION_WEBHOOK_SECRETS:
+    # Each listed key becomes a setting, so the redaction registry knows its value
+    # (automation's `manage.py check` reports names outside this pattern).
+    if _name.startswith("AUTOMATION_WEBHOOK_SECRET_") and _name.isupper():
+        globals()[_name] = env_str(_name, "")
 AUTOMATION_MAX_CHAIN_DEPTH = env_int("AUTOMATION_MAX_CHAIN_DEPTH", 5)
 AUTOMATION_DELIVERY_MAX_ATTEMPTS = env_int("AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5)
 AUTOMATION_DELIVERY_BACKOFF_SECONDS = env_int("AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30)
@@ -199,6 +250,7 @@ PUSH_BACKEND = env_str("PUSH_BACKEND") or (
 )
 PUSH_GATEWAY_URL = env_str("PUSH_GATEWAY_URL", "")
 PUSH_GATEWAY_KEY = env_str("PUSH_GATEWAY_KEY", "")
+BUREAU_SECRET_SETTINGS += ["SMS_GATEWAY_KEY", "PUSH_GATEWAY_KEY", *AUTOMATION_WEBHOOK_SECRETS]
 
 # --- mail (automation's email notifications) ----------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
@@ -252,9 +304,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every record is redacted on its way out (configured secret values and secret patterns,
+    # in the message, its arguments and the exception text): set it on every handler.
+    "filters": {"redact_secrets": {"()": "operations.sanitize.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own handlers (an unfiltered console while DEBUG, mail_admins, the
+        # runserver log) are replaced: their records go to the root's filtered handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "pikepdf": {"level": "WARNING"},
     },

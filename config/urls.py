@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path, reverse_lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
+from config.auth import TokenView
 from config.health import healthz
 
 admin.site.site_header = "Bureau operator console"
@@ -11,9 +12,18 @@ admin.site.site_title = "Bureau"
 admin.site.index_title = "Operations"
 
 api_v1 = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenView.as_view(), name="api-token"),
+    # Both need a signed-in user (SERVE_PERMISSIONS); a browser without a session is
+    # sent to the admin's login page and back.
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "docs/",
+        login_required(
+            SpectacularSwaggerView.as_view(url_name="api-schema"),
+            login_url=reverse_lazy("admin:login"),
+        ),
+        name="api-docs",
+    ),
     path("operations/", include("operations.api.urls")),
     path("approvals/", include("approvals.api.urls")),
     path("automation/", include("automation.api.urls")),
@@ -27,3 +37,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
 ]
+
+# JSON {code, detail} under /api/, Django's pages elsewhere (config.http).
+handler400 = "config.http.bad_request"
+handler403 = "config.http.permission_denied"
+handler404 = "config.http.page_not_found"
+handler500 = "config.http.server_error"

@@ -1,13 +1,12 @@
 import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, Forbidden
 from operations.catalog import operation_catalog
 from operations.models import OperationRun, Tenant, Workspace, WorkspaceMembership
 from operations.tasks import reconcile_runs
@@ -125,10 +124,11 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def reconcile_view(self, request):
-        if not request.user.has_perm("operations.reconcile_runs"):
-            raise PermissionDenied
+        # The service checks the permission (the same for every entry point).
         try:
             run = reconcile_runs(user=request.user)
+        except Forbidden as error:
+            self.message_user(request, error.message, messages.ERROR)
         except ApplicationError as error:
             self.message_user(request, error.message, messages.WARNING)
         else:

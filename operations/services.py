@@ -168,9 +168,59 @@ def start_run(
             # Either an active run with this identity exists (the index said
             # no), or it completed between our insert and this read: retry.
             existing = _active_runs(workspace=workspace, tenant=tenant, run_hash=run_hash).first()
-            if existing is not None:
+            if existing is None:
+                continue
+            if not _take_over_if_stale(existing, op_type):
                 return existing, False
+            # The stale run is closed (by us or by a worker racing us): insert
+            # again; the unique index lets exactly one fresh run in.
+            run_context["took_over_run"] = existing.pk
     raise IntegrityError(f"could not start or find an active {op_type.key} run")
+
+
+def _stale_q(op_type: OperationType, now: datetime) -> Q:
+    """Runs of this type queued or running past the catalog's limits."""
+    return Q(type=op_type.key) & (
+        Q(status=RunStatus.QUEUED, created_at__lt=now - op_type.stale_queued_after)
+        | Q(status=RunStatus.RUNNING, started_at__lt=now - op_type.stale_running_after)
+    )
+
+
+def _take_over_if_stale(run: OperationRun, op_type: OperationType) -> bool:
+    """Complete ``run`` as failed (``run.stale``) when it is past its type's
+    stale limit: its worker died, and waiting for reconcile would stall every
+    later run of the same identity. True when the run is no longer active
+    (completed here, or by someone else meanwhile). The conditional UPDATE
+    guarded by the stale filter lets one taker win; the others see it done."""
+    now = timezone.now()
+    since = run.started_at if run.status == RunStatus.RUNNING else run.created_at
+    limit = (
+        op_type.stale_running_after
+        if run.status == RunStatus.RUNNING
+        else op_type.stale_queued_after
+    )
+    if since is None or since >= now - limit:
+        return False
+    minutes = int((now - since).total_seconds() // 60)
+    try:
+        complete_run(
+            run,
+            outcome=RunOutcome.FAILED,
+            failures=[
+                {
+                    "code": "run.stale",
+                    "message": f"No progress for {minutes} minutes while {run.status}; "
+                    "taken over by a new run.",
+                }
+            ],
+            context={"taken_over_at": now.isoformat()},
+            guard=_stale_q(op_type, now),
+        )
+    except InvalidTransition:
+        # Someone else completed or took it over first; still active means it
+        # moved on (not stale any more), and it stays.
+        return not OperationRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).exists()
+    return True
 
 
 def _transition(
@@ -282,10 +332,7 @@ def _stale_filter(now: datetime) -> Q:
 
     stale = Q(pk__in=[])
     for op_type in operation_catalog:
-        stale |= Q(type=op_type.key) & (
-            Q(status=RunStatus.QUEUED, created_at__lt=now - op_type.stale_queued_after)
-            | Q(status=RunStatus.RUNNING, started_at__lt=now - op_type.stale_running_after)
-        )
+        stale |= _stale_q(op_type, now)
     stale |= ~Q(type__in=operation_catalog.keys()) & (
         Q(status=RunStatus.QUEUED, created_at__lt=now - DEFAULT_STALE_QUEUED_AFTER)
         | Q(status=RunStatus.RUNNING, started_at__lt=now - DEFAULT_STALE_RUNNING_AFTER)

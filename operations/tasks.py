@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from config.errors import Forbidden
 from operations.models import OperationRun
 from operations.services import reconcile_stale_runs
 from operations.tracking import RunAlreadyActive, tracked_run
@@ -9,7 +10,14 @@ from operations.tracking import RunAlreadyActive, tracked_run
 
 def reconcile_runs(*, user=None, initiator_name: str = "") -> OperationRun:
     """Reconcile stale runs, recorded as its own ``ops.reconcile_runs`` run in
-    the system workspace. Raises ``RunAlreadyActive`` if one is under way."""
+    the system workspace. Raises ``RunAlreadyActive`` if one is under way, and
+    ``Forbidden`` (before anything runs) when ``user`` lacks
+    ``operations.reconcile_runs``; without a user it is the system asking."""
+    if user is not None and not user.has_perm("operations.reconcile_runs"):
+        raise Forbidden(
+            "You do not have permission to reconcile operation runs.",
+            code="operations.permission_denied",
+        )
     # A reconcile that died mid-run would otherwise block every later one
     # (same identity, still "running"): close it first.
     reconcile_stale_runs(types=["ops.reconcile_runs"])

@@ -7,7 +7,9 @@ failure entry with a stable code and is re-raised).
 
 If another worker is already running the same identity, entering raises
 ``RunAlreadyActive``; used as a decorator, the call is skipped and returns
-``None``, so overlapping schedule cycles dedupe instead of doubling up.
+``None``, so overlapping schedule cycles dedupe instead of doubling up. A run
+past its type's stale limit is not "already running": its worker died, and
+``start_run`` completes it as failed (``run.stale``) and starts a fresh one.
 """
 
 from __future__ import annotations
@@ -154,6 +156,13 @@ class tracked_run:  # noqa: N801 - reads as a function at its call sites
                 counts=dict(tracker.counts),
                 failures=failures,
                 context=tracker.context,
+            )
+        except InvalidTransition:
+            # Completed elsewhere while we ran: taken over as stale by a later
+            # start, or reconciled. Its ledger entry says so; nothing to undo.
+            logger.warning(
+                "operation run %s was completed elsewhere (stale) before it finished",
+                tracker.run.pk,
             )
         except Exception:
             # The body's own exception matters more; reconcile will close the run.

@@ -15,6 +15,8 @@ Faults (``--fault`` on the command line or ``POST /sim/faults``):
       malformed  HTTP 200 with a body that is not JSON
   malformed_ids=ID,ID        statuses answer an unreadable status for these documents
   hang=SECONDS               how long "timeout" waits
+  message=TEXT               what "reject" and "error" answer (as Knox's errorMessage, or
+                             in the error page), e.g. to echo a token back
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def parse_fault(spec: str, faults: dict) -> None:
         faults[key] = value if value not in ("", "none") else None
     elif key == "malformed_ids":
         faults[key] = [v for v in value.split(",") if v]
+    elif key == "message":
+        faults[key] = value
     else:
         raise ValueError(f"unknown fault {key!r}")
 
@@ -71,6 +75,7 @@ def default_faults() -> dict:
         "statuses": None,
         "withdraw": None,
         "malformed_ids": [],
+        "message": "",
     }
 
 
@@ -367,10 +372,15 @@ class Handler(BaseHTTPRequestHandler):
                 401, _fail("UNAUTHORIZED", "System-ID and a valid bearer token are required")
             )
         mode = faults.get(name)
+        message = faults["message"]
         if mode == "error":
-            return self._send(500, b"<html><body>Internal Server Error</body></html>", "text/html")
+            page = f"<html><body>Internal Server Error {html.escape(message)}</body></html>"
+            return self._send(500, page.encode(), "text/html")
         if mode == "reject":
-            return self._send(200, _fail("SIMULATED_REJECTION", f"{name} refused by the simulator"))
+            return self._send(
+                200,
+                _fail("SIMULATED_REJECTION", message or f"{name} refused by the simulator"),
+            )
         if mode == "malformed":
             return self._send(200, b"{this is not json", "application/json")
         body = self._json_body()

@@ -3,10 +3,10 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.parsers import FormParser, JSONParser, MultiPartParser
 from scanning import conf, selectors, services
 from scanning.api.authentication import IsScanAgent, ScanAgentTokenAuthentication
 from scanning.api.serializers import (

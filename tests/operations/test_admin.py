@@ -1,12 +1,15 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from config.errors import Forbidden
 from operations.choices import RunOutcome
 from operations.models import OperationRun
 from operations.services import start_run
+from operations.tasks import reconcile_runs
 from tests.operations.factories import (
     MembershipFactory,
     OperationRunFactory,
@@ -89,12 +92,41 @@ def test_reconcile_now_reconciles_and_reports_the_counts(admin_client):
     assert reconcile.initiator_name == "root"
 
 
-def test_reconcile_now_is_post_only_and_needs_the_permission(client):
-    staff = UserFactory(is_staff=True)
-    client.force_login(staff)
+def test_reconcile_now_is_post_only(admin_client):
+    response = admin_client.get(reverse("admin:operations_operationrun_reconcile"))
 
-    assert client.post(reverse("admin:operations_operationrun_reconcile")).status_code == 403
-    assert not OperationRun.objects.exists()
+    assert response.status_code == 405
+    assert not OperationRun.objects.filter(type="ops.reconcile_runs").exists()
+
+
+def test_reconcile_now_without_the_permission_says_so_and_runs_nothing(client):
+    # given: a staff user who may only view the ledger, and a stale run
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_operationrun"))
+    client.force_login(staff)
+    stale, _ = start_run(type="test.workspace_job")
+    OperationRun.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    # when
+    response = client.post(reverse("admin:operations_operationrun_reconcile"), follow=True)
+
+    # then: an error message on the list page; nothing reconciled, no reconcile run
+    assert response.status_code == 200
+    errors = [str(m) for m in response.context["messages"] if m.level_tag == "error"]
+    assert errors == ["You do not have permission to reconcile operation runs."]
+    stale.refresh_from_db()
+    assert stale.status != "completed"
+    assert not OperationRun.objects.filter(type="ops.reconcile_runs").exists()
+    assert "Reconcile now" not in response.content.decode()
+
+
+def test_reconcile_service_refuses_a_user_without_the_permission():
+    viewer = UserFactory()
+
+    with pytest.raises(Forbidden):
+        reconcile_runs(user=viewer)
+
+    assert not OperationRun.objects.filter(type="ops.reconcile_runs").exists()
 
 
 def test_reconcile_now_button_is_on_the_list_page(admin_client):

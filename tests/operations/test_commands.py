@@ -117,3 +117,19 @@ def test_seed_demo_takes_the_admin_password_from_the_environment(monkeypatch):
 
     assert "from-the-environment-42" not in output
     assert get_user_model().objects.get(username="admin").check_password("from-the-environment-42")
+    assert "Created superuser 'admin' with the password from BUREAU_ADMIN_PASSWORD." in output
+
+
+def test_seed_demo_says_whether_it_created_the_admin_or_found_it(monkeypatch):
+    # given: the admin's password comes from the environment
+    monkeypatch.setenv("BUREAU_ADMIN_PASSWORD", "from-the-environment-42")
+
+    # when: seeded twice
+    first = _call("seed_demo")
+    second = _call("seed_demo")
+
+    # then: the first run says it created the admin, the second that it already existed
+    assert "Created superuser 'admin'" in first
+    assert "already exists" not in first
+    assert "Superuser 'admin' already exists; its password is unchanged." in second
+    assert "Created superuser" not in second

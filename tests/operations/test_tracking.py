@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from config.errors import Conflict
 from operations.choices import RunOutcome, RunStatus
@@ -114,3 +117,89 @@ def test_as_a_decorator_an_exception_fails_the_run_and_propagates():
     run = OperationRun.objects.get()
     assert run.outcome == RunOutcome.FAILED
     assert run.failure_summary[0]["code"] == "task.runtime_error"
+
+
+# --- a crashed worker's run is taken over once it is past its stale limit ------------------
+
+
+def _crashed_running_run(*, minutes_ago: int) -> OperationRun:
+    """A run left `running` by a worker that died ``minutes_ago`` minutes after it started."""
+    run, _ = start_run(type="test.workspace_job")
+    mark_run_running(run)
+    OperationRun.objects.filter(pk=run.pk).update(
+        started_at=timezone.now() - timedelta(minutes=minutes_ago)
+    )
+    return run
+
+
+def test_a_start_takes_over_a_running_run_past_its_stale_limit():
+    # given: the test type may run an hour; this one has been silent for two
+    crashed = _crashed_running_run(minutes_ago=120)
+
+    # when
+    fresh, created = start_run(type="test.workspace_job")
+
+    # then: the crashed run is failed as stale, and a fresh one is queued
+    assert created and fresh.pk != crashed.pk
+    assert fresh.status == RunStatus.QUEUED
+    assert fresh.context["took_over_run"] == crashed.pk
+    crashed.refresh_from_db()
+    assert (crashed.status, crashed.outcome) == (RunStatus.COMPLETED, RunOutcome.FAILED)
+    assert [f["code"] for f in crashed.failure_summary] == ["run.stale"]
+    assert "taken over by a new run" in crashed.failure_summary[0]["message"]
+
+
+def test_a_queued_run_past_its_stale_limit_is_taken_over_too():
+    stuck, _ = start_run(type="test.workspace_job")
+    OperationRun.objects.filter(pk=stuck.pk).update(
+        created_at=timezone.now() - timedelta(minutes=45)
+    )
+
+    fresh, created = start_run(type="test.workspace_job")
+
+    assert created and fresh.pk != stuck.pk
+    stuck.refresh_from_db()
+    assert stuck.outcome == RunOutcome.FAILED
+
+
+def test_a_running_run_within_its_limit_is_still_the_active_one():
+    running = _crashed_running_run(minutes_ago=30)
+
+    again, created = start_run(type="test.workspace_job")
+
+    assert (again.pk, created) == (running.pk, False)
+    running.refresh_from_db()
+    assert running.status == RunStatus.RUNNING
+
+
+def test_a_scheduled_body_is_not_skipped_behind_a_crashed_run():
+    # given: a run a dead worker left running past the limit
+    crashed = _crashed_running_run(minutes_ago=120)
+    calls = []
+
+    @tracked_run("test.workspace_job")
+    def job(tracker):
+        calls.append(tracker.run.pk)
+        return {"processed": 1}
+
+    # when: the next cycle comes
+    assert job() == {"processed": 1}
+
+    # then: it ran in a fresh run
+    assert len(calls) == 1 and calls[0] != crashed.pk
+    assert OperationRun.objects.get(pk=calls[0]).outcome == RunOutcome.SUCCEEDED
+
+
+def test_a_slow_worker_that_was_taken_over_finishes_quietly(caplog):
+    # given: a body still running while its run is taken over as stale
+    with tracked_run("test.workspace_job") as slow:
+        OperationRun.objects.filter(pk=slow.run.pk).update(
+            started_at=timezone.now() - timedelta(hours=2)
+        )
+        fresh, created = start_run(type="test.workspace_job")
+
+    # then: leaving the body neither raises nor reopens the closed run
+    assert created
+    slow.run.refresh_from_db()
+    assert slow.run.outcome == RunOutcome.FAILED
+    assert "completed elsewhere" in caplog.text

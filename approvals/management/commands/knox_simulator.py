@@ -30,7 +30,8 @@ class Command(BaseCommand):
             default=[],
             metavar="KEY=VALUE",
             help="Inject a fault: latency=0.5, submit=error|reject|timeout|malformed, "
-            "statuses=…, withdraw=…, malformed_ids=ID,ID, hang=SECONDS.",
+            "statuses=…, withdraw=…, malformed_ids=ID,ID, hang=SECONDS, "
+            "message=TEXT (what reject and error answer).",
         )
         parser.add_argument(
             "--token",
@@ -45,12 +46,18 @@ class Command(BaseCommand):
                 parse_fault(spec, faults)
             except ValueError as error:
                 raise CommandError(f"--fault {spec}: {error}") from None
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--port must be between 0 and 65535, got {port}")
+        if Path(data_file).is_dir():
+            raise CommandError(f"--data-file {data_file} is a directory; give a file path")
         try:
             state = SimulatorState(
                 Path(data_file), auto_approve_after=auto_approve_after, token=token
             )
         except ValueError:
             raise CommandError(f"{data_file} is not a simulator data file (not JSON)") from None
+        except OSError as error:
+            raise CommandError(f"cannot read {data_file}: {error.strerror}") from None
         state.faults = faults
         paths = {
             "submit": settings.KNOX_SUBMIT_PATH,
@@ -59,8 +66,9 @@ class Command(BaseCommand):
         }
         try:
             server = make_server(host=host, port=port, state=state, paths=paths)
-        except OSError as error:
-            raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        except (OSError, OverflowError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise CommandError(f"cannot listen on {host}:{port}: {reason}") from None
         self.stdout.write(
             f"Knox simulator on http://{host}:{server.server_port}/ "
             f"({len(state.documents)} documents from {data_file})",

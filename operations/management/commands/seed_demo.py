@@ -37,7 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with transaction.atomic():
-            admin, password = self._admin_user()
+            admin, created, password = self._admin_user()
             system_workspace()
             workspace, _ = Workspace.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
             WorkspaceMembership.objects.get_or_create(
@@ -49,15 +49,24 @@ class Command(BaseCommand):
             }
             created_runs = self._runs(tenants, admin)
             said = self._other_apps(admin)
-        if password:
+        if created and password:
             self.stdout.write(
                 self.style.WARNING(
                     f"Created superuser {admin.username!r} with password: {password}\n"
                     "  (shown once; set BUREAU_ADMIN_PASSWORD to choose it yourself)"
                 )
             )
+        elif created:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Created superuser {admin.username!r} with the password from "
+                    "BUREAU_ADMIN_PASSWORD."
+                )
+            )
         else:
-            self.stdout.write(f"Superuser {admin.username!r} exists; its password is unchanged.")
+            self.stdout.write(
+                f"Superuser {admin.username!r} already exists; its password is unchanged."
+            )
         for line in said:
             self.stdout.write(f"  {line}")
         self.stdout.write(
@@ -76,11 +85,12 @@ class Command(BaseCommand):
         return said
 
     def _admin_user(self):
+        """``(user, created, generated password or None)``."""
         User = get_user_model()
         username = os.environ.get("BUREAU_ADMIN_USERNAME", "admin")
         user = User.objects.filter(username=username).first()
         if user is not None:
-            return user, None
+            return user, False, None
         password = os.environ.get("BUREAU_ADMIN_PASSWORD")
         generated = None
         if not password:
@@ -90,7 +100,7 @@ class Command(BaseCommand):
             email=os.environ.get("BUREAU_ADMIN_EMAIL", "admin@localhost"),
             password=password,
         )
-        return user, generated
+        return user, True, generated
 
     def _runs(self, tenants: dict[str, Tenant], admin) -> int:
         if OperationRun.objects.filter(
