@@ -37,7 +37,9 @@ class TransitionSerializer(serializers.ModelSerializer):
 class PendingActionSerializer(serializers.ModelSerializer):
     subject = serializers.CharField(source="approval_log.subject")
     knox_status = serializers.IntegerField(source="approval_log.knox_status", allow_null=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     transitions = TransitionSerializer(many=True, read_only=True)
     # Blank ("") while the action has not failed: declared so, so the schema says so.
     failure_stage = serializers.ChoiceField(

@@ -96,8 +96,12 @@ class RuleSerializer(serializers.ModelSerializer):
     trigger_type = serializers.SlugRelatedField(slug_field="name", read_only=True)
     actions = serializers.SerializerMethodField()
     depends_on = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    updated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     deactivated_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )

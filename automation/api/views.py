@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -69,7 +69,12 @@ class RuleFilter(django_filters.FilterSet):
         request=RuleInputSerializer, summary="Change a rule", tags=["automation"]
     ),
     destroy=extend_schema(
-        summary="Delete a rule (deactivated instead when history points at it)", tags=["automation"]
+        summary="Delete a rule (deactivated instead when history points at it)",
+        responses={
+            200: OpenApiResponse(RuleSerializer, description="Deactivated: history points at it."),
+            204: OpenApiResponse(description="Deleted."),
+        },
+        tags=["automation"],
     ),
 )
 class RuleViewSet(viewsets.ModelViewSet):

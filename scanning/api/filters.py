@@ -1,5 +1,6 @@
 import django_filters
 
+from config.filters import IsoDateTimeFilter
 from scanning.choices import ScanJobStatus
 from scanning.models import Document, ScanJob
 
@@ -7,8 +8,8 @@ from scanning.models import Document, ScanJob
 class ScanJobFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=ScanJobStatus.choices)
     q = django_filters.CharFilter(field_name="title", lookup_expr="icontains")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = ScanJob

@@ -65,7 +65,9 @@ class ScanJobSerializer(serializers.ModelSerializer):
         help_text="Set when the commit found the file already in the inbox: the existing "
         "document the job now points to (no new document was created).",
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ScanJob

@@ -315,6 +315,20 @@ def test_jobs_can_be_listed_and_filtered(operator_client):
     assert bad.status_code == 400
 
 
+def test_a_time_filter_with_an_offset_postgresql_cannot_take_is_answered_in_utc(operator_client):
+    # given: a job; Python reads offsets up to ±23:59, PostgreSQL only to ±15:59
+    job = ScanJobFactory(title="Offsets")
+
+    # when: asked with such an offset, and with its UTC equivalent
+    odd = operator_client.get(JOBS, {"created_after": "2000-05-27T03:33:50+22:28"})
+    utc = operator_client.get(JOBS, {"created_after": "2000-05-26T05:05:50Z"})
+
+    # then: an answer, the same as in UTC, on both databases
+    assert odd.status_code == 200, odd.content
+    assert [j["id"] for j in odd.data["results"]] == [j["id"] for j in utc.data["results"]]
+    assert job.pk in [j["id"] for j in odd.data["results"]]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
