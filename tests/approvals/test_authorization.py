@@ -106,7 +106,12 @@ def test_refusals_do_not_reveal_workspaces_or_tenant_names(
     # neither the slug nor the tenant)
     shapes = {(r.status_code, r.content) for r in answers.values()}
     assert shapes == {
-        (400, b'{"payload.workspace":["No workspace you may create tenants in has this slug."]}')
+        (
+            400,
+            b'{"code":"invalid","detail":"payload.workspace: No workspace you may create tenants'
+            b' in has this slug.","payload.workspace":["No workspace you may create tenants in'
+            b' has this slug."]}',
+        )
     }
     assert _nothing_written_or_sent(knox)
 

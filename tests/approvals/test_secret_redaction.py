@@ -16,10 +16,8 @@ from approvals.knox.client import get_knox_client
 from approvals.knox.errors import KnoxRejected
 from approvals.models import PendingAction, PendingActionTransition
 from approvals.tasks import poll_knox
-from operations.choices import MemberRole
 from operations.models import OperationRun
 from operations.sanitize import RedactSecretsFilter
-from tests.operations.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +63,6 @@ def test_a_token_echoed_by_knox_on_submit_reaches_no_answer_reason_or_log(
     knox_with_token, requester, demo_workspace, tenant_template, console_log
 ):
     # given: Knox refuses the submit with a message that repeats our token
-    MembershipFactory(workspace=demo_workspace, user=requester, role=MemberRole.OPERATOR)
     knox_with_token.faults(submit="reject", message=ECHO)
     client = APIClient()
     client.force_authenticate(requester)

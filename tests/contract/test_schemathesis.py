@@ -90,7 +90,7 @@ def seeded(knox, settings, monkeypatch, tmp_path):
     member = UserFactory(username="member")
     demo = Workspace.objects.get(slug="demo")
     MembershipFactory(workspace=demo, user=admin, role=MemberRole.ADMIN)
-    MembershipFactory(workspace=demo, user=member, role=MemberRole.VIEWER)
+    MembershipFactory(workspace=demo, user=member, role=MemberRole.OPERATOR)
     knox_profile_set(user=admin, ep_id="EP-ROOT")
     knox_profile_set(user=member, ep_id="EP-MEMBER")
     for user in (admin, member):

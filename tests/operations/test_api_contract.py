@@ -205,7 +205,8 @@ def test_unauthenticated_and_forbidden_answers_have_code_and_detail(api_client, 
     assert anonymous.status_code == 401
     assert anonymous.json()["code"] == "not_authenticated"
     assert forbidden.status_code == 403
-    assert forbidden.json()["code"] == "permission_denied"
+    assert forbidden.json()["code"] == "scanning.permission_denied"
+    assert "operate scanner" in forbidden.json()["detail"]
 
 
 # --- item 11: the token endpoint is throttled per username and address -------------------
