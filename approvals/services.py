@@ -493,7 +493,11 @@ def _settle_batch(batch, counts, tracker) -> None:
             try:
                 outcome, action = _apply_report(pk, report, submitted=submitted)
             except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
-                logger.exception("approvals: pending action %s failed during the poll", pk)
+                logger.exception(
+                    "approvals: pending action %s failed during the poll",
+                    pk,
+                    extra={"pending_action_id": pk},
+                )
                 _record_failure(
                     tracker,
                     counts,

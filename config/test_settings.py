@@ -21,3 +21,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = VAR_DIR / f"test_media_{RUN_ID}"
+# The suite runs with DEBUG off and renders admin pages without running
+# collectstatic: plain static URLs instead of the manifest's hashed names.
+# (tests/observability start a real production server with the real storage.)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

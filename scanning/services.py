@@ -364,7 +364,7 @@ def _preview_missing(job: ScanJob) -> bool:
 def _commit_failed(job_id: int, exc: Exception, *, actor=None) -> Conflict:
     """The copy into the inbox failed: move the job out of ``committing`` and
     return the Conflict that says why."""
-    logger.warning("commit of scan job %s failed: %s", job_id, exc)
+    logger.warning("commit of scan job %s failed: %s", job_id, exc, extra={"scan_job_id": job_id})
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status != ScanJobStatus.COMMITTING:
@@ -711,7 +711,9 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
                 raise ValueError("no kept batch to assemble")
             page_count = merge_pdfs([_source(storage, name) for name in names], merged)
         except Exception as exc:  # noqa: BLE001 - any failure of the merge fails the job
-            logger.warning("assembly of scan job %s failed: %s", job_id, exc)
+            logger.warning(
+                "assembly of scan job %s failed: %s", job_id, exc, extra={"scan_job_id": job_id}
+            )
             return _fail_assembly(job_id, f"{type(exc).__name__}: {exc}")
         sha256 = sha256_stream(merged)
         with transaction.atomic():
