@@ -22,6 +22,10 @@ from tests.observability.factories import OperationRunFactory
 from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.scanning.conftest import free_port, test_database_url
 
+# The server reads the test database; the mark also makes pytest-django set it
+# up when only tests of this module run.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "metrics-token-for-the-production-test-0123"
 
@@ -105,6 +109,7 @@ def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
     into a fresh STATIC_ROOT, then gunicorn with two worker processes."""
     with django_db_blocker.unblock():
         database_url = test_database_url()
+    assert "test" in database_url.rsplit("/", 1)[-1], f"not a test database: {database_url}"
     port = free_port()
     work = tmp_path_factory.mktemp("production")
     env = _production_env(
@@ -166,7 +171,6 @@ def test_the_web_role_serves_collected_static_files(production_server):
     assert "immutable" in bundle.headers["Cache-Control"]  # hashed name: cached for good
 
 
-@pytest.mark.django_db(transaction=True)
 def test_the_web_role_serves_the_api_over_https_only(production_server):
     base, _work = production_server
     # given: a user with a token and a run in their workspace
