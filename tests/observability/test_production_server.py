@@ -130,25 +130,31 @@ def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_it_answers(process, f"{base}/healthz", log_path=Path(log.name))
+        yield base, work
+    finally:
+        process.terminate()  # `exec gunicorn`: this pid is the gunicorn master
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        print(Path(log.name).read_text())  # shown by pytest when a test failed
+
+
+def _wait_until_it_answers(process: subprocess.Popen, url: str, *, log_path: Path) -> None:
     deadline = time.monotonic() + 120
     while True:
-        assert process.poll() is None, f"web role exited: {Path(log.name).read_text()}"
+        assert process.poll() is None, f"web role exited: {log_path.read_text()}"
         try:
-            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                break
+            if requests.get(url, timeout=5).status_code == 200:
+                return
         except (requests.ConnectionError, requests.Timeout):
             pass  # still collecting static files, or a worker still importing Django
-        assert time.monotonic() < deadline, Path(log.name).read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.25)
-    yield base, work
-    process.terminate()  # `exec gunicorn`: this pid is the gunicorn master
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
-    print(Path(log.name).read_text())  # shown by pytest when a test failed
 
 
 HTTPS = {"X-Forwarded-Proto": "https"}  # what the TLS-terminating proxy adds
