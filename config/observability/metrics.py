@@ -1,8 +1,8 @@
 """``GET /metrics``: Bureau's state in the Prometheus text format.
 
 Everything about the business is read from the database when Prometheus
-scrapes, by :class:`BureauCollector`, with a fixed set of aggregate queries
-(one per family; see ``QUERIES``), so any web process on any machine gives
+scrapes, by :class:`BureauCollector`, with a fixed set of fourteen aggregate
+queries whatever the table sizes, so any web process on any machine gives
 the same answer and nothing is lost when a process restarts.
 
 Operation runs complete in qcluster workers on any machine, while
@@ -10,7 +10,9 @@ Operation runs complete in qcluster workers on any machine, while
 in ``tracked_run`` would live in the worker's memory, invisible to the
 scrape and gone on restart. So the run counters and duration histograms are
 built from the ledger itself (completed runs, ``completed_at - started_at``):
-monotonic as long as the ledger is kept, identical from every web process.
+monotonic as long as the ledger is kept, identical from every web process,
+and incremental so a scrape does not reread a growing ledger
+(:mod:`config.observability.ledger_totals`).
 These series are global: scrape them through one target, or aggregate them
 with ``max``, never ``sum``, across instances. HTTP request metrics are the
 opposite: per web server (see :mod:`config.observability.http_metrics`).
@@ -21,11 +23,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
-from django.db.models.lookups import LessThanOrEqual
+from django.db.models import Count, Max, Min, Q
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -38,16 +39,13 @@ from prometheus_client.core import (
 )
 
 from config.observability import http_metrics
+from config.observability.ledger_totals import ledger_totals, with_zeros
 
 logger = logging.getLogger(__name__)
 
 # The classic Prometheus text format, which every Prometheus reads (newer
 # prometheus_client versions label the same text "version=1.0.0").
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-# Upper bounds (seconds) of the run-duration buckets: a poll takes seconds, an
-# assembly up to minutes, a reconcile or a big drain longer.
-RUN_DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
@@ -60,7 +58,7 @@ def _counts_by(queryset, *fields: str) -> dict[tuple, int]:
 
 
 class BureauCollector:
-    """Collects Bureau's gauges and ledger counters at scrape time: twelve
+    """Collects Bureau's gauges and ledger counters at scrape time: fourteen
     queries whatever the size of the tables."""
 
     def collect(self):
@@ -185,30 +183,10 @@ class BureauCollector:
     # --- the operation-run ledger --------------------------------------------------------
     def _runs(self):
         from operations.catalog import operation_catalog
-        from operations.choices import TERMINAL_OUTCOMES, RunStatus
-        from operations.models import OperationRun
+        from operations.choices import TERMINAL_OUTCOMES
 
-        duration = ExpressionWrapper(F("completed_at") - F("started_at"), DurationField())
-        aggregates = {
-            "total": Count("pk"),
-            "timed": Count("pk", filter=Q(started_at__isnull=False)),
-            "seconds": Sum(duration),
-        }
-        for index, bound in enumerate(RUN_DURATION_BUCKETS):
-            aggregates[f"le_{index}"] = Count(
-                "pk", filter=LessThanOrEqual(duration, timedelta(seconds=bound))
-            )
-        rows = (
-            OperationRun.objects.filter(status=RunStatus.COMPLETED)
-            .order_by()
-            .values("type", "outcome")
-            .annotate(**aggregates)
-        )
-        by_key = {(row["type"], row["outcome"]): row for row in rows}
-        for registered in operation_catalog:
-            for outcome in TERMINAL_OUTCOMES:
-                by_key.setdefault((registered.key, str(outcome)), None)
-
+        totals, active_counts = ledger_totals.read()
+        totals = with_zeros(totals, (t.key for t in operation_catalog), TERMINAL_OUTCOMES)
         completed = CounterMetricFamily(
             "bureau_operation_runs_completed",
             "Operation runs completed, by type and outcome (from the ledger).",
@@ -220,21 +198,9 @@ class BureauCollector:
             "runs completed without starting are counted in the counter only).",
             labels=["type", "outcome"],
         )
-        for (op_type, outcome), row in sorted(by_key.items()):
-            labels = [op_type, outcome]
-            if row is None:
-                completed.add_metric(labels, 0)
-                buckets = [(_bound(b), 0) for b in RUN_DURATION_BUCKETS] + [("+Inf", 0)]
-                durations.add_metric(labels, buckets, 0.0)
-                continue
-            completed.add_metric(labels, row["total"])
-            buckets = [
-                (_bound(bound), row[f"le_{index}"])
-                for index, bound in enumerate(RUN_DURATION_BUCKETS)
-            ]
-            buckets.append(("+Inf", row["timed"]))
-            seconds = row["seconds"].total_seconds() if row["seconds"] is not None else 0.0
-            durations.add_metric(labels, buckets, seconds)
+        for (op_type, outcome), row in sorted(totals.items()):
+            completed.add_metric([op_type, outcome], row.total)
+            durations.add_metric([op_type, outcome], row.cumulative_buckets(), row.seconds)
         yield completed
         yield durations
 
@@ -243,12 +209,7 @@ class BureauCollector:
             "Operation runs queued or running, by type and status.",
             labels=["type", "status"],
         )
-        counts = _counts_by(
-            OperationRun.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)),
-            "type",
-            "status",
-        )
-        for (op_type, status), count in sorted(counts.items()):
+        for (op_type, status), count in sorted(active_counts.items()):
             active.add_metric([op_type, status], count)
         yield active
 
@@ -286,10 +247,6 @@ class BureauCollector:
         if tasks["last"] is not None:
             last.add_metric([], _age(now, tasks["last"]))
         yield last
-
-
-def _bound(value: float) -> str:
-    return str(float(value))
 
 
 # --- the view -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.observability.ledger_totals import ledger_totals
 from config.observability.readiness import forget_migration_state
 
 
@@ -11,6 +12,15 @@ def metrics_from_localhost(settings):
     """/metrics open to the test client's address (127.0.0.1), no token."""
     settings.METRICS_TOKEN = ""
     settings.METRICS_ALLOWED_IPS = ["127.0.0.1"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ledger_totals():
+    """/metrics keeps the totals of settled runs per process; each test's rows
+    are rolled back afterwards."""
+    ledger_totals.reset()
+    yield
+    ledger_totals.reset()
 
 
 @pytest.fixture(autouse=True)

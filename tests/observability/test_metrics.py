@@ -13,6 +13,7 @@ from django.utils import timezone
 from automation.entities import sync_entities
 from automation.models import Entity
 from operations.choices import RunOutcome, RunStatus
+from operations.models import OperationRun
 from scanning.models import ScanAgentStatus
 from tests.observability.conftest import scrape
 from tests.observability.factories import (
@@ -108,6 +109,12 @@ def _completed_run(op_type: str, outcome: str, *, seconds: float | None, ago: fl
     )
 
 
+def _created_long_ago(*runs) -> None:
+    """Past the window in which a run's insert could still be uncommitted."""
+    for run in runs:
+        _aged(run, "created_at", 3600)
+
+
 def test_metrics_report_backlogs_ages_and_ledger_totals(client, metrics_from_localhost):
     # given: pending actions, one in flight for 10 minutes
     old = PendingActionFactory(status="pending")
@@ -192,12 +199,12 @@ def test_metrics_report_backlogs_ages_and_ledger_totals(client, metrics_from_loc
     assert metrics.value(f"{duration}_bucket", **ok, le="2.5") == 2
     assert metrics.value(f"{duration}_bucket", **ok, le="+Inf") == 2
     assert metrics.value(f"{duration}_count", **ok) == 2
-    assert metrics.value(f"{duration}_sum", **ok) == pytest.approx(2.05)
+    assert metrics.value(f"{duration}_sum", **ok) == pytest.approx(2.05, abs=1e-3)
     failed = {**poll, "outcome": "failed"}
     assert metrics.value(f"{duration}_bucket", **failed, le="600.0") == 0
     assert metrics.value(f"{duration}_bucket", **failed, le="1800.0") == 1
     assert metrics.value(f"{duration}_count", **failed) == 1
-    assert metrics.value(f"{duration}_sum", **failed) == pytest.approx(700)
+    assert metrics.value(f"{duration}_sum", **failed) == pytest.approx(700, abs=1e-3)
     assert (
         metrics.value("bureau_operation_runs_active", type="scanning.check_agent", status="running")
         == 1
@@ -254,7 +261,7 @@ def test_a_scrape_costs_the_same_number_of_queries_whatever_the_table_sizes(
         scrape(client)
 
     # then: the same fixed set of aggregate queries
-    assert len(full) == len(empty) == 12, [q["sql"] for q in full.captured_queries]
+    assert len(full) == len(empty) == 14, [q["sql"] for q in full.captured_queries]
 
 
 def test_http_requests_are_counted_and_timed_by_view(client, metrics_from_localhost):
@@ -283,3 +290,42 @@ def test_http_requests_are_counted_and_timed_by_view(client, metrics_from_localh
         "bureau_http_requests_total", view="<unmatched>", method="GET", status="404"
     )
     assert unmatched >= 1
+
+
+def test_run_totals_stay_exact_as_runs_settle_between_scrapes(client, metrics_from_localhost):
+    # given: old runs: one completed, one still running, one completed after it
+    first = _completed_run("approvals.poll_knox", RunOutcome.SUCCEEDED, seconds=1)
+    running = OperationRunFactory(
+        type="approvals.poll_knox", status=RunStatus.RUNNING, started_at=timezone.now()
+    )
+    third = _completed_run("approvals.poll_knox", RunOutcome.SUCCEEDED, seconds=20)
+    _created_long_ago(first, running, third)
+    ok = {"type": "approvals.poll_knox", "outcome": "succeeded"}
+
+    # when: scraped (only the run before the running one can be settled yet) ...
+    before = scrape(client)
+    # ... then the running run completes, a new one arrives, and it is scraped again
+    OperationRun.objects.filter(pk=running.pk).update(
+        status=RunStatus.COMPLETED,
+        outcome=RunOutcome.SUCCEEDED,
+        completed_at=timezone.now(),
+        started_at=timezone.now() - timedelta(seconds=400),
+    )
+    _completed_run("approvals.poll_knox", RunOutcome.FAILED, seconds=0.2)
+    after = scrape(client)
+    again = scrape(client)
+
+    # then: every run counted once, at each scrape
+    assert before.value("bureau_operation_runs_completed_total", **ok) == 2
+    assert after.value("bureau_operation_runs_completed_total", **ok) == 3
+    assert after.value("bureau_operation_run_duration_seconds_sum", **ok) == pytest.approx(
+        421, abs=1e-3
+    )
+    assert after.value("bureau_operation_run_duration_seconds_bucket", **ok, le="30.0") == 2
+    assert after.value("bureau_operation_run_duration_seconds_bucket", **ok, le="600.0") == 3
+    failed = {"type": "approvals.poll_knox", "outcome": "failed"}
+    assert after.value("bureau_operation_runs_completed_total", **failed) == 1
+    assert again.value("bureau_operation_runs_completed_total", **ok) == 3
+    assert again.value("bureau_operation_run_duration_seconds_sum", **ok) == pytest.approx(
+        421, abs=1e-3
+    )
