@@ -116,6 +116,9 @@ if env_bool("DB_POOL", False):
         raise ImproperlyConfigured("DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE (≥ 1).")
     _default_db["CONN_MAX_AGE"] = 0
     _default_db["OPTIONS"]["pool"] = _pool
+    from config.db_pool import install as _close_pools_before_fork
+
+    _close_pools_before_fork()  # a forked child (qcluster's workers) opens its own pool
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -117,3 +117,29 @@ def test_threads_share_the_pools_connections_on_postgres():
     assert figures["queries"] == 40
     assert 1 <= figures["backends"] <= 2
     assert figures["pool_max"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not on_postgres(), reason="the psycopg pool is PostgreSQL's")
+def test_a_qcluster_with_the_pool_runs_tasks_in_its_forked_workers():
+    # given: a cluster whose processes use the pool (it forks its workers,
+    # pusher and monitor after using the database)
+    from django_q.models import Task
+    from django_q.tasks import async_task
+
+    from tests.observability.processes import start_manage, stop_process_group
+    from tests.scanning.conftest import wait_until
+
+    cluster = start_manage("qcluster", Q_WORKERS="2", DB_POOL="true", DB_POOL_MAX_SIZE="2")
+    try:
+        # when
+        for _ in range(6):
+            async_task("math.floor", 1.5)
+        done = wait_until(lambda: Task.objects.count() == 6, timeout=60, process=cluster)
+    finally:
+        output = stop_process_group(cluster)
+
+    # then: every task ran, none failed, and no process shared a server session
+    assert done, output
+    assert Task.objects.filter(success=True).count() == 6
+    assert "Traceback" not in output, output
