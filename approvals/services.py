@@ -51,6 +51,7 @@ from approvals.registry import ActionHandler, get_registered_handlers
 from approvals.templating import replace_template_variables, template_variables
 from config.db import update_rows
 from config.errors import InvalidInput, InvalidTransition, NotFound
+from config.observability.context import log_context
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -717,7 +718,8 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
             serializer = handler.payload_serializer(data=payload)
             serializer.is_valid(raise_exception=True)
             payload = serializer.validated_data
-        with transaction.atomic():  # the handler's writes go if it fails
+        # The handler's writes go if it fails; its log lines name the action.
+        with transaction.atomic(), log_context(pending_action_id=action.pk):
             result = handler.handler(payload, pending_action=action)
             result = json.loads(json.dumps(result, default=str))
     except Exception as error:  # noqa: BLE001 - any failure is recorded, never lost

@@ -171,3 +171,34 @@ def test_an_unknown_log_format_stops_the_process_with_a_clear_message():
     # then
     assert result.returncode != 0
     assert "LOG_FORMAT must be plain or json, got 'xml'" in result.stderr
+
+
+@pytest.mark.django_db
+def test_lines_written_by_an_approval_handler_name_its_pending_action(json_lines):
+    # given: a failed execution of a handler that logs, approved in Knox
+    from approvals.registry import register_action_handler, unregister_action_handler
+    from approvals.services import retry_execution
+    from tests.observability.factories import PendingActionFactory
+
+    def handler(payload, *, pending_action):
+        logging.getLogger("bureau.test").info("handling")
+        return {"ok": True}
+
+    register_action_handler("test.logging_handler", handler)
+    action = PendingActionFactory(
+        action_type="test.logging_handler",
+        status="failed",
+        failure_stage="execute",
+        approval_log__knox_status=2,
+    )
+    try:
+        # when: an operator retries it
+        retry_execution(action.pk)
+    finally:
+        unregister_action_handler("test.logging_handler")
+
+    # then
+    (line,) = [line for line in json_lines() if line["message"] == "handling"]
+    assert line["pending_action_id"] == action.pk
+    action.refresh_from_db()
+    assert action.status == "executed"
