@@ -107,10 +107,14 @@ else:
 if env_bool("DB_POOL", False):
     if _default_db["ENGINE"].endswith("sqlite3"):
         raise ImproperlyConfigured("DB_POOL=true needs PostgreSQL (DATABASE_URL=postgres://…).")
+    try:
+        _pool_timeout = float(env_str("DB_POOL_TIMEOUT") or 10)
+    except ValueError:
+        raise ImproperlyConfigured("DB_POOL_TIMEOUT must be a number of seconds.") from None
     _pool = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2),
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),
-        "timeout": float(env_str("DB_POOL_TIMEOUT") or 10),
+        "timeout": _pool_timeout,
     }
     if not 0 <= _pool["min_size"] <= _pool["max_size"] or _pool["max_size"] < 1:
         raise ImproperlyConfigured("DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE (≥ 1).")

@@ -74,6 +74,10 @@ def test_without_db_pool_connections_stay_persistent():
             {"DATABASE_URL": "postgres://b@h/b", "DB_POOL_MIN_SIZE": "9", "DB_POOL_MAX_SIZE": "4"},
             "DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE",
         ),
+        (
+            {"DATABASE_URL": "postgres://b@h/b", "DB_POOL_TIMEOUT": "soon"},
+            "DB_POOL_TIMEOUT must be a number of seconds",
+        ),
     ],
 )
 def test_a_pool_that_cannot_work_stops_the_process_with_a_clear_message(env, message):
