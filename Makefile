@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Local development runs with DEBUG on (a dev SECRET_KEY, static files served
-# by runserver). Production sets DEBUG=false and a real SECRET_KEY.
-RUN_ENV := DEBUG=$${DEBUG:-true}
+# by runserver). Production sets DEBUG=false and a real SECRET_KEY (README
+# "Production"). /metrics is open to this machine only.
+RUN_ENV := DEBUG=$${DEBUG:-true} METRICS_ALLOWED_IPS=$${METRICS_ALLOWED_IPS-127.0.0.1,::1}
 
 .PHONY: run test test-sqlite test-postgres install migrate bench lint clean
 
@@ -38,13 +39,14 @@ test-postgres: $(STAMP)
 	bash scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 BENCHES := bench/operations_bench.py bench/approvals_bench.py bench/scanning_bench.py \
-	bench/automation_bench.py
+	bench/automation_bench.py bench/metrics_bench.py
 
 # Benchmarks print figures (they are not tests): each on SQLite, then on a
-# throwaway PostgreSQL (or the DATABASE_URL given).
+# throwaway PostgreSQL (or the DATABASE_URL given). The web bench (gunicorn,
+# with and without the connection pool) is PostgreSQL only.
 bench: $(STAMP)
 	for b in $(BENCHES); do env -u DATABASE_URL $(PY) $$b || exit 1; done
-	bash scripts/with-postgres.sh sh -c 'for b in $(BENCHES); do $(PY) $$b || exit 1; done'
+	bash scripts/with-postgres.sh sh -c 'for b in $(BENCHES) bench/web_bench.py; do $(PY) $$b || exit 1; done'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

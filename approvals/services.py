@@ -75,6 +75,7 @@ from config.errors import (
     NotFound,
     error_text,
 )
+from config.observability.context import log_context
 from operations.sanitize import normalize_code, sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -691,7 +692,11 @@ def _settle_batch(batch, counts, tracker) -> None:
             try:
                 outcome, action = _apply_report(pk, report, submitted=submitted)
             except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
-                logger.exception("approvals: pending action %s failed during the poll", pk)
+                logger.exception(
+                    "approvals: pending action %s failed during the poll",
+                    pk,
+                    extra={"pending_action_id": pk},
+                )
                 _record_failure(
                     tracker,
                     counts,
@@ -927,7 +932,8 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
             serializer.is_valid(raise_exception=True)
             payload = serializer.validated_data
         _authorize(handler, _requester_now(action), payload)
-        with transaction.atomic():  # the handler's writes go if it fails
+        # The handler's writes go if it fails; its log lines name the action.
+        with transaction.atomic(), log_context(pending_action_id=action.pk):
             result = handler.handler(payload, pending_action=action)
             result = json.loads(json.dumps(result, default=str))
     except Exception as error:  # noqa: BLE001 - any failure is recorded, never lost

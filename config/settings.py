@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "config.observability",
     "operations",
     "approvals",
     "automation",
@@ -45,7 +46,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every log line of the request carries its id (config.observability).
+    "config.observability.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files with DEBUG off (admin, Swagger UI), before anything that
+    # needs a session or a database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.observability.middleware.HttpMetricsMiddleware",
     # Under /api/: JSON 413 for an oversized body, 400 for a NUL in the query (config.http).
     "config.http.ApiRequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -96,6 +103,28 @@ if _default_db["ENGINE"].endswith("sqlite3"):
     }
 else:
     _default_db["OPTIONS"].setdefault("connect_timeout", 10)
+# Django's psycopg connection pool (per process; see README "Production").
+# Django refuses persistent connections with a pool: connections go back to
+# the pool at the end of each request instead of staying with the thread.
+if env_bool("DB_POOL", False):
+    if _default_db["ENGINE"].endswith("sqlite3"):
+        raise ImproperlyConfigured("DB_POOL=true needs PostgreSQL (DATABASE_URL=postgres://…).")
+    try:
+        _pool_timeout = float(env_str("DB_POOL_TIMEOUT") or 10)
+    except ValueError:
+        raise ImproperlyConfigured("DB_POOL_TIMEOUT must be a number of seconds.") from None
+    _pool = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+        "timeout": _pool_timeout,
+    }
+    if not 0 <= _pool["min_size"] <= _pool["max_size"] or _pool["max_size"] < 1:
+        raise ImproperlyConfigured("DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE (≥ 1).")
+    _default_db["CONN_MAX_AGE"] = 0
+    _default_db["OPTIONS"]["pool"] = _pool
+    from config.db_pool import install as _close_pools_before_fork
+
+    _close_pools_before_fork()  # a forked child (qcluster's workers) opens its own pool
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -112,7 +141,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic` writes here; WhiteNoise serves it with DEBUG off
+# (hashed names, compressed, cached for a year). In DEBUG it serves the apps'
+# files directly, as runserver does.
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 
@@ -122,6 +158,24 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# HTTPS in production (README "Production"; `check --deploy` asks for each).
+# Off unless set: HSTS (and preload above all) cannot be taken back from
+# browsers once sent, and a redirect without the proxy header below loops.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapers talk plain HTTP to the instance, not through the proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy: the header it sets, e.g. "X-Forwarded-Proto"
+# (value https) or "X-Forwarded-Ssl=on". Only when clients cannot reach the
+# web server except through that proxy, which must overwrite the header.
+_proxy_header, _, _proxy_value = (env_str("SECURE_PROXY_SSL_HEADER") or "").partition("=")
+if _proxy_header.strip():
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _proxy_header.strip().upper().replace("-", "_"),
+        _proxy_value.strip() or "https",
+    )
 
 # --- REST API -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -300,17 +354,32 @@ KNOX_WITHDRAW_PATH = env_str("KNOX_WITHDRAW_PATH", "/approval/api/v2.0/approvals
 # A submit that never got an answer is asked about again after this many seconds.
 KNOX_SUBMIT_GRACE_SECONDS = env_int("KNOX_SUBMIT_GRACE_SECONDS", 60)
 
+# --- observability (config.observability; README "Production") -----------------------------
+# /metrics is off (404) until a bearer token or an allowlist of peer
+# addresses/networks is set; /readyz wants a cluster task within this window.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+READYZ_CLUSTER_MAX_AGE = env_int("READYZ_CLUSTER_MAX_AGE", 180)
+# "plain" for people, "json" for log collectors: one object per line.
+LOG_FORMAT = (env_str("LOG_FORMAT") or "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.observability.logs.JsonFormatter"},
+    },
     # Every record is redacted on its way out (configured secret values and secret patterns,
-    # in the message, its arguments and the exception text): set it on every handler.
+    # in the message, its arguments and the exception text): set it on every handler. The
+    # JSON formatter writes the message after the filters ran.
     "filters": {"redact_secrets": {"()": "operations.sanitize.RedactSecretsFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact_secrets"],
         }
     },

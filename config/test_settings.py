@@ -23,3 +23,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SMS_BACKEND = "automation.backends.sms.LocmemBackend"
 PUSH_BACKEND = "automation.backends.push.LocmemBackend"
 MEDIA_ROOT = VAR_DIR / f"test_media_{RUN_ID}"
+# The suite runs with DEBUG off and renders admin pages without running
+# collectstatic: plain static URLs instead of the manifest's hashed names.
+# (tests/observability start a real production server with the real storage.)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

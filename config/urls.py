@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.auth import TokenView
 from config.health import healthz
+from config.observability.metrics import metrics_view
+from config.observability.readiness import readyz
 
 admin.site.site_header = "Bureau operator console"
 admin.site.site_title = "Bureau"
@@ -36,6 +38,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 # JSON {code, detail} under /api/, Django's pages elsewhere (config.http).

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from config.db import update_if_status
 from config.errors import InvalidInput, InvalidTransition
+from config.observability.context import current_request_id
 from operations.catalog import OperationType, operation_catalog
 from operations.choices import (
     ACTIVE_STATUSES,
@@ -142,6 +143,9 @@ def start_run(
     run_context = dict(context or {})
     if inputs:
         run_context["inputs"] = inputs
+    request_id = current_request_id()  # the request that started it, or queued its task
+    if request_id:
+        run_context.setdefault("request_id", request_id)
     if not initiator_name:
         initiator_name = user.get_username() if user is not None else "system"
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from config.errors import Conflict, InvalidTransition
+from config.observability.context import log_context
 from operations.choices import RunOutcome
 from operations.models import OperationRun, Tenant, Workspace
 from operations.sanitize import normalize_code, sanitize_message
@@ -102,6 +103,7 @@ class tracked_run:  # noqa: N801 - reads as a function at its call sites
         self.initiator_name = initiator_name
         self.run = run
         self.tracker: RunTracker | None = None
+        self._log_context = None
 
     def _fresh(self) -> tracked_run:
         return tracked_run(
@@ -131,9 +133,20 @@ class tracked_run:  # noqa: N801 - reads as a function at its call sites
             run.refresh_from_db()
             raise RunAlreadyActive(run) from None
         self.tracker = RunTracker(run)
+        # Log lines written while the run works carry its id (JSON logs).
+        self._log_context = log_context(run_id=run.pk)
+        self._log_context.__enter__()
         return self.tracker
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            return self._complete(exc)
+        finally:
+            if self._log_context is not None:
+                self._log_context.__exit__(None, None, None)
+                self._log_context = None
+
+    def _complete(self, exc) -> bool:
         tracker = self.tracker
         assert tracker is not None
         failures = list(tracker.failures)

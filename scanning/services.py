@@ -404,7 +404,7 @@ def _preview_missing(job: ScanJob) -> bool:
 def _commit_failed(job_id: int, exc: Exception, *, actor=None) -> Conflict:
     """The copy into the inbox failed: move the job out of ``committing`` and
     return the Conflict that says why."""
-    logger.warning("commit of scan job %s failed: %s", job_id, exc)
+    logger.warning("commit of scan job %s failed: %s", job_id, exc, extra={"scan_job_id": job_id})
     with transaction.atomic():
         job = _locked_job(job_id)
         if job.status != ScanJobStatus.COMMITTING:
@@ -771,7 +771,9 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
             return _fail_assembly(job_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure of the merge fails the job
             # The details (paths, qpdf's text) go to the log, not to the job.
-            logger.warning("assembly of scan job %s failed: %r", job_id, exc)
+            logger.warning(
+                "assembly of scan job %s failed: %r", job_id, exc, extra={"scan_job_id": job_id}
+            )
             return _fail_assembly(
                 job_id, f"The batches could not be merged ({type(exc).__name__})."
             )

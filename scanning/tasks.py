@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from config.observability.context import log_context
 from operations.models import OperationRun
 from operations.tracking import RunAlreadyActive, tracked_run
 from scanning.choices import ScanJobStatus
@@ -26,9 +27,12 @@ def check_agent_task() -> dict[str, int] | None:
 
 
 def assemble_scan_job(job_id: int, *, initiator_name: str = "task") -> OperationRun:
-    with tracked_run(
-        "scanning.assemble_job", inputs={"job_id": job_id}, initiator_name=initiator_name
-    ) as tracker:
+    with (
+        log_context(scan_job_id=job_id),  # log lines of the merge name the job
+        tracked_run(
+            "scanning.assemble_job", inputs={"job_id": job_id}, initiator_name=initiator_name
+        ) as tracker,
+    ):
         job = scan_job_assemble(job_id=job_id)
         tracker.context["job_status"] = job.status
         if job.status == ScanJobStatus.PREVIEW:
