@@ -4,7 +4,9 @@ PostgreSQL database the test sees."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,20 +64,24 @@ def start_manage(*args: str, log: Path | None = None, **env: str) -> subprocess.
             env=subprocess_env(**env),
             stdout=output,
             stderr=subprocess.STDOUT,
+            # Its own session: stopping it also stops what it forked (a
+            # qcluster's workers), even when the test failed half-way.
+            start_new_session=True,
         )
     process.log_path = log
     return process
 
 
 def stop_process(process: subprocess.Popen) -> str:
-    """Stop it (SIGTERM, then SIGKILL after 20 s) and return its output."""
+    """SIGTERM to the process (it stops its children in order); after 30 s,
+    SIGKILL to it and everything it started. Returns its output."""
     if process.poll() is None:
         process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):  # children left behind, or a hang
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
     log = getattr(process, "log_path", None)
     return log.read_text(errors="replace") if log is not None and log.exists() else ""
 
