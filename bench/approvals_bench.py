@@ -16,71 +16,27 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
-(ROOT / "var").mkdir(exist_ok=True)
+import bootstrap  # noqa: E402 - bench/bootstrap.py: configures Django, migrates
 
-import django  # noqa: E402
-
-django.setup()
+bootstrap.setup(database="bench.sqlite3")
 
 import requests  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from approvals.choices import ActionStatus, KnoxStatus  # noqa: E402
 from approvals.knox import get_knox_client  # noqa: E402
+from approvals.knox.launcher import start_simulator  # noqa: E402
 from approvals.models import ApprovalLog, PendingAction  # noqa: E402
 from approvals.registry import any_requester, register_action_handler  # noqa: E402
 from approvals.services import check_pending_approvals, payload_sha256  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_simulator(data_file: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "knox_simulator",
-            "--port",
-            str(port),
-            "--data-file",
-            str(data_file),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(f"{url}/sim/health", timeout=0.5)
-            return process, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the Knox simulator did not start")
 
 
 def seed(n: int, approved: int, url: str) -> list[str]:
@@ -138,12 +94,12 @@ def main() -> None:
     parser.add_argument("--approved", type=int, default=1_000)
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
     register_action_handler(
         "bench.noop", lambda payload, pending_action: {"ok": True}, authorize=any_requester
     )
     with tempfile.TemporaryDirectory() as tmp:
-        process, url = start_simulator(Path(tmp) / "documents.json")
+        simulator = start_simulator(Path(tmp) / "documents.json")
+        url = simulator.url
         try:
             settings.KNOX_BASE_URL = url
             settings.KNOX_SUBMIT_GRACE_SECONDS = 0
@@ -159,8 +115,7 @@ def main() -> None:
                 ap_inf_id__startswith="bench", status=ActionStatus.EXECUTED
             ).count()
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            simulator.stop()
             PendingAction.objects.filter(ap_inf_id__startswith="bench").delete()
             ApprovalLog.objects.filter(ap_inf_id__startswith="bench").delete()
 

@@ -18,24 +18,13 @@ Not a test: it prints figures and always exits 0 unless something breaks.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench_automation.sqlite3'}")
-(ROOT / "var").mkdir(exist_ok=True)
+import bootstrap  # noqa: E402 - bench/bootstrap.py: configures Django, migrates
 
-import django  # noqa: E402
-
-django.setup()
+bootstrap.setup(database="bench_automation.sqlite3")
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models.signals import post_delete, post_save, pre_save  # noqa: E402
 
@@ -183,7 +172,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
     sync_entities()
     actor, _ = get_user_model().objects.get_or_create(username="bench")
     clean()

@@ -17,24 +17,13 @@ Not a test: it prints figures and exits 0 unless something breaks.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
-(ROOT / "var").mkdir(exist_ok=True)
+import bootstrap  # noqa: E402 - bench/bootstrap.py: configures Django, migrates
 
-import django  # noqa: E402
+bootstrap.setup(database="bench.sqlite3")
 
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -117,7 +106,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
     workspace, _ = Workspace.objects.get_or_create(slug="bench-metrics", defaults={"name": "B"})
     _clear()
     print(f"metrics scrape on {connection.vendor}, best of {args.repeat}")

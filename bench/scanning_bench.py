@@ -20,28 +20,16 @@ Not a test: it prints figures and exits 0 unless something breaks.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
-(ROOT / "var").mkdir(exist_ok=True)
-_MEDIA = tempfile.TemporaryDirectory(prefix="bureau-bench-media-")
-os.environ["MEDIA_ROOT"] = _MEDIA.name
+import bootstrap  # noqa: E402 - bench/bootstrap.py: configures Django, migrates
 
-import django  # noqa: E402
-
-django.setup()
+bootstrap.setup(database="bench.sqlite3", temporary_media=True)
 
 import pikepdf  # noqa: E402
 from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django_q.models import OrmQ  # noqa: E402
@@ -151,7 +139,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
     ScanAgent.objects.filter(name="bench-agent").delete()
     issued = scan_agent_create(name="bench-agent")
     agent = issued.agent

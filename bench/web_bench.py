@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,29 +36,24 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
 if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
     print("web bench: needs PostgreSQL (DATABASE_URL=postgres://…); skipped on SQLite.")
     print("  bash scripts/with-postgres.sh .venv/bin/python bench/web_bench.py")
     sys.exit(0)
-_MEDIA = tempfile.TemporaryDirectory(prefix="bureau-web-bench-media-")
-os.environ["MEDIA_ROOT"] = _MEDIA.name
+os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
 
-import django  # noqa: E402
+import bootstrap  # noqa: E402 - bench/bootstrap.py: configures Django, migrates
 
-django.setup()
+bootstrap.setup(temporary_media=True)
+ROOT = bootstrap.ROOT
 
 import requests  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
+from approvals.knox.launcher import free_port  # noqa: E402
 from operations.choices import MemberRole, RunOutcome  # noqa: E402
 from operations.models import OperationRun, Workspace, WorkspaceMembership  # noqa: E402
 from operations.services import complete_run, mark_run_running, start_run  # noqa: E402
@@ -86,16 +80,10 @@ class Sample:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     def __init__(self, label: str, extra_env: dict[str, str], *, workers: int, threads: int):
         self.label = label
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
@@ -247,7 +235,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    call_command("migrate", verbosity=0)
     token = _user_token()
     ScanAgent.objects.filter(name="bench-web-agent").delete()
     issued = scan_agent_create(name="bench-web-agent")

@@ -1,5 +1,7 @@
 from django.db import models
 
+from config.transitions import StateMachine
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -8,6 +10,17 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+# A run is its own record (no audit table): its moves are conditional UPDATEs.
+RUN_STATES = StateMachine(
+    {
+        None: {RunStatus.QUEUED},
+        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.COMPLETED},
+        RunStatus.RUNNING: {RunStatus.COMPLETED},
+    },
+    subject="Operation run",
+    invalid_code="operation.invalid_transition",
+)
 
 
 class RunOutcome(models.TextChoices):

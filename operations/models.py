@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from operations.choices import ACTIVE_STATUSES, MemberRole, RunOutcome, RunStatus
+from operations.choices import ACTIVE_STATUSES, RUN_STATES, MemberRole, RunOutcome, RunStatus
 
 
 class Workspace(models.Model):
@@ -67,6 +67,8 @@ class Tenant(models.Model):
 
 class OperationRun(models.Model):
     """One background operation: the ledger row every scheduled job writes."""
+
+    state_machine = RUN_STATES
 
     workspace = models.ForeignKey(
         Workspace, on_delete=models.PROTECT, related_name="operation_runs"

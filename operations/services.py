@@ -1,8 +1,9 @@
 """Every write to the operation-run ledger goes through these functions.
 
-Transitions are checked under a row lock: each one is a conditional UPDATE
-(``WHERE id = … AND status IN (…)``), which locks the row and checks the
-current state in one statement, so two workers can never both move a run.
+Transitions go through ``config.transitions.transition_if``: each is one
+conditional UPDATE (``WHERE id = … AND status IN (the states the move is
+allowed from)``), which locks the row and checks the current state in one
+statement, so two workers can never both move a run.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.db import update_if_status
 from config.errors import InvalidInput, InvalidTransition
 from config.observability.context import current_request_id
+from config.transitions import transition_if
 from operations.catalog import OperationType, operation_catalog
 from operations.choices import (
     ACTIVE_STATUSES,
@@ -227,38 +228,9 @@ def _take_over_if_stale(run: OperationRun, op_type: OperationType) -> bool:
     return True
 
 
-def _transition(
-    run: OperationRun, *, allowed_from, target: str, guard: Q | None = None, **values
-) -> int:
-    values = {"status": target, **values, "updated_at": timezone.now()}
-    if guard is None:
-        updated = update_if_status(run, values, status_in=list(allowed_from))
-    else:
-        runs = OperationRun.objects.filter(guard, pk=run.pk, status__in=allowed_from)
-        updated = runs.update(**values)
-    if updated:
-        for field, value in values.items():
-            setattr(run, field, value)
-    return updated
-
-
-def _transition_refused(run: OperationRun, target: str) -> InvalidTransition:
-    current = OperationRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-    return InvalidTransition(
-        subject=f"Operation run {run.pk}",
-        current=current or "missing",
-        target=target,
-        code="operation.invalid_transition",
-    )
-
-
 def mark_run_running(run: OperationRun) -> OperationRun:
     """queued → running. Raises ``InvalidTransition`` if someone else got there first."""
-    if not _transition(
-        run, allowed_from=[RunStatus.QUEUED], target=RunStatus.RUNNING, started_at=timezone.now()
-    ):
-        raise _transition_refused(run, RunStatus.RUNNING)
-    return run
+    return transition_if(run, RunStatus.RUNNING, started_at=timezone.now())
 
 
 def normalize_counts(
@@ -315,19 +287,16 @@ def complete_run(
     if dropped:
         new_context["dropped_summary_keys"] = dropped
     now = timezone.now()
-    if not _transition(
+    return transition_if(
         run,
-        allowed_from=ACTIVE_STATUSES,
-        target=RunStatus.COMPLETED,
+        RunStatus.COMPLETED,
         guard=guard,
         outcome=outcome,
         summary_counts=clean_counts,
         failure_summary=sanitize_failures([*run.failure_summary, *(failures or [])]),
         context=new_context,
         completed_at=now,
-    ):
-        raise _transition_refused(run, RunStatus.COMPLETED)
-    return run
+    )
 
 
 def _stale_filter(now: datetime) -> Q:

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from operations.catalog import operation_catalog
 from operations.choices import MemberRole, RunScope
+from tests.live_server import start_manage, stop_process
 from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 
@@ -21,6 +22,16 @@ def _remove_test_media():
 
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def qcluster():
+    """A real ``manage.py qcluster`` (one worker) on this run's test database.
+    Tests that use it need ``django_db(transaction=True)``: the cluster is
+    another process and sees only committed rows."""
+    process = start_manage("qcluster", Q_WORKERS="1")
+    yield process
+    print(stop_process(process))  # shown by pytest when the test failed
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from approvals.knox import (
     KnoxUnavailable,
     get_knox_client,
 )
-from tests.approvals.conftest import _free_port, start_simulator, stop_simulator
+from approvals.knox.launcher import free_port, start_simulator, stop_simulator
 
 DOC = {
     "ap_inf_id": "a" * 31 + "1",
@@ -107,7 +107,7 @@ def test_a_timeout_is_a_knox_timeout_and_the_document_still_arrived(knox):
 
 
 def test_nobody_listening_is_unavailable(settings):
-    settings.KNOX_BASE_URL = f"http://127.0.0.1:{_free_port()}"
+    settings.KNOX_BASE_URL = f"http://127.0.0.1:{free_port()}"
 
     with pytest.raises(KnoxUnavailable):
         _submit()

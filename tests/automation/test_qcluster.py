@@ -11,12 +11,11 @@ from automation.entities import sync_entities
 from automation.models import Alert, AutomationEvent, NotificationDelivery
 from tests.automation.factories import alert_action, make_rule
 from tests.operations.factories import TenantFactory, UserFactory
-from tests.operations.test_qcluster import qcluster  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_committed_change_is_processed_by_a_real_cluster(qcluster, monkeypatch):  # noqa: F811
+def test_a_committed_change_is_processed_by_a_real_cluster(qcluster, monkeypatch):
     # given: tasks go to the real broker (not run inline), and a rule with two actions
     monkeypatch.setattr(Conf, "SYNC", False)
     sync_entities()

@@ -28,6 +28,7 @@ from django.core.management import call_command
 from django_q.conf import Conf
 from rest_framework.authtoken.models import Token
 
+from approvals.knox.launcher import start_simulator, stop_simulator
 from approvals.models import PendingAction
 from approvals.services import knox_profile_set, with_approval
 from automation.entities import invalidate_watch_index, sync_entities
@@ -36,7 +37,6 @@ from operations.choices import MemberRole
 from operations.models import OperationRun, Tenant, Workspace
 from scanning.agents import scan_agent_create
 from scanning.models import Document, ScanJob, ScanJobBatch
-from tests.approvals.conftest import start_simulator, stop_simulator
 from tests.automation.factories import alert_action, make_rule
 from tests.live_server import free_port, start_manage, stop_process, wait_for_http
 from tests.operations.factories import MembershipFactory, UserFactory

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import on_postgres
-from tests.scanning.conftest import test_database_url
+from tests.live_server import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +113,7 @@ def test_threads_share_the_pools_connections_on_postgres():
     )
 
     # when
-    result = _run(script, DATABASE_URL=test_database_url(), DB_POOL="true", DB_POOL_MAX_SIZE="2")
+    result = _run(script, DATABASE_URL=database_url(), DB_POOL="true", DB_POOL_MAX_SIZE="2")
 
     # then: forty queries served by at most two server connections
     assert result.returncode == 0, result.stderr
@@ -131,8 +131,7 @@ def test_a_qcluster_with_the_pool_runs_tasks_in_its_forked_workers():
     from django_q.models import Task
     from django_q.tasks import async_task
 
-    from tests.observability.processes import start_manage, stop_process_group
-    from tests.scanning.conftest import wait_until
+    from tests.live_server import start_manage, stop_process, wait_until
 
     cluster = start_manage("qcluster", Q_WORKERS="2", DB_POOL="true", DB_POOL_MAX_SIZE="2")
     try:
@@ -141,7 +140,7 @@ def test_a_qcluster_with_the_pool_runs_tasks_in_its_forked_workers():
             async_task("math.floor", 1.5)
         done = wait_until(lambda: Task.objects.count() == 6, timeout=60, process=cluster)
     finally:
-        output = stop_process_group(cluster)
+        output = stop_process(cluster)
 
     # then: every task ran, none failed, and no process shared a server session
     assert done, output

@@ -18,9 +18,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
+from tests.live_server import database_url, free_port
 from tests.observability.factories import OperationRunFactory
 from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
-from tests.scanning.conftest import free_port, test_database_url
 
 # The server reads the test database; the mark also makes pytest-django set it
 # up when only tests of this module run.
@@ -108,12 +108,12 @@ def production_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """The Procfile's web command against the test database: collectstatic
     into a fresh STATIC_ROOT, then gunicorn with two worker processes."""
     with django_db_blocker.unblock():
-        database_url = test_database_url()
-    assert "test" in database_url.rsplit("/", 1)[-1], f"not a test database: {database_url}"
+        url = database_url()
+    assert "test" in url.rsplit("/", 1)[-1], f"not a test database: {url}"
     port = free_port()
     work = tmp_path_factory.mktemp("production")
     env = _production_env(
-        DATABASE_URL=database_url,
+        DATABASE_URL=url,
         STATIC_ROOT=str(work / "static"),
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="2",

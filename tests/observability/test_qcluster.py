@@ -10,9 +10,8 @@ import pytest
 
 from operations.choices import RunOutcome, RunStatus
 from operations.models import OperationRun
-from tests.observability.processes import start_manage, stop_process_group
+from tests.live_server import start_manage, stop_process, wait_until
 from tests.observability.scanning_setup import job_ready_to_finish
-from tests.scanning.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +41,7 @@ def test_a_request_id_follows_its_task_into_the_worker_and_readyz_sees_the_clust
         )
         became_ready = wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30)
     finally:
-        output = stop_process_group(cluster)
+        output = stop_process(cluster)
     print(output)  # shown by pytest when the test failed
 
     # then: the run the task started records the request's id

@@ -19,7 +19,7 @@ from scanning.agent.runner import Agent, AgentOptions
 from scanning.agent.scanners import SaneScanner, ScannerError, SimulatedScanner
 from scanning.choices import ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanJob
-from tests.scanning.conftest import free_port, start_manage, stop_process, wait_until
+from tests.live_server import free_port, start_manage, stop_process, wait_until
 from tests.scanning.pdfs import page_labels, page_texts
 
 # The live server, the cluster and this process must agree on MEDIA_ROOT.

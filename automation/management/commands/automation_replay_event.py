@@ -1,12 +1,11 @@
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from automation.engine import replay_event
-from config.errors import ApplicationError
+from config.commands import BureauCommand
 from operations.sanitize import sanitize_message
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "Process one outbox event again: rules without an execution run, failed or "
         "partial executions are finished (actions that succeeded are not repeated), "
@@ -16,13 +15,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("event_id", type=int)
 
-    def handle(self, *args, event_id, **options):
+    def run(self, *args, event_id, **options):
         try:
             counts = replay_event(event_id)
-        except ApplicationError as error:
-            raise CommandError(error.message) from None
-        except ValidationError as error:
-            raise CommandError(" ".join(error.messages)) from None
         except (LookupError, ValueError) as error:
             # The event's entity no longer resolves to a model, or its data does not fit it.
             raise CommandError(

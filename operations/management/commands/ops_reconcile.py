@@ -1,17 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
-
-from config.errors import ApplicationError
+from config.commands import BureauCommand
 from operations.tasks import reconcile_runs
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = "Reconcile stale operation runs now and print the counts."
 
-    def handle(self, *args, **options):
-        try:
-            run = reconcile_runs(initiator_name="manage.py ops_reconcile")
-        except ApplicationError as error:
-            raise CommandError(error.message) from None
+    def run(self, *args, **options):
+        run = reconcile_runs(initiator_name="manage.py ops_reconcile")
         counts = run.summary_counts
         self.stdout.write(
             self.style.SUCCESS(

@@ -1,16 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
-
-from config.errors import ApplicationError
+from config.commands import BureauCommand
 from scanning.tasks import check_agent
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = "Run the scan agent liveness check now (as a scanning.check_agent run) and print the counts."
 
-    def handle(self, *args, **options):
-        try:
-            run = check_agent(initiator_name="manage.py scanning_check_agent")
-        except ApplicationError as error:
-            raise CommandError(error.message) from None
+    def run(self, *args, **options):
+        run = check_agent(initiator_name="manage.py scanning_check_agent")
         counts = ", ".join(f"{key} {value}" for key, value in sorted(run.summary_counts.items()))
         self.stdout.write(self.style.SUCCESS(f"run {run.pk} {run.outcome}: {counts}"))

@@ -1,13 +1,13 @@
 import os
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from config.errors import ApplicationError
+from config.commands import BureauCommand
 from scanning.agents import scan_agent_create, scan_agent_provision
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "Create a scan agent and print its token once. With --token-file the "
         "command is idempotent (for `make run`): the token in the file is kept "
@@ -22,18 +22,15 @@ class Command(BaseCommand):
             help="Read the token from / write it to this file (mode 0600) instead of printing it.",
         )
 
-    def handle(self, *args, name: str, token_file: Path | str | None, **options):
+    def run(self, *args, name: str, token_file: Path | str | None, **options):
         token_file = Path(token_file) if token_file else None  # call_command passes a str
-        try:
-            if token_file is None:
-                issued = scan_agent_create(name=name)
-                self.stdout.write(self.style.SUCCESS(f"scan agent {issued.agent.name} created"))
-                self.stdout.write(f"token (shown once, keep it secret): {issued.token}")
-                return
-            token = _read_token(token_file)
-            issued = scan_agent_provision(name=name, token=token)
-        except ApplicationError as error:
-            raise CommandError(error.message) from None
+        if token_file is None:
+            issued = scan_agent_create(name=name)
+            self.stdout.write(self.style.SUCCESS(f"scan agent {issued.agent.name} created"))
+            self.stdout.write(f"token (shown once, keep it secret): {issued.token}")
+            return
+        token = _read_token(token_file)
+        issued = scan_agent_provision(name=name, token=token)
         if issued is None:
             self.stdout.write(f"scan agent {name} already accepts the token in {token_file}")
             return

@@ -1,12 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from config.errors import ApplicationError
+from config.commands import BureauCommand
 from scanning.choices import ScanJobStatus
 from scanning.services import scan_job_retry_assembly
 from scanning.tasks import assemble_scan_job
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "Assemble a scan job's PDF again, now, in this process: a job stuck in "
         "assembling, or one whose assembly failed (if the scanner slot is free)."
@@ -15,14 +15,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("job_id", type=int)
 
-    def handle(self, *args, job_id: int, **options):
-        try:
-            # Back to assembling (or already there), then the same tracked
-            # task body the cluster runs, here: nothing is queued for the cluster.
-            scan_job_retry_assembly(job_id=job_id, run_now=False, enqueue=False)
-            run = assemble_scan_job(job_id, initiator_name="manage.py scanning_retry_assembly")
-        except ApplicationError as error:
-            raise CommandError(error.message) from None
+    def run(self, *args, job_id: int, **options):
+        # Back to assembling (or already there), then the same tracked
+        # task body the cluster runs, here: nothing is queued for the cluster.
+        scan_job_retry_assembly(job_id=job_id, run_now=False, enqueue=False)
+        run = assemble_scan_job(job_id, initiator_name="manage.py scanning_retry_assembly")
         status = run.context.get("job_status")
         if status == ScanJobStatus.PREVIEW:
             pages = run.summary_counts.get("pages", 0)

@@ -1,0 +1,51 @@
+"""What every benchmark does before it measures: find the project, configure
+Django from the environment (a SQLite file under var/ unless DATABASE_URL names
+another database), and migrate. A script in bench/ starts with::
+
+    import bootstrap  # bench/ is the script's own folder, so this is this file
+
+    bootstrap.setup(database="bench.sqlite3")
+
+and imports Django and Bureau after it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_media: tempfile.TemporaryDirectory | None = None
+
+
+def setup(*, database: str = "bench.sqlite3", temporary_media: bool = False, migrate: bool = True):
+    """Configure and set up Django for a benchmark; ``temporary_media`` points
+    MEDIA_ROOT at a folder removed when the process ends."""
+    global _media
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / database}")
+    (ROOT / "var").mkdir(exist_ok=True)
+    if temporary_media:
+        _media = tempfile.TemporaryDirectory(prefix="bureau-bench-media-")
+        os.environ["MEDIA_ROOT"] = _media.name
+
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+
+
+def describe_database() -> str:
+    """``postgresql (bureau)``: which database the figures are from."""
+    from django.db import connection
+
+    return f"{connection.vendor} ({connection.settings_dict['NAME']})"

@@ -1,0 +1,423 @@
+"""One way to change state.
+
+Every stateful model declares its allowed moves once, in its app's
+``choices.py``, as a :class:`StateMachine`, and names it on the model::
+
+    # scanning/choices.py
+    SCAN_JOB_STATES = StateMachine(
+        {ScanJobStatus.DRAFT: {ScanJobStatus.QUEUED, ScanJobStatus.CANCELED}, ...},
+        subject="Scan job",
+        invalid_code="scan_job.invalid_transition",
+        audit_model="scanning.ScanJobEvent",
+        audit_fk="job",
+        reason_field="message",
+    )
+
+    # scanning/models.py
+    class ScanJob(models.Model):
+        state_machine = SCAN_JOB_STATES
+
+Services then change state only through this module:
+
+- :func:`lock` / :func:`lock_many` take the row locks (``select_for_update``
+  with ``of=("self",)``, many rows in primary-key order so two workers never
+  deadlock) and mark the instances as held;
+- :func:`transition` checks the move against the locked row, saves only the
+  changed fields (with ``save()``: automation watches some of these models
+  through their signals), writes the model's audit row in the same
+  transaction, and turns an ``IntegrityError`` from a database invariant into
+  a domain error;
+- :class:`TransitionBatch` is the same for many rows: moves are checked as
+  they are made and written together at the end, each row once, the audit
+  rows in one insert (the Knox poller and the outbox worker);
+- :func:`transition_if` is the lock-free form for hot rows that have no audit
+  table (the operation ledger): one conditional ``UPDATE … WHERE status IN
+  (the states the move is allowed from)``;
+- :func:`each_or_all` is the "whole batch in one savepoint, then item by item
+  when it fails" loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.apps import apps
+from django.db import IntegrityError, models, router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.db import update_if_status, update_rows
+from config.errors import Conflict, InvalidTransition, NotFound
+from operations.sanitize import sanitize_message
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Set on instances read by ``lock``/``lock_many``; ``transition`` insists on it.
+_LOCK_MARK = "_bureau_row_locked"
+
+
+def actor_label(actor: Any = None) -> str:
+    """Who made a change, as the audit rows spell it: a user's username, an
+    object's own ``actor_label`` (the scan agent: ``agent:<name>``), else
+    ``system``."""
+    if actor is None:
+        return "system"
+    label = getattr(actor, "actor_label", None)
+    if label:
+        return str(label)[:150]
+    return actor.get_username()[:150]
+
+
+def as_user(actor: Any):
+    """The user to store in an audit row's ``actor`` column (None for agents and the system)."""
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """The allowed moves of one status field. ``None`` as a source is the
+    creation of the row; a state with no entry is terminal."""
+
+    moves: Mapping[str | None, Iterable[str]]
+    subject: str
+    invalid_code: str
+    field: str = "status"
+    # Audit: a row of ``audit_model`` per move, pointing at the object through
+    # ``audit_fk``, with from_status, to_status, actor, actor_name and the
+    # reason in ``reason_field``. None: the model keeps its own record.
+    audit_model: str | None = None
+    audit_fk: str = ""
+    reason_field: str = "reason"
+    reason_limit: int = 1000
+    _allowed: dict = dataclasses.field(init=False, repr=False, compare=False)
+    _sources: dict = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        allowed = {source: frozenset(targets) for source, targets in self.moves.items()}
+        sources: dict[str, list[str]] = {}
+        for source, targets in allowed.items():
+            for target in targets:
+                if source is not None:
+                    sources.setdefault(target, []).append(source)
+        object.__setattr__(self, "_allowed", allowed)
+        object.__setattr__(self, "_sources", {t: tuple(sorted(s)) for t, s in sources.items()})
+
+    def allows(self, current: str | None, target: str) -> bool:
+        return target in self._allowed.get(current, ())
+
+    def sources(self, target: str) -> tuple[str, ...]:
+        """The states ``target`` may be reached from (for a conditional UPDATE)."""
+        return self._sources.get(target, ())
+
+    def refuse(self, obj: models.Model, target: str, *, current: str | None = None, code=None):
+        return InvalidTransition(
+            subject=f"{self.subject} {obj.pk}",
+            current=current if current is not None else getattr(obj, self.field),
+            target=target,
+            code=code or self.invalid_code,
+        )
+
+    def check(self, obj: models.Model, target: str, *, code: str | None = None) -> None:
+        if not self.allows(getattr(obj, self.field), target):
+            raise self.refuse(obj, target, code=code)
+
+    def audit_row(
+        self, obj, *, from_state, to_state, actor, reason: str, extra
+    ) -> models.Model | None:
+        if self.audit_model is None:
+            return None
+        model = apps.get_model(self.audit_model)
+        values = {
+            self.audit_fk: obj,
+            "from_status": from_state or "",
+            "to_status": to_state,
+            "actor": as_user(actor),
+            "actor_name": actor_label(actor),
+            self.reason_field: sanitize_message(reason, limit=self.reason_limit) if reason else "",
+            **(extra or {}),
+        }
+        return model(**values)
+
+
+def machine_of(obj_or_model) -> StateMachine:
+    machine = getattr(obj_or_model, "state_machine", None)
+    if machine is None:
+        raise TypeError(f"{obj_or_model!r} declares no state_machine")
+    return machine
+
+
+# --- locks ------------------------------------------------------------------------------
+
+
+def _for_update(queryset: models.QuerySet, *, skip_locked: bool = False) -> models.QuerySet:
+    # ``of=("self",)``: with select_related, lock only the row we change, not
+    # the joined ones (PostgreSQL would lock them all and invite deadlocks).
+    return queryset.select_for_update(of=("self",), skip_locked=skip_locked)
+
+
+def mark_locked(obj: M) -> M:
+    setattr(obj, _LOCK_MARK, True)
+    return obj
+
+
+def lock(
+    queryset: models.QuerySet[M] | type[M],
+    *,
+    not_found: Callable[[], Exception] | None = None,
+    **lookup,
+) -> M:
+    """The one row matching ``lookup``, locked until the transaction ends.
+    Must run inside ``transaction.atomic``. A missing row raises
+    ``not_found()`` (a ``NotFound`` naming the lookup by default)."""
+    _require_atomic(queryset)
+    if isinstance(queryset, type):
+        queryset = queryset._default_manager.all()
+    obj = _for_update(queryset).filter(**lookup).first()
+    if obj is None:
+        if not_found is not None:
+            raise not_found()
+        described = ", ".join(f"{k.replace('pk', 'id')} {v}" for k, v in lookup.items())
+        raise NotFound(f"No {queryset.model._meta.verbose_name} with {described}.")
+    return mark_locked(obj)
+
+
+def lock_many(
+    queryset: models.QuerySet[M] | type[M],
+    pks: Iterable[Any] | None = None,
+    *,
+    skip_locked: bool = False,
+) -> list[M]:
+    """Rows locked in primary-key order (a fixed lock order: two workers
+    locking overlapping sets never deadlock). ``skip_locked`` leaves rows
+    another transaction holds (PostgreSQL; SQLite has one writer anyway)."""
+    _require_atomic(queryset)
+    if isinstance(queryset, type):
+        queryset = queryset._default_manager.all()
+    if pks is not None:
+        queryset = queryset.filter(pk__in=list(pks))
+    return [
+        mark_locked(obj) for obj in _for_update(queryset, skip_locked=skip_locked).order_by("pk")
+    ]
+
+
+def _require_atomic(queryset_or_model) -> None:
+    model = queryset_or_model if isinstance(queryset_or_model, type) else queryset_or_model.model
+    if not transaction.get_connection(router.db_for_write(model)).in_atomic_block:
+        raise RuntimeError(
+            "row locks last until the transaction ends: call inside transaction.atomic"
+        )
+
+
+def _require_locked(obj: models.Model) -> None:
+    if not getattr(obj, _LOCK_MARK, False):
+        raise RuntimeError(
+            f"{type(obj).__name__} {obj.pk} must be read with lock()/lock_many() before it moves"
+        )
+    _require_atomic(type(obj))
+
+
+# --- moves --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    obj: models.Model
+    fields: set[str] = dataclasses.field(default_factory=set)
+    before: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class TransitionBatch:
+    """Moves of locked rows, checked as they are made and written together by
+    :meth:`flush` (each row once, with ``save(update_fields=…)``; the audit
+    rows with one ``bulk_create``). Use it as a context manager inside
+    ``transaction.atomic``: the block's end flushes, an exception writes
+    nothing. Rows that are not state machines but change with the moves (the
+    approval log beside a pending action) are written by :meth:`save_fields`
+    in the same flush, one ``executemany`` per model."""
+
+    def __init__(self):
+        self._rows: dict[int, _Pending] = {}
+        self._extra: dict[int, tuple[models.Model, set[str]]] = {}
+        self._audit: list[models.Model] = []
+
+    def __enter__(self) -> TransitionBatch:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.flush()
+        return False
+
+    def move(
+        self,
+        obj: M,
+        to: str,
+        *,
+        actor: Any = None,
+        reason: str = "",
+        code: str | None = None,
+        audit: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> M:
+        """Move ``obj`` to ``to`` in memory (checked now, written at flush),
+        setting ``fields`` beside the status. ``code`` overrides the
+        refusal's error code; ``audit`` adds columns to the audit row."""
+        _require_locked(obj)
+        machine = machine_of(obj)
+        current = getattr(obj, machine.field)
+        machine.check(obj, to, code=code)
+        pending = self._rows.setdefault(id(obj), _Pending(obj))
+        for name in (machine.field, *fields):
+            pending.before.setdefault(name, getattr(obj, name))
+        setattr(obj, machine.field, to)
+        for name, value in fields.items():
+            setattr(obj, name, value)
+        pending.fields.update((machine.field, *fields))
+        row = machine.audit_row(
+            obj, from_state=current, to_state=to, actor=actor, reason=reason, extra=audit
+        )
+        if row is not None:
+            self._audit.append(row)
+        return obj
+
+    def save_fields(self, obj: models.Model, *fields: str) -> None:
+        """Write ``fields`` of ``obj`` (not a state change) with this batch."""
+        _obj, names = self._extra.setdefault(id(obj), (obj, set()))
+        names.update(fields)
+
+    def moved(self, obj: models.Model) -> bool:
+        return id(obj) in self._rows
+
+    def flush(self) -> None:
+        rows, self._rows = list(self._rows.values()), {}
+        audit, self._audit = self._audit, []
+        extra, self._extra = list(self._extra.values()), {}
+        by_model: dict[type, list[tuple[models.Model, set[str]]]] = {}
+        for obj, names in extra:
+            by_model.setdefault(type(obj), []).append((obj, names))
+        for items in by_model.values():
+            names = sorted(set().union(*(n for _o, n in items)))
+            update_rows([o for o, _n in items], names)
+        for pending in rows:
+            _save_checked(pending)
+        if audit:
+            by_audit: dict[type, list[models.Model]] = {}
+            for row in audit:
+                by_audit.setdefault(type(row), []).append(row)
+            for model, items in by_audit.items():
+                model.objects.bulk_create(items)
+
+
+def _save_checked(pending: _Pending) -> None:
+    obj = pending.obj
+    names = set(pending.fields)
+    names.update(f.name for f in obj._meta.concrete_fields if getattr(f, "auto_now", False))
+    try:
+        with transaction.atomic():  # a savepoint: a database invariant may say no
+            obj.save(update_fields=sorted(names))
+    except IntegrityError as error:
+        machine = machine_of(obj)
+        target = getattr(obj, machine.field)
+        for name, value in pending.before.items():
+            setattr(obj, name, value)
+        refused = getattr(obj, "transition_refused", None)
+        mapped = refused(target, error) if refused is not None else None
+        raise mapped or Conflict(
+            f"{machine.subject} {obj.pk} cannot become {target}: "
+            "it would break a rule the database keeps.",
+            code=f"{machine.invalid_code.rsplit('.', 1)[0]}.constraint",
+            extra={"current_state": getattr(obj, machine.field), "requested_state": target},
+        ) from error
+
+
+def transition(
+    obj: M,
+    to: str,
+    *,
+    actor: Any = None,
+    reason: str = "",
+    code: str | None = None,
+    audit: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> M:
+    """Move one locked row to ``to`` now: check, save the changed fields,
+    write the audit row (see :class:`TransitionBatch`)."""
+    with TransitionBatch() as batch:
+        batch.move(obj, to, actor=actor, reason=reason, code=code, audit=audit, **fields)
+    return obj
+
+
+def transition_if(obj: M, to: str, *, guard: Q | None = None, **fields: Any) -> M:
+    """The lock-free form: one ``UPDATE … WHERE pk = … AND status IN (the
+    states that may move to ``to``)`` (and ``guard``, when given). For hot
+    rows that keep their own record and have no audit table (the ledger).
+    Raises the machine's ``InvalidTransition`` with the state the row has now
+    when the row was not in a state the move is allowed from."""
+    machine = machine_of(obj)
+    values = {machine.field: to, **fields}
+    now = timezone.now()
+    values.update(
+        {
+            f.name: now
+            for f in obj._meta.concrete_fields
+            if getattr(f, "auto_now", False) and f.name not in values
+        }
+    )
+    sources = machine.sources(to)
+    if guard is None:
+        updated = update_if_status(obj, values, status_in=sources)
+    else:
+        updated = (
+            type(obj)
+            ._default_manager.filter(guard, pk=obj.pk, **{f"{machine.field}__in": sources})
+            .update(**values)
+        )
+    if not updated:
+        current = (
+            type(obj)
+            ._default_manager.filter(pk=obj.pk)
+            .values_list(machine.field, flat=True)
+            .first()
+        )
+        raise machine.refuse(obj, to, current=current or "missing")
+    for name, value in values.items():
+        setattr(obj, name, value)
+    return obj
+
+
+# --- batches with a fallback ----------------------------------------------------------------
+
+
+def each_or_all(
+    items: Sequence[T],
+    *,
+    together: Callable[[Sequence[T]], list[R]],
+    alone: Callable[[T], R],
+    failed: Callable[[T, Exception], None],
+    what: str = "item",
+) -> list[R]:
+    """Run ``together(items)`` in one savepoint; if it raises, undo it and run
+    ``alone(item)`` for each, each in its own savepoint, handing an item that
+    raises to ``failed`` — one bad item never holds up the others, and the
+    common case costs one savepoint, not one per item."""
+    try:
+        with transaction.atomic():
+            return together(items)
+    except Exception:  # noqa: BLE001 - redone item by item below
+        logger.warning("a %s in a batch of %s failed; retrying them one by one", what, len(items))
+    results: list[R] = []
+    for item in items:
+        try:
+            with transaction.atomic():
+                results.append(alone(item))
+        except Exception as error:  # noqa: BLE001 - one item must not stop the rest
+            failed(item, error)
+    return results
