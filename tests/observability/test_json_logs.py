@@ -176,7 +176,11 @@ def test_an_unknown_log_format_stops_the_process_with_a_clear_message():
 @pytest.mark.django_db
 def test_lines_written_by_an_approval_handler_name_its_pending_action(json_lines):
     # given: a failed execution of a handler that logs, approved in Knox
-    from approvals.registry import register_action_handler, unregister_action_handler
+    from approvals.registry import (
+        any_requester,
+        register_action_handler,
+        unregister_action_handler,
+    )
     from approvals.services import retry_execution
     from tests.observability.factories import PendingActionFactory
 
@@ -184,7 +188,7 @@ def test_lines_written_by_an_approval_handler_name_its_pending_action(json_lines
         logging.getLogger("bureau.test").info("handling")
         return {"ok": True}
 
-    register_action_handler("test.logging_handler", handler)
+    register_action_handler("test.logging_handler", handler, authorize=any_requester)
     action = PendingActionFactory(
         action_type="test.logging_handler",
         status="failed",

@@ -160,12 +160,32 @@ def _wait_until_it_answers(process: subprocess.Popen, url: str, *, log_path: Pat
 HTTPS = {"X-Forwarded-Proto": "https"}  # what the TLS-terminating proxy adds
 
 
+def _session_of(user) -> str:
+    """A signed-in session for ``user`` in the database the server reads, as
+    the admin's login would leave it."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
 def test_the_web_role_serves_collected_static_files(production_server):
     base, _work = production_server
 
-    # when: the admin's stylesheet, and the Swagger UI bundle the docs page names
+    # when: the admin's stylesheet, and the Swagger UI bundle the docs page
+    # names (the docs need a signed-in session)
     css = requests.get(f"{base}/static/admin/css/base.css", headers=HTTPS, timeout=10)
-    docs = requests.get(f"{base}/api/v1/docs/", headers=HTTPS, timeout=10)
+    docs = requests.get(
+        f"{base}/api/v1/docs/",
+        headers=HTTPS,
+        cookies={"sessionid": _session_of(UserFactory())},
+        timeout=10,
+    )
     bundle_path = re.search(r'src="(/static/[^"]*swagger-ui-bundle\.[0-9a-f]{12}\.js)"', docs.text)
 
     # then
