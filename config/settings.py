@@ -263,6 +263,9 @@ Q_CLUSTER = {
 }
 
 # --- Bureau -------------------------------------------------------------------------------
+# A running operation run's lease: its worker renews the heartbeat every third of it; a
+# run whose heartbeat is older is taken over by the next attempt (its worker died).
+RUN_LEASE_SECONDS = env_int("RUN_LEASE_SECONDS", 60)
 BUREAU_SYSTEM_WORKSPACE_SLUG = "system"
 # Settings whose values are secrets: operations.sanitize removes these values wherever they
 # would show (API answers, stored messages and reasons, failure summaries, log lines), also

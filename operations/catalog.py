@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
+
 from config.errors import InvalidInput
 from operations.choices import RunScope
 
@@ -19,6 +21,9 @@ _TYPE_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 DEFAULT_STALE_QUEUED_AFTER = timedelta(minutes=30)
 DEFAULT_STALE_RUNNING_AFTER = timedelta(hours=1)
+# A running run's worker renews its heartbeat every lease/3; a run whose
+# heartbeat is older than its lease lost its worker (None: RUN_LEASE_SECONDS).
+DEFAULT_LEASE: timedelta | None = None
 
 
 class UnknownOperationType(InvalidInput):
@@ -34,6 +39,14 @@ class OperationType:
     identity_inputs: tuple[str, ...] = ()
     stale_queued_after: timedelta = DEFAULT_STALE_QUEUED_AFTER
     stale_running_after: timedelta = DEFAULT_STALE_RUNNING_AFTER
+    lease: timedelta | None = DEFAULT_LEASE
+
+    @property
+    def lease_duration(self) -> timedelta:
+        """How long a running run stays its worker's without a heartbeat."""
+        if self.lease is not None:
+            return self.lease
+        return timedelta(seconds=float(getattr(settings, "RUN_LEASE_SECONDS", 60)))
 
 
 class OperationCatalog:
@@ -50,6 +63,7 @@ class OperationCatalog:
         identity_inputs: tuple[str, ...] | list[str] = (),
         stale_queued_after: timedelta = DEFAULT_STALE_QUEUED_AFTER,
         stale_running_after: timedelta = DEFAULT_STALE_RUNNING_AFTER,
+        lease: timedelta | None = DEFAULT_LEASE,
     ) -> OperationType:
         if not _TYPE_KEY.match(key):
             raise ValueError(f"operation type {key!r} must be a dotted lowercase identifier")
@@ -61,6 +75,7 @@ class OperationCatalog:
             identity_inputs=tuple(identity_inputs),
             stale_queued_after=stale_queued_after,
             stale_running_after=stale_running_after,
+            lease=lease,
         )
         existing = self._types.get(key)
         if existing is not None and existing != op_type:

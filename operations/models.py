@@ -94,6 +94,9 @@ class OperationRun(models.Model):
     failure_summary = models.JSONField(default=list, blank=True)
     context = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Renewed by the worker while the run is running (its lease); a run whose
+    # heartbeat is older than its type's lease lost its worker and is taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

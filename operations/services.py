@@ -175,9 +175,9 @@ def start_run(
             existing = _active_runs(workspace=workspace, tenant=tenant, run_hash=run_hash).first()
             if existing is None:
                 continue
-            if not _take_over_if_stale(existing, op_type):
+            if not _take_over_if_abandoned(existing, op_type):
                 return existing, False
-            # The stale run is closed (by us or by a worker racing us): insert
+            # The abandoned run is closed (by us or by a worker racing us): insert
             # again; the unique index lets exactly one fresh run in.
             run_context["took_over_run"] = existing.pk
     raise IntegrityError(f"could not start or find an active {op_type.key} run")
@@ -191,46 +191,85 @@ def _stale_q(op_type: OperationType, now: datetime) -> Q:
     )
 
 
-def _take_over_if_stale(run: OperationRun, op_type: OperationType) -> bool:
-    """Complete ``run`` as failed (``run.stale``) when it is past its type's
-    stale limit: its worker died, and waiting for reconcile would stall every
-    later run of the same identity. True when the run is no longer active
-    (completed here, or by someone else meanwhile). The conditional UPDATE
-    guarded by the stale filter lets one taker win; the others see it done."""
-    now = timezone.now()
+def _lease_expired_q(op_type: OperationType, now: datetime) -> Q:
+    """Running runs of this type whose worker has not renewed the lease in time."""
+    cutoff = now - op_type.lease_duration
+    return Q(type=op_type.key, status=RunStatus.RUNNING) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+
+
+def _abandonment(run: OperationRun, op_type: OperationType, now: datetime):
+    """``(code, message, guard)`` when ``run`` lost its worker, else None: its
+    lease ran out (a running run whose heartbeat stopped), or it is past the
+    catalog's stale limits."""
+    if run.status == RunStatus.RUNNING:
+        heartbeat = run.heartbeat_at or run.started_at
+        if heartbeat is not None and heartbeat < now - op_type.lease_duration:
+            seconds = int((now - heartbeat).total_seconds())
+            return (
+                "run.lease_expired",
+                f"No heartbeat for {seconds} s (lease {op_type.lease_duration.total_seconds():g} s):"
+                " its worker is gone; taken over by a new run.",
+                _lease_expired_q(op_type, now),
+            )
     since = run.started_at if run.status == RunStatus.RUNNING else run.created_at
     limit = (
         op_type.stale_running_after
         if run.status == RunStatus.RUNNING
         else op_type.stale_queued_after
     )
-    if since is None or since >= now - limit:
+    if since is not None and since < now - limit:
+        minutes = int((now - since).total_seconds() // 60)
+        return (
+            "run.stale",
+            f"No progress for {minutes} minutes while {run.status}; taken over by a new run.",
+            _stale_q(op_type, now),
+        )
+    return None
+
+
+def _take_over_if_abandoned(run: OperationRun, op_type: OperationType) -> bool:
+    """Complete ``run`` as failed when its worker is gone (see
+    ``_abandonment``): waiting for reconcile would stall every later run of
+    the same identity. True when the run is no longer active (completed here,
+    or by someone else meanwhile). The conditional UPDATE guarded by the same
+    condition lets one taker win; the others see it done."""
+    now = timezone.now()
+    abandoned = _abandonment(run, op_type, now)
+    if abandoned is None:
         return False
-    minutes = int((now - since).total_seconds() // 60)
+    code, message, guard = abandoned
     try:
         complete_run(
             run,
             outcome=RunOutcome.FAILED,
-            failures=[
-                {
-                    "code": "run.stale",
-                    "message": f"No progress for {minutes} minutes while {run.status}; "
-                    "taken over by a new run.",
-                }
-            ],
+            failures=[{"code": code, "message": message}],
             context={"taken_over_at": now.isoformat()},
-            guard=_stale_q(op_type, now),
+            guard=guard,
         )
     except InvalidTransition:
         # Someone else completed or took it over first; still active means it
-        # moved on (not stale any more), and it stays.
+        # moved on (renewed its lease), and it stays.
         return not OperationRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).exists()
     return True
 
 
+def run_heartbeat(run_id: int) -> bool:
+    """Renew a running run's lease (its worker is alive). Not a state change:
+    one UPDATE of ``heartbeat_at`` while the run is still running; False when
+    it is not (completed, or taken over)."""
+    return bool(
+        OperationRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
 def mark_run_running(run: OperationRun) -> OperationRun:
     """queued → running. Raises ``InvalidTransition`` if someone else got there first."""
-    return transition_if(run, RunStatus.RUNNING, started_at=timezone.now())
+    now = timezone.now()
+    return transition_if(run, RunStatus.RUNNING, started_at=now, heartbeat_at=now)
 
 
 def normalize_counts(

@@ -18,15 +18,20 @@ import functools
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
+
+from django.db import DatabaseError, connections
 
 from config.errors import Conflict, InvalidTransition
 from config.observability.context import log_context
+from operations.catalog import operation_catalog
 from operations.choices import RunOutcome
 from operations.models import OperationRun, Tenant, Workspace
 from operations.sanitize import normalize_code, sanitize_message
-from operations.services import complete_run, mark_run_running, start_run
+from operations.services import complete_run, mark_run_running, run_heartbeat, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +88,39 @@ class RunTracker:
         self.failures.append({"code": code, "message": message})
 
 
+class LeaseKeeper:
+    """Renews a running run's heartbeat every lease/3 from a thread of its
+    own (with its own database connection), until stopped. A worker that
+    dies stops renewing; the next start of the same run finds the lease run
+    out and takes the run over (``operations.services.start_run``)."""
+
+    def __init__(self, run: OperationRun, lease: timedelta):
+        self.run_id = run.pk
+        self.interval = max(lease.total_seconds() / 3, 0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-run-{run.pk}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _renew(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if not run_heartbeat(self.run_id):
+                        return  # completed, or taken over: nothing to hold
+                except DatabaseError:
+                    # Busy or briefly unreachable: the next beat tries again,
+                    # and the lease outlives a couple of missed ones.
+                    logger.warning("could not renew the lease of run %s", self.run_id)
+        finally:
+            connections.close_all()
+
+
 class tracked_run:  # noqa: N801 - reads as a function at its call sites
     def __init__(
         self,
@@ -104,6 +142,7 @@ class tracked_run:  # noqa: N801 - reads as a function at its call sites
         self.run = run
         self.tracker: RunTracker | None = None
         self._log_context = None
+        self._lease: LeaseKeeper | None = None
 
     def _fresh(self) -> tracked_run:
         return tracked_run(
@@ -133,6 +172,10 @@ class tracked_run:  # noqa: N801 - reads as a function at its call sites
             run.refresh_from_db()
             raise RunAlreadyActive(run) from None
         self.tracker = RunTracker(run)
+        # The lease: renewed from another thread while the body works, so a
+        # body blocked in one long call (Knox, a merge) still holds it.
+        self._lease = LeaseKeeper(run, operation_catalog.get(run.type).lease_duration)
+        self._lease.start()
         # Log lines written while the run works carry its id (JSON logs).
         self._log_context = log_context(run_id=run.pk)
         self._log_context.__enter__()
@@ -140,6 +183,9 @@ class tracked_run:  # noqa: N801 - reads as a function at its call sites
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
+            if self._lease is not None:
+                self._lease.stop()
+                self._lease = None
             return self._complete(exc)
         finally:
             if self._log_context is not None:

@@ -2,6 +2,9 @@
 scheduled poll takes over its run once it is past the poll's stale limit,
 which matches the one-minute schedule instead of reconcile's ten minutes."""
 
+import os
+import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +15,7 @@ from operations.catalog import operation_catalog
 from operations.choices import RunOutcome, RunStatus
 from operations.models import OperationRun
 from operations.services import mark_run_running, start_run
+from tests.live_server import start_manage, stop_process, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +58,51 @@ def test_a_poll_running_for_a_minute_is_still_left_alone():
 
     running.refresh_from_db()
     assert running.status == RunStatus.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poller_killed_mid_call_is_taken_over_once_its_lease_runs_out(
+    knox, request_tenant, settings
+):
+    # given: an approval in flight, and Knox so slow that a poll hangs in its call
+    settings.RUN_LEASE_SECONDS = 2
+    action = request_tenant("Killed Poll Inc")
+    knox.faults(latency=60)
+    poller = start_manage(
+        "approvals_poll",
+        KNOX_BASE_URL=knox.url,
+        KNOX_READ_TIMEOUT="120",
+        KNOX_SUBMIT_GRACE_SECONDS="0",
+        RUN_LEASE_SECONDS="2",
+    )
+    try:
+        assert wait_until(
+            lambda: OperationRun.objects.filter(
+                type="approvals.poll_knox", status=RunStatus.RUNNING
+            ).exists(),
+            timeout=60,
+            process=poller,
+        ), stop_process(poller)
+        time.sleep(1.5)  # it renews its lease while it waits for Knox
+        # when: its worker is killed in the middle of the Knox call
+        os.killpg(poller.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:
+        stop_process(poller)
+    knox.faults(latency=0)
+    crashed = OperationRun.objects.get(type="approvals.poll_knox")
+
+    # then: while its lease holds, the next poll is skipped ...
+    assert poll_knox() is None
+    # ... and once it runs out, the next poll takes over and does the work
+    assert wait_until(lambda: poll_knox() is not None, timeout=30, interval=0.5)
+    takeover = time.monotonic() - killed_at
+    print(f"poll taken over {takeover:.1f} s after its worker was killed (lease 2 s)")
+    assert takeover < 10
+    crashed.refresh_from_db()
+    assert (crashed.status, crashed.outcome) == (RunStatus.COMPLETED, RunOutcome.FAILED)
+    assert [f["code"] for f in crashed.failure_summary] == ["run.lease_expired"]
+    fresh = OperationRun.objects.exclude(pk=crashed.pk).get(type="approvals.poll_knox")
+    assert fresh.outcome == RunOutcome.SUCCEEDED and fresh.summary_counts["checked"] == 1
+    action.refresh_from_db()
+    assert action.status == "pending"  # asked again; nothing lost, nothing done twice
