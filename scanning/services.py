@@ -1,11 +1,13 @@
 """Every state change of a scan job goes through these functions.
 
-Each transition locks the job row (``select_for_update``; on SQLite the
-IMMEDIATE transaction already holds the write lock), checks the current state
-and raises ``InvalidTransition`` (409 with the current state) when the move is
-not allowed. The single active slot is the database's to enforce: a move into
-an active state that the partial unique index refuses becomes ``ScannerBusy``
-(409). Lock order is always job before batch.
+Each one locks the job row (``config.transitions.lock``; on SQLite the
+IMMEDIATE transaction already holds the write lock) and moves it with
+``config.transitions.transition``, which checks the move against the job's
+machine (``scanning.choices.SCAN_JOB_STATES``), raises ``InvalidTransition``
+(409 with the current state) when it is not allowed, and writes the
+``ScanJobEvent``. The single active slot is the database's to enforce: a move
+into an active state that the partial unique index refuses becomes
+``ScannerBusy`` (409). Lock order is always job before batch.
 
 Slow file work (merging, copying into the inbox) happens outside the
 transactions, so a big PDF never holds the job lock (or SQLite's write lock).
@@ -15,9 +17,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from functools import partial
 
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
 from django.core.files import File
@@ -27,132 +28,47 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from config.errors import ApplicationError, Conflict, InvalidInput, InvalidTransition, NotFound
+from config.transitions import lock, lock_first, transition
 from operations.sanitize import sanitize_message
 from scanning import conf
 from scanning.choices import (
     ACTIVE_STATUSES,
+    AGENT_CHECK_SCHEDULE,
     AGENT_FAILABLE_STATUSES,
-    CANCELABLE_STATUSES,
+    ASSEMBLY_TASK,
     DEFAULT_SCAN_SETTINGS,
+    MANAGE_PY,
+    PURGE_FILES_SCHEDULE,
     RESUMABLE_ERROR_CODES,
+    SCAN_JOB_STATES,
     BatchStatus,
     ErrorCode,
     ScanJobStatus,
 )
-from scanning.models import (
-    Document,
-    ScanAgent,
-    ScanAgentStatus,
-    ScanJob,
-    ScanJobBatch,
-    ScanJobEvent,
-)
+from scanning.errors import OperatorPermissionRequired, ScannerBusy
+from scanning.models import Document, ScanAgent, ScanAgentStatus, ScanJob, ScanJobBatch
 from scanning.pdf import NotAPdf, count_pages, merge_pdfs, sha256_stream
+from scanning.permissions import OPERATE_SCANNER, require_operator
 from scanning.selectors import agent_may_see, scan_job_for_agent, scan_job_not_found
 
+__all__ = ["OPERATE_SCANNER", "OperatorPermissionRequired", "ScannerBusy", "require_operator"]
+
 logger = logging.getLogger(__name__)
-
-
-class ScannerBusy(Conflict):
-    default_code = "scan_job.scanner_busy"
-
-
-class OperatorPermissionRequired(ApplicationError):
-    """A person without ``scanning.operate_scanner`` tried to change scanning
-    data. Checked here, so the API, the admin and any other caller agree."""
-
-    status_code = 403
-    default_code = "scanning.permission_denied"
-
-
-OPERATE_SCANNER = "scanning.operate_scanner"
-
-
-def require_operator(actor) -> None:
-    """People need ``scanning.operate_scanner`` to change scan jobs and batches.
-    ``actor=None`` is Bureau itself (a schedule, a task, ``manage.py`` on the
-    server). Checked before the job is looked up: a refusal says nothing about
-    whether the job exists."""
-    if actor is not None and not actor.has_perm(OPERATE_SCANNER):
-        raise OperatorPermissionRequired(
-            "You need the 'operate scanner' permission to change scan jobs."
-        )
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
-def _actor_name(actor=None, agent: ScanAgent | None = None, default: str = "system") -> str:
-    if agent is not None:
-        return f"agent:{agent.name}"[:150]
-    if actor is not None:
-        return actor.get_username()[:150]
-    return default
-
-
-def _locked_job(job_id: int) -> ScanJob:
-    job = ScanJob.objects.select_for_update().filter(pk=job_id).first()
-    if job is None:
-        raise scan_job_not_found(job_id)
-    return job
-
-
-def _refuse(job: ScanJob, target: str) -> InvalidTransition:
-    return InvalidTransition(
-        subject=f"Scan job {job.pk}",
-        current=job.status,
-        target=target,
-        code="scan_job.invalid_transition",
-    )
-
-
-def _move(
-    job: ScanJob,
-    target: str,
-    *,
-    allowed_from: Iterable[str],
-    actor=None,
-    by_agent: ScanAgent | None = None,
-    actor_name: str | None = None,
-    code: str = "",
-    message: str = "",
-    **fields: Any,
-) -> ScanJob:
-    """Move a locked job to ``target`` and write the audit event. Must run
-    inside ``transaction.atomic`` with the job locked by ``_locked_job``."""
-    if job.status not in tuple(allowed_from):
-        raise _refuse(job, target)
-    previous = {name: getattr(job, name) for name in ("status", *fields)}
-    job.status = target
-    for name, value in fields.items():
-        setattr(job, name, value)
-    try:
-        with transaction.atomic():  # a savepoint: the index may say no
-            job.save()
-    except IntegrityError:
-        for name, value in previous.items():
-            setattr(job, name, value)
-        if target in ACTIVE_STATUSES:
-            holder = ScanJob.objects.filter(status__in=ACTIVE_STATUSES).exclude(pk=job.pk).first()
-            raise ScannerBusy(
-                f"Scan job {job.pk} cannot become {target}: another job holds the scanner.",
-                extra={
-                    "current_state": job.status,
-                    "requested_state": target,
-                    "active_job": holder.pk if holder else None,
-                },
-            ) from None
-        raise
-    ScanJobEvent.objects.create(
-        job=job,
-        from_status=previous["status"],
-        to_status=target,
+def _note(job: ScanJob, *, actor, code: str, message: str) -> None:
+    """An event that is not a move (a new title, a discarded batch, purged files)."""
+    SCAN_JOB_STATES.audit_row(
+        job,
+        from_state=job.status,
+        to_state=job.status,
         actor=actor,
-        actor_name=actor_name or _actor_name(actor, by_agent),
-        code=code,
-        message=message,
-    )
-    return job
+        reason=message,
+        extra={"code": code},
+    ).save()
 
 
 def _check_agent_sees(job: ScanJob, agent: ScanAgent) -> None:
@@ -184,10 +100,11 @@ def scan_job_create(*, title: str, settings: dict | None = None, actor=None) -> 
     )
     _full_clean(job)
     with transaction.atomic():
-        job.save()
-        ScanJobEvent.objects.create(
-            job=job, to_status=job.status, actor=actor, actor_name=_actor_name(actor)
-        )
+        job.save(force_insert=True)
+        # Created, not moved: the machine's audit row for its first state.
+        SCAN_JOB_STATES.audit_row(
+            job, from_state=None, to_state=job.status, actor=actor, reason="", extra=None
+        ).save()
     return job
 
 
@@ -197,7 +114,7 @@ def scan_job_update(
     """Edit a draft: title and settings (merged over the current ones)."""
     require_operator(actor)
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         if job.status != ScanJobStatus.DRAFT:
             raise InvalidTransition(
                 subject=f"Scan job {job.pk}",
@@ -210,7 +127,7 @@ def scan_job_update(
         if settings is not None:
             job.settings = _validated_settings(settings, base=job.settings)
         _full_clean(job)
-        job.save()
+        job.save(update_fields=["title", "settings", "updated_at"])
     return job
 
 
@@ -226,21 +143,18 @@ def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
             extra={"errors": {"title": ["A title of 1–300 characters is required."]}},
         )
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         if job.status != ScanJobStatus.PREVIEW:
-            raise _refuse(job, "retitled")
+            raise SCAN_JOB_STATES.refuse(job, "retitled")
         if job.title == new_title:
             return job
         old_title, job.title = job.title, new_title
         job.save(update_fields=["title", "updated_at"])
-        ScanJobEvent.objects.create(
-            job=job,
-            from_status=job.status,
-            to_status=job.status,
+        _note(
+            job,
             actor=actor,
-            actor_name=_actor_name(actor),
             code="scan_job.retitled",
-            message=sanitize_message(f"Title {old_title!r} → {new_title!r}."),
+            message=f"Title {old_title!r} → {new_title!r}.",
         )
     return job
 
@@ -248,14 +162,10 @@ def scan_job_retitle(*, job_id: int, title: str, actor=None) -> ScanJob:
 def scan_job_queue(*, job_id: int, actor=None) -> ScanJob:
     require_operator(actor)
     with transaction.atomic():
-        job = _locked_job(job_id)
-        return _move(
-            job,
-            ScanJobStatus.QUEUED,
-            allowed_from=[ScanJobStatus.DRAFT],
-            actor=actor,
-            queued_at=timezone.now(),
-        )
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
+        if job.status != ScanJobStatus.DRAFT:  # a failed job is queued again by resume
+            raise SCAN_JOB_STATES.refuse(job, ScanJobStatus.QUEUED)
+        return transition(job, ScanJobStatus.QUEUED, actor=actor, queued_at=timezone.now())
 
 
 def scan_job_cancel(
@@ -264,7 +174,7 @@ def scan_job_cancel(
     require_operator(actor)
     reason = sanitize_message(reason or "Canceled by an operator.")
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         if (
             job.status == ScanJobStatus.COMMITTING
             and Document.objects.filter(source_job=job).exists()
@@ -277,13 +187,12 @@ def scan_job_cancel(
                 code=ErrorCode.DOCUMENT_EXISTS,
                 extra={"current_state": job.status, "requested_state": ScanJobStatus.CANCELED},
             )
-        return _move(
+        return transition(
             job,
             ScanJobStatus.CANCELED,
-            allowed_from=CANCELABLE_STATUSES,
             actor=actor,
-            code=code,
-            message=reason,
+            reason=reason,
+            audit={"code": code},
             error_code=code,
             error=reason,
             finished_at=timezone.now(),
@@ -298,34 +207,22 @@ def scan_batch_discard(*, batch_id: int, actor=None) -> ScanJobBatch:
     if job_id is None:
         raise NotFound(f"Batch {batch_id} does not exist.", code="scan_batch.not_found")
     with transaction.atomic():
-        job = _locked_job(job_id)
-        batch = ScanJobBatch.objects.select_for_update().get(pk=batch_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
+        batch = lock(ScanJobBatch, pk=batch_id)
         if job.status not in (ScanJobStatus.READY, ScanJobStatus.SCANNING):
             raise Conflict(
                 f"Scan job {job.pk} is {job.status}; its batches can no longer change.",
                 code="scan_batch.job_closed",
                 extra={"current_state": job.status},
             )
-        if batch.status != BatchStatus.SCANNED:
-            raise InvalidTransition(
-                subject=f"Batch {batch.pk}",
-                current=batch.status,
-                target=BatchStatus.DISCARDED,
-                code="scan_batch.invalid_transition",
-            )
         now = timezone.now()
-        batch.status = BatchStatus.DISCARDED
-        batch.discarded_at = now
-        batch.save(update_fields=["status", "discarded_at"])
+        transition(batch, BatchStatus.DISCARDED, actor=actor, discarded_at=now)
         job.batch_count = max(job.batch_count - 1, 0)
         job.last_activity_at = now
         job.save(update_fields=["batch_count", "last_activity_at", "updated_at"])
-        ScanJobEvent.objects.create(
-            job=job,
-            from_status=job.status,
-            to_status=job.status,
+        _note(
+            job,
             actor=actor,
-            actor_name=_actor_name(actor),
             code="scan_batch.discarded",
             message=f"Batch {batch.batch_seq} discarded.",
         )
@@ -343,7 +240,7 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
     way the caller gets a 409 with the job's state, never a 500."""
     require_operator(actor)
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         new_title = job.title if title is None else title.strip()
         if not new_title or len(new_title) > 300:
             raise InvalidInput(
@@ -351,13 +248,7 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
                 code="invalid",
                 extra={"errors": {"title": ["A title of 1–300 characters is required."]}},
             )
-        _move(
-            job,
-            ScanJobStatus.COMMITTING,
-            allowed_from=[ScanJobStatus.PREVIEW, ScanJobStatus.COMMITTING],
-            actor=actor,
-            title=new_title,
-        )
+        transition(job, ScanJobStatus.COMMITTING, actor=actor, title=new_title)
     try:
         document, created = _document_for(job, actor=actor)
     except (OSError, SuspiciousFileOperation) as exc:
@@ -365,14 +256,13 @@ def scan_job_commit(*, job_id: int, actor=None, title: str | None = None) -> Sca
     duplicate = not created and document.source_job_id != job_id
     try:
         with transaction.atomic():
-            job = _locked_job(job_id)
-            return _move(
+            job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
+            return transition(
                 job,
                 ScanJobStatus.COMMITTED,
-                allowed_from=[ScanJobStatus.COMMITTING],
                 actor=actor,
-                code=ErrorCode.DUPLICATE_DOCUMENT if duplicate else "",
-                message=duplicate_message(document) if duplicate else "",
+                reason=duplicate_message(document) if duplicate else "",
+                audit={"code": ErrorCode.DUPLICATE_DOCUMENT if duplicate else ""},
                 document=document,
                 finished_at=timezone.now(),
             )
@@ -406,7 +296,7 @@ def _commit_failed(job_id: int, exc: Exception, *, actor=None) -> Conflict:
     return the Conflict that says why."""
     logger.warning("commit of scan job %s failed: %s", job_id, exc, extra={"scan_job_id": job_id})
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         if job.status != ScanJobStatus.COMMITTING:
             raise Conflict(
                 f"Scan job {job.pk} could not be committed; it is now {job.status}.",
@@ -415,13 +305,12 @@ def _commit_failed(job_id: int, exc: Exception, *, actor=None) -> Conflict:
             )
         if _preview_missing(job):
             message = "The previewed PDF is missing from storage; scan the document again."
-            _move(
+            transition(
                 job,
                 ScanJobStatus.FAILED,
-                allowed_from=[ScanJobStatus.COMMITTING],
                 actor=actor,
-                code=ErrorCode.FILE_MISSING,
-                message=message,
+                reason=message,
+                audit={"code": ErrorCode.FILE_MISSING},
                 error_code=ErrorCode.FILE_MISSING,
                 error=message,
                 finished_at=timezone.now(),
@@ -432,13 +321,12 @@ def _commit_failed(job_id: int, exc: Exception, *, actor=None) -> Conflict:
                 f"Copying the PDF into the inbox failed ({type(exc).__name__}: {exc}); "
                 "commit again or cancel."
             )
-            _move(
+            transition(
                 job,
                 ScanJobStatus.PREVIEW,
-                allowed_from=[ScanJobStatus.COMMITTING],
                 actor=actor,
-                code=ErrorCode.COMMIT_FAILED,
-                message=message,
+                reason=message,
+                audit={"code": ErrorCode.COMMIT_FAILED},
             )
             code = ErrorCode.COMMIT_FAILED
     return Conflict(
@@ -499,18 +387,18 @@ def agent_status() -> ScanAgentStatus:
 def scan_agent_heartbeat(
     *, agent: ScanAgent, version: str = "", current_job_id: int | None = None
 ) -> ScanAgentStatus:
-    now = timezone.now()
-    with transaction.atomic():
-        status = ScanAgentStatus.objects.select_for_update().filter(id=1).first() or agent_status()
-        status.agent = agent
-        status.last_heartbeat = now
-        status.agent_version = (version or "")[:100]
-        status.current_job_id = (
-            current_job_id
-            if current_job_id and ScanJob.objects.filter(pk=current_job_id).exists()
-            else None
-        )
-        status.save()
+    known_job = current_job_id and ScanJob.objects.filter(pk=current_job_id).exists()
+    # One row (id 1, seeded by a migration): update_or_create locks it, or
+    # creates it again should it ever have been deleted.
+    status, _ = ScanAgentStatus.objects.update_or_create(
+        id=1,
+        defaults={
+            "agent": agent,
+            "last_heartbeat": timezone.now(),
+            "agent_version": (version or "")[:100],
+            "current_job_id": current_job_id if known_job else None,
+        },
+    )
     return status
 
 
@@ -536,16 +424,15 @@ def scan_job_claim(*, agent: ScanAgent) -> ScanJob | None:
         queued = ScanJob.objects.filter(status=ScanJobStatus.QUEUED).order_by("queued_at", "id")
         # Two claimers do not queue up behind the same row; the loser of the
         # slot is decided by the unique index, not by the row lock.
-        job = queued.select_for_update(skip_locked=True).first()
+        job = lock_first(queued, skip_locked=True)
         if job is None:
             return None
         now = timezone.now()
         try:
-            return _move(
+            return transition(
                 job,
                 ScanJobStatus.READY,
-                allowed_from=[ScanJobStatus.QUEUED],
-                by_agent=agent,
+                actor=agent,
                 agent=agent,
                 last_activity_at=now,
                 last_progress_at=now,
@@ -564,7 +451,7 @@ def scan_job_start_batch(*, job_id: int, agent: ScanAgent, batch_seq: int | None
     scanned (the agent retries after a lost response) returns the job as it
     is; another batch_seq than the next one is a 409."""
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         _check_agent_sees(job, agent)
         expected = next_batch_seq(job)
         scannable = job.status in (ScanJobStatus.READY, ScanJobStatus.SCANNING)
@@ -577,13 +464,8 @@ def scan_job_start_batch(*, job_id: int, agent: ScanAgent, batch_seq: int | None
         if job.status == ScanJobStatus.SCANNING:
             return job  # this batch is already started: a retry
         now = timezone.now()
-        return _move(
-            job,
-            ScanJobStatus.SCANNING,
-            allowed_from=[ScanJobStatus.READY],
-            by_agent=agent,
-            last_activity_at=now,
-            last_progress_at=now,
+        return transition(
+            job, ScanJobStatus.SCANNING, actor=agent, last_activity_at=now, last_progress_at=now
         )
 
 
@@ -646,7 +528,7 @@ def _delete_quietly(storage, name: str) -> None:
 
 def _keep_batch(batch: ScanJobBatch, *, agent: ScanAgent) -> tuple[ScanJobBatch, bool]:
     """Inside the upload's transaction: the checks and the row for a stored file."""
-    job = _locked_job(batch.job_id)
+    job = lock(ScanJob, pk=batch.job_id, not_found=partial(scan_job_not_found, batch.job_id))
     _check_agent_sees(job, agent)
     batch_seq = batch.batch_seq
     existing = job.batches.filter(batch_seq=batch_seq).first()
@@ -669,12 +551,13 @@ def _keep_batch(batch: ScanJobBatch, *, agent: ScanAgent) -> tuple[ScanJobBatch,
             code="scan_batch.out_of_order",
             extra={"expected_batch_seq": expected, "current_state": job.status},
         )
+    if job.status != ScanJobStatus.SCANNING:  # queued → ready is the claim's move, not this
+        raise SCAN_JOB_STATES.refuse(job, ScanJobStatus.READY)
     now = timezone.now()
-    _move(
+    transition(
         job,
         ScanJobStatus.READY,
-        allowed_from=[ScanJobStatus.SCANNING],
-        by_agent=agent,
+        actor=agent,
         batch_count=job.batch_count + 1,
         last_activity_at=now,
         last_progress_at=now,
@@ -687,7 +570,7 @@ def _keep_batch(batch: ScanJobBatch, *, agent: ScanAgent) -> tuple[ScanJobBatch,
 def scan_job_finish(*, job_id: int, agent: ScanAgent) -> ScanJob:
     """ready → assembling; the merge runs as a django-q2 task after commit."""
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         _check_agent_sees(job, agent)
         if job.status == ScanJobStatus.READY and job.batch_count < 1:
             raise Conflict(
@@ -695,14 +578,11 @@ def scan_job_finish(*, job_id: int, agent: ScanAgent) -> ScanJob:
                 code="scan_job.no_batches",
                 extra={"current_state": job.status},
             )
+        if job.status != ScanJobStatus.READY:  # a failed job is assembled again by an operator
+            raise SCAN_JOB_STATES.refuse(job, ScanJobStatus.ASSEMBLING)
         now = timezone.now()
-        _move(
-            job,
-            ScanJobStatus.ASSEMBLING,
-            allowed_from=[ScanJobStatus.READY],
-            by_agent=agent,
-            last_activity_at=now,
-            last_progress_at=now,
+        transition(
+            job, ScanJobStatus.ASSEMBLING, actor=agent, last_activity_at=now, last_progress_at=now
         )
         transaction.on_commit(lambda: enqueue_assembly(job.pk))
     return job
@@ -713,15 +593,16 @@ def scan_job_fail(
 ) -> ScanJob:
     message = sanitize_message(error or "The agent reported a failure.")
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         _check_agent_sees(job, agent)
-        return _move(
+        if job.status not in AGENT_FAILABLE_STATUSES:  # assembly and commit fail on their own
+            raise SCAN_JOB_STATES.refuse(job, ScanJobStatus.FAILED)
+        return transition(
             job,
             ScanJobStatus.FAILED,
-            allowed_from=AGENT_FAILABLE_STATUSES,
-            by_agent=agent,
-            code=code,
-            message=message,
+            actor=agent,
+            reason=message,
+            audit={"code": code},
             error_code=code,
             error=message,
             finished_at=timezone.now(),
@@ -779,18 +660,19 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
             )
         sha256 = sha256_stream(merged)
         with transaction.atomic():
-            job = _locked_job(job_id)
+            job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
             if job.status != ScanJobStatus.ASSEMBLING:
                 return job
-            job.file_hash = sha256
+            job.file_hash = sha256  # the stored file's name is made from it
             job.file.save("assembled.pdf", File(merged), save=False)
             stored = job.file.name
             try:
-                return _move(
+                return transition(
                     job,
                     ScanJobStatus.PREVIEW,
-                    allowed_from=[ScanJobStatus.ASSEMBLING],
-                    actor_name="task:assembly",
+                    actor=ASSEMBLY_TASK,
+                    file=job.file,
+                    file_hash=sha256,
                     page_count=page_count,
                     last_activity_at=timezone.now(),
                 )
@@ -802,16 +684,15 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
 def _fail_assembly(job_id: int, error: str) -> ScanJob:
     message = sanitize_message(error)
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         if job.status != ScanJobStatus.ASSEMBLING:
             return job
-        return _move(
+        return transition(
             job,
             ScanJobStatus.FAILED,
-            allowed_from=[ScanJobStatus.ASSEMBLING],
-            actor_name="task:assembly",
-            code=ErrorCode.ASSEMBLY_FAILED,
-            message=message,
+            actor=ASSEMBLY_TASK,
+            reason=message,
+            audit={"code": ErrorCode.ASSEMBLY_FAILED},
             error_code=ErrorCode.ASSEMBLY_FAILED,
             error=message,
             finished_at=timezone.now(),
@@ -829,22 +710,20 @@ def scan_job_retry_assembly(
     itself, as ``manage.py scanning_retry_assembly`` does)."""
     require_operator(actor)
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         if job.status == ScanJobStatus.FAILED and job.error_code == ErrorCode.ASSEMBLY_FAILED:
-            _move(
+            transition(
                 job,
                 ScanJobStatus.ASSEMBLING,
-                allowed_from=[ScanJobStatus.FAILED],
-                actor=actor,
-                actor_name=None if actor else "manage.py",
-                code="scan_job.assembly_retried",
+                actor=actor or MANAGE_PY,
+                audit={"code": "scan_job.assembly_retried"},
                 error_code="",
                 error="",
                 finished_at=None,
                 last_activity_at=timezone.now(),
             )
         elif job.status != ScanJobStatus.ASSEMBLING:
-            raise _refuse(job, ScanJobStatus.ASSEMBLING)
+            raise SCAN_JOB_STATES.refuse(job, ScanJobStatus.ASSEMBLING)
         if not run_now and enqueue:
             transaction.on_commit(lambda: enqueue_assembly(job.pk))
     if run_now:
@@ -858,7 +737,7 @@ def scan_job_retry_assembly(
 def _check_resumable(job: ScanJob, target: str) -> None:
     """Only a job that failed because its agent went away (its batches kept)."""
     if job.status != ScanJobStatus.FAILED:
-        raise _refuse(job, target)
+        raise SCAN_JOB_STATES.refuse(job, target)
     if job.error_code not in RESUMABLE_ERROR_CODES:
         raise Conflict(
             f"Scan job {job.pk} failed with {job.error_code or 'no code'}; only a job whose "
@@ -877,16 +756,15 @@ def scan_job_resume(*, job_id: int, actor=None) -> ScanJob:
     the scanner slot is taken only by the claim, as for any job."""
     require_operator(actor)
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         _check_resumable(job, ScanJobStatus.QUEUED)
         kept, next_seq = job.batch_count, next_batch_seq(job)
-        return _move(
+        return transition(
             job,
             ScanJobStatus.QUEUED,
-            allowed_from=[ScanJobStatus.FAILED],
             actor=actor,
-            code="scan_job.resumed",
-            message=f"Queued again with {kept} kept batch(es); scanning goes on at batch {next_seq}.",
+            reason=f"Queued again with {kept} kept batch(es); scanning goes on at batch {next_seq}.",
+            audit={"code": "scan_job.resumed"},
             agent=None,  # any agent may claim it; the lost one may never come back
             queued_at=job.queued_at or timezone.now(),
             error_code="",
@@ -906,7 +784,7 @@ def scan_job_assemble_kept(
     ``run_now`` and ``enqueue`` as for ``scan_job_retry_assembly``."""
     require_operator(actor)
     with transaction.atomic():
-        job = _locked_job(job_id)
+        job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
         _check_resumable(job, ScanJobStatus.ASSEMBLING)
         if not job.batches.filter(status=BatchStatus.SCANNED).exists():
             raise Conflict(
@@ -914,13 +792,12 @@ def scan_job_assemble_kept(
                 code="scan_job.no_batches",
                 extra={"current_state": job.status},
             )
-        _move(
+        transition(
             job,
             ScanJobStatus.ASSEMBLING,
-            allowed_from=[ScanJobStatus.FAILED],
             actor=actor,
-            code="scan_job.assembling_kept",
-            message=f"Assembling the {job.batch_count} batch(es) kept after the agent was lost.",
+            reason=f"Assembling the {job.batch_count} batch(es) kept after the agent was lost.",
+            audit={"code": "scan_job.assembling_kept"},
             error_code="",
             error="",
             finished_at=None,
@@ -960,7 +837,7 @@ def scan_check_agent(*, now: datetime | None = None) -> dict[str, int]:
     for job_id in ScanJob.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
         counts["checked"] += 1
         with transaction.atomic():
-            job = _locked_job(job_id)
+            job = lock(ScanJob, pk=job_id, not_found=partial(scan_job_not_found, job_id))
             if job.status == ScanJobStatus.SCANNING and stale and agent_is_stale():
                 _system_end(
                     job,
@@ -1000,13 +877,12 @@ def scan_check_agent(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _system_end(job: ScanJob, target: str, code: str, message: str, now: datetime) -> None:
-    _move(
+    transition(
         job,
         target,
-        allowed_from=[job.status],
-        actor_name="schedule:scanning.check_agent",
-        code=code,
-        message=message,
+        actor=AGENT_CHECK_SCHEDULE,
+        reason=message,
+        audit={"code": code},
         error_code=code,
         error=message,
         finished_at=now,
@@ -1060,12 +936,11 @@ def _purge_job_files(job_id: int, counts: dict[str, int]) -> None:
     with transaction.atomic():
         ScanJobBatch.objects.filter(pk__in=removed_batches).update(file="")
         if merged_removed:
-            ScanJob.objects.filter(pk=job_id).update(file="")
-        ScanJobEvent.objects.create(
-            job=job,
-            from_status=job.status,
-            to_status=job.status,
-            actor_name="schedule:scanning.purge_files",
+            job.file = ""
+            job.save(update_fields=["file"])  # a watched model: save(), never update()
+        _note(
+            job,
+            actor=PURGE_FILES_SCHEDULE,
             code="scan_job.files_purged",
             message=(
                 f"{len(removed_batches)} batch file(s)"

@@ -11,7 +11,7 @@ from rest_framework.permissions import BasePermission
 
 from scanning.agents import agent_for_token
 from scanning.models import ScanAgent
-from scanning.services import require_operator
+from scanning.permissions import require_operator
 
 KEYWORD = b"bearer"
 
@@ -32,7 +32,7 @@ class ScanAgentPrincipal:
         self.agent = agent
 
     def get_username(self) -> str:
-        return f"agent:{self.agent.name}"
+        return self.agent.actor_label
 
     def has_perm(self, perm, obj=None) -> bool:
         return False

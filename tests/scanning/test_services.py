@@ -11,7 +11,13 @@ from django.utils import timezone
 from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from scanning import services
 from scanning.agents import scan_agent_create
-from scanning.choices import ACTIVE_STATUSES, BatchStatus, ErrorCode, ScanJobStatus
+from scanning.choices import (
+    ACTIVE_STATUSES,
+    SCAN_JOB_STATES,
+    BatchStatus,
+    ErrorCode,
+    ScanJobStatus,
+)
 from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
 from tests.scanning.factories import ScanJobFactory
 from tests.scanning.pdfs import (
@@ -244,6 +250,21 @@ def test_upload_while_not_scanning_is_an_invalid_transition(agent):
         )
 
     assert error.value.current == ScanJobStatus.READY
+    assert not ScanJobBatch.objects.exists()
+
+
+def test_an_upload_to_the_job_the_agent_may_claim_next_is_refused(agent):
+    # given: a queued job the agent may see (it is next) but has not claimed
+    job = _queued()
+
+    # when / then: an upload does not claim it (queued → ready is the claim's move)
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent.agent
+        )
+    assert (error.value.current, error.value.target) == (ScanJobStatus.QUEUED, "ready")
+    job.refresh_from_db()
+    assert (job.status, job.agent_id) == (ScanJobStatus.QUEUED, None)
     assert not ScanJobBatch.objects.exists()
 
 
@@ -593,6 +614,74 @@ def test_commit_before_preview_is_refused(agent):
         services.scan_job_commit(job_id=job.pk)
     assert error.value.target == ScanJobStatus.COMMITTING
     assert not Document.objects.exists()
+
+
+# --- the machine ----------------------------------------------------------------------------
+
+
+def test_every_move_is_in_the_machine_and_its_event_names_who_made_it(agent, operator):
+    # given: a job taken from draft to committed by an operator, an agent and the task
+    job = _preview(agent.agent)
+
+    # when
+    services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    # then: each event is a move the machine declares, named after its actor
+    moves = list(job.events.order_by("id").values_list("from_status", "to_status", "actor_name"))
+    assert moves == [
+        ("", ScanJobStatus.DRAFT, "system"),
+        (ScanJobStatus.DRAFT, ScanJobStatus.QUEUED, "system"),
+        (ScanJobStatus.QUEUED, ScanJobStatus.READY, "agent:scanner-host"),
+        (ScanJobStatus.READY, ScanJobStatus.SCANNING, "agent:scanner-host"),
+        (ScanJobStatus.SCANNING, ScanJobStatus.READY, "agent:scanner-host"),
+        (ScanJobStatus.READY, ScanJobStatus.ASSEMBLING, "agent:scanner-host"),
+        (ScanJobStatus.ASSEMBLING, ScanJobStatus.PREVIEW, "task:assembly"),
+        (ScanJobStatus.PREVIEW, ScanJobStatus.COMMITTING, "operator"),
+        (ScanJobStatus.COMMITTING, ScanJobStatus.COMMITTED, "operator"),
+    ]
+    for source, target, _actor in moves:
+        assert SCAN_JOB_STATES.allows(source or None, target)
+    assert not job.events.exclude(actor=None).exclude(actor_name="operator").exists()
+
+
+def test_services_that_allow_fewer_sources_than_the_machine_refuse_the_rest(
+    agent, heartbeat, operator
+):
+    # given: a job failed because its agent was lost (the machine lets it be
+    # queued again and assembled, but only through resume and assemble-kept)
+    lost = _lost_with_kept_batches(agent.agent, heartbeat)
+    events = lost.events.count()
+
+    # when / then: neither queueing nor the agent's finish may take it there
+    with pytest.raises(InvalidTransition) as queued:
+        services.scan_job_queue(job_id=lost.pk, actor=operator)
+    with pytest.raises(InvalidTransition) as finished:
+        services.scan_job_finish(job_id=lost.pk, agent=agent.agent)
+    assert (queued.value.code, queued.value.current) == (
+        "scan_job.invalid_transition",
+        ScanJobStatus.FAILED,
+    )
+    assert (finished.value.code, finished.value.target) == (
+        "scan_job.invalid_transition",
+        ScanJobStatus.ASSEMBLING,
+    )
+    lost.refresh_from_db()
+    assert (lost.status, lost.events.count()) == (ScanJobStatus.FAILED, events)
+
+
+def test_the_agent_cannot_fail_a_job_that_is_being_assembled(agent):
+    # given: a job the agent finished (assembly may fail it, the agent may not)
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+
+    # when / then
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_fail(job_id=job.pk, agent=agent.agent, error="too late")
+    assert error.value.current == ScanJobStatus.ASSEMBLING
+    job.refresh_from_db()
+    assert (job.status, job.error) == (ScanJobStatus.ASSEMBLING, "")
 
 
 # --- checks ---------------------------------------------------------------------------------
