@@ -9,8 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from scanning import services
-from scanning.agents import scan_agent_create
+from scanning import selectors, services
 from scanning.choices import (
     ACTIVE_STATUSES,
     SCAN_JOB_STATES,
@@ -18,7 +17,9 @@ from scanning.choices import (
     ErrorCode,
     ScanJobStatus,
 )
+from scanning.errors import OperatorPermissionRequired, ScannerBusy
 from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
+from scanning.services import scan_agent_create
 from tests.scanning.factories import ScanJobFactory
 from tests.scanning.pdfs import (
     blank_pages_pdf,
@@ -40,7 +41,7 @@ def _queued(title="Invoices", actor=None) -> ScanJob:
 
 
 def _scan_batch(job, agent, *, pages=2, data=None) -> ScanJobBatch:
-    seq = services.next_batch_seq(job)
+    seq = selectors.scan_batch_next_seq(job=job)
     services.scan_job_start_batch(job_id=job.pk, agent=agent)
     data = data or scanned_pdf(job_id=job.pk, batch_seq=seq, pages=pages)
     batch, created = services.scan_batch_upload(
@@ -433,8 +434,6 @@ def test_finish_queues_the_assembly_task_after_commit(agent, django_capture_on_c
 
 
 def test_another_agent_cannot_touch_a_claimed_job(agent):
-    from scanning.agents import scan_agent_create
-
     other = scan_agent_create(name="intruder").agent
     job = _queued()
     services.scan_job_claim(agent=agent.agent)
@@ -520,7 +519,7 @@ def test_retry_assembly_needs_the_slot_and_the_database_refuses_a_second_active_
     failed = ScanJobFactory(status=ScanJobStatus.FAILED, error_code=ErrorCode.ASSEMBLY_FAILED)
     ScanJobFactory(status=ScanJobStatus.READY)
 
-    with pytest.raises(services.ScannerBusy) as error:
+    with pytest.raises(ScannerBusy) as error:
         services.scan_job_retry_assembly(job_id=failed.pk)
 
     assert error.value.status_code == 409
@@ -697,7 +696,7 @@ def test_a_lost_agent_fails_the_scanning_job_and_leaves_queued_jobs_alone(agent,
     heartbeat()
     ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     waiting.refresh_from_db()
@@ -719,7 +718,7 @@ def _lost_with_kept_batches(agent, heartbeat, *, batches=1, title="Lost") -> Sca
     services.scan_job_start_batch(job_id=job.pk, agent=agent)
     heartbeat()
     ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
-    services.scan_check_agent()
+    services.scan_agent_check()
     job.refresh_from_db()
     assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.AGENT_LOST)
     return job
@@ -748,7 +747,7 @@ def test_a_resumed_job_is_queued_again_and_the_agent_scans_on_at_the_next_batch(
     # and the next claim gives it (ahead of the later job) to an agent, at batch 2
     heartbeat()
     claimed = services.scan_job_claim(agent=agent.agent)
-    assert claimed.pk == job.pk and services.next_batch_seq(claimed) == 2
+    assert claimed.pk == job.pk and selectors.scan_batch_next_seq(job=claimed) == 2
     _scan_batch(claimed, agent.agent, pages=3)
     services.scan_job_finish(job_id=job.pk, agent=agent.agent)
     job = services.scan_job_assemble(job_id=job.pk)
@@ -807,7 +806,7 @@ def test_assembling_kept_batches_needs_the_scanner_slot(agent, heartbeat, operat
     services.scan_job_claim(agent=agent.agent)
 
     # when / then: the database refuses a second active job
-    with pytest.raises(services.ScannerBusy) as error:
+    with pytest.raises(ScannerBusy) as error:
         services.scan_job_assemble_kept(job_id=job.pk, actor=operator, run_now=True)
 
     assert error.value.extra["active_job"] == holder.pk
@@ -851,7 +850,7 @@ def test_a_live_agent_keeps_its_scanning_job(agent, heartbeat):
     services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
     heartbeat()
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     assert job.status == ScanJobStatus.SCANNING
@@ -868,7 +867,7 @@ def test_queued_jobs_are_never_touched_by_a_silent_agent():
     ScanJobFactory(status=ScanJobStatus.QUEUED)
     ScanAgentStatus.objects.update(last_heartbeat=None)
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     assert ScanJob.objects.get().status == ScanJobStatus.QUEUED
     assert counts["checked"] == 0 and counts["agent_stale"] == 1
@@ -884,7 +883,7 @@ def test_an_idle_ready_job_is_canceled_with_the_reason_freeing_the_slot(agent, h
     )
     waiting = _queued("next")
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     assert job.status == ScanJobStatus.CANCELED
@@ -905,7 +904,7 @@ def test_a_recently_active_ready_job_is_kept(agent, heartbeat):
     services.scan_job_claim(agent=agent.agent)
     heartbeat()
 
-    services.scan_check_agent()
+    services.scan_agent_check()
 
     job.refresh_from_db()
     assert job.status == ScanJobStatus.READY
@@ -919,7 +918,7 @@ def test_a_scanning_job_without_progress_fails_as_stalled_even_with_a_heartbeat(
     ScanJob.objects.filter(pk=job.pk).update(last_progress_at=timezone.now() - timedelta(minutes=5))
     heartbeat()
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.STALLED)
@@ -1008,7 +1007,7 @@ def test_a_job_left_in_committing_can_be_canceled(agent, operator):
     job = services.scan_job_cancel(job_id=job.pk, actor=operator)
 
     assert job.status == ScanJobStatus.CANCELED
-    assert services.active_job() is None
+    assert selectors.scan_job_active_get() is None
 
 
 def test_a_committing_job_whose_document_exists_is_finished_not_canceled(agent, operator):
@@ -1016,7 +1015,7 @@ def test_a_committing_job_whose_document_exists_is_finished_not_canceled(agent, 
     job = _preview(agent.agent)
     ScanJob.objects.filter(pk=job.pk).update(status=ScanJobStatus.COMMITTING)
     job.refresh_from_db()
-    document, created = services._document_for(job, actor=operator)
+    document, created = services.document_get_or_create(job=job, actor=operator)
     assert created
 
     with pytest.raises(Conflict) as error:
@@ -1148,7 +1147,7 @@ def test_every_operator_service_refuses_a_person_without_the_permission(agent, n
     events = ScanJobEvent.objects.count()
 
     # when
-    with pytest.raises(services.OperatorPermissionRequired) as error:
+    with pytest.raises(OperatorPermissionRequired) as error:
         OPERATOR_SERVICES[name](job.pk, reader)
 
     # then: a 403 with its code, and nothing changed
@@ -1164,5 +1163,5 @@ def test_the_permission_is_checked_before_the_job_is_looked_up():
     from tests.operations.factories import UserFactory
 
     # a refusal is the same whether the job exists or not
-    with pytest.raises(services.OperatorPermissionRequired):
+    with pytest.raises(OperatorPermissionRequired):
         services.scan_job_queue(job_id=424242, actor=UserFactory())

@@ -13,7 +13,7 @@ from scanning import conf
 from scanning.agent.client import AgentAuthError, AgentClient, ApiError, Backoff
 from scanning.agent.runner import Agent, AgentOptions
 from scanning.agent.scanners import SaneScanner, SimulatedScanner
-from scanning.agents import check_token_shape
+from scanning.services import scan_agent_token_check
 
 
 class Command(BaseCommand):
@@ -179,7 +179,7 @@ def _server_url(value: str) -> str:
 
 def _checked_token(token: str, source: str) -> str:
     try:
-        check_token_shape(token)
+        scan_agent_token_check(token)
     except ApplicationError as error:
         raise CommandError(f"{source} is not a scan agent token: {error.message}") from None
     return token
