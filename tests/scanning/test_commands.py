@@ -1,9 +1,10 @@
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, get_commands, load_command_class
 from django_q.models import Schedule
 
+from config.commands import BureauCommand
 from operations.choices import RunOutcome
 from operations.models import OperationRun
 from scanning import services
@@ -414,3 +415,17 @@ def test_create_agent_refuses_bad_arguments_with_one_line(tmp_path):
 def test_retry_assembly_with_a_job_id_that_is_not_a_number_is_a_one_line_error():
     with pytest.raises(CommandError, match="invalid int value: 'abc'"):
         _call("scanning_retry_assembly", "abc")
+
+
+def test_every_scanning_command_turns_domain_errors_into_one_line():
+    # given: the commands the scanning app ships
+    names = sorted(name for name, app in get_commands().items() if app == "scanning")
+    assert {"scan_agent", "scanning_check_agent", "scanning_create_agent"} <= set(names)
+
+    # then: each is a BureauCommand (a domain error is one line and a non-zero exit)
+    plain = [
+        name
+        for name in names
+        if not isinstance(load_command_class("scanning", name), BureauCommand)
+    ]
+    assert plain == []
