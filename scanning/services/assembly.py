@@ -67,13 +67,15 @@ def scan_job_assemble(*, job_id: int) -> ScanJob:
             page_count = merge_pdfs(
                 ((f"Batch {seq}", _source(storage, name)) for seq, name in kept), merged
             )
-        except NotAPdf as exc:
-            return _fail_assembly(job_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure of the merge fails the job
-            # The details (paths, qpdf's text) go to the log, not to the job.
+            # Every failure is logged, naming the job; the details of an
+            # unexpected one (paths, qpdf's text) go to the log only: the job
+            # keeps a plain sentence.
             logger.warning(
                 "assembly of scan job %s failed: %r", job_id, exc, extra={"scan_job_id": job_id}
             )
+            if isinstance(exc, NotAPdf):
+                return _fail_assembly(job_id, str(exc))
             return _fail_assembly(
                 job_id, f"The batches could not be merged ({type(exc).__name__})."
             )
