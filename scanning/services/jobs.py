@@ -35,16 +35,14 @@ def _full_clean(job: ScanJob) -> None:
 
 def scan_job_create(*, title: str, settings: dict | None = None, actor=None) -> ScanJob:
     require_operator(actor)
+    # A new job is in the machine's first state (None → draft: the model's
+    # default); inserting it is not a move, but it is audited like one.
     job = ScanJob(
-        title=(title or "").strip(),
-        settings=_validated_settings(settings),
-        created_by=actor,
-        status=ScanJobStatus.DRAFT,
+        title=(title or "").strip(), settings=_validated_settings(settings), created_by=actor
     )
     _full_clean(job)
     with transaction.atomic():
         job.save(force_insert=True)
-        # Created, not moved: the machine's audit row for its first state.
         SCAN_JOB_STATES.audit_row(
             job, from_state=None, to_state=job.status, actor=actor, reason="", extra=None
         ).save()
