@@ -36,9 +36,9 @@ from django_q.models import OrmQ  # noqa: E402
 
 from scanning import services  # noqa: E402
 from scanning.agent.scanners import SimulatedScanner  # noqa: E402
-from scanning.agents import scan_agent_create  # noqa: E402
 from scanning.choices import ACTIVE_STATUSES, ScanJobStatus  # noqa: E402
 from scanning.models import ScanAgent, ScanJob  # noqa: E402
+from scanning.services import scan_agent_create  # noqa: E402
 from scanning.tasks import assemble_scan_job  # noqa: E402
 
 

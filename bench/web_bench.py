@@ -60,9 +60,9 @@ from operations.services import complete_run, mark_run_running, start_run  # noq
 from scanning import services as scanning  # noqa: E402
 from scanning.agent.client import AgentClient  # noqa: E402
 from scanning.agent.scanners import SimulatedScanner  # noqa: E402
-from scanning.agents import scan_agent_create  # noqa: E402
 from scanning.choices import ACTIVE_STATUSES, ScanJobStatus  # noqa: E402
 from scanning.models import ScanAgent, ScanJob  # noqa: E402
+from scanning.services import scan_agent_create  # noqa: E402
 
 RUNS_IN_LIST = 200
 

@@ -1,10 +1,9 @@
-"""Project-wide REST plumbing: pagination, the renderer and the one exception
-handler.
+"""Project-wide REST plumbing: pagination and the one exception handler.
 
 Every error answer has the same shape: ``{code, detail}`` plus what the error
 adds (``current_state`` for a 409, one key per field for a validation error,
-``[messages]`` each). The JSON renderer removes configured secret values from
-every answer (``operations.sanitize``), whatever put them there.
+``[messages]`` each). The JSON renderer (``config.renderers``) removes
+configured secret values from every answer, whatever put them there.
 """
 
 from __future__ import annotations
@@ -17,32 +16,17 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import ApplicationError
-from operations.sanitize import redact_configured_secrets
 
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
-
-
-class RedactingJSONRenderer(JSONRenderer):
-    """JSON, with every configured secret value (``BUREAU_SECRET_SETTINGS``)
-    replaced by ``[REDACTED]`` in whatever the view answered."""
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        rendered = super().render(data, accepted_media_type, renderer_context)
-        if not rendered:
-            return rendered
-        text = rendered.decode()
-        redacted = redact_configured_secrets(text)
-        return rendered if redacted == text else redacted.encode()
 
 
 def _summary(errors: dict[str, Any]) -> str:

@@ -198,9 +198,9 @@ REST_FRAMEWORK = {
         "config.parsers.FormParser",
         "config.parsers.MultiPartParser",
     ],
-    # Configured secret values never leave in an answer (config.api).
+    # Configured secret values never leave in an answer (config.renderers).
     "DEFAULT_RENDERER_CLASSES": [
-        "config.api.RedactingJSONRenderer",
+        "config.renderers.RedactingJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     # The token endpoint: attempts per username and client address (config.auth).

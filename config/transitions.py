@@ -21,7 +21,8 @@ Services then change state only through this module:
 
 - :func:`lock` / :func:`lock_many` take the row locks (``select_for_update``
   with ``of=("self",)``, many rows in primary-key order so two workers never
-  deadlock) and mark the instances as held;
+  deadlock) and mark the instances as held; :func:`lock_first` takes the
+  next row of a queue (optionally skipping rows others hold);
 - :func:`transition` checks the move against the locked row, saves only the
   changed fields (with ``save()``: automation watches some of these models
   through their signals), writes the model's audit row in the same
@@ -206,6 +207,16 @@ def lock_many(
     return [
         mark_locked(obj) for obj in _for_update(queryset, skip_locked=skip_locked).order_by("pk")
     ]
+
+
+def lock_first(queryset: models.QuerySet[M], *, skip_locked: bool = False) -> M | None:
+    """The first row of ``queryset`` in its own order, locked, or None when
+    there is none. ``skip_locked`` passes over rows another transaction
+    holds, so workers taking "the next one" each get a different row instead
+    of queueing behind the same one (PostgreSQL; SQLite has one writer)."""
+    _require_atomic(queryset)
+    obj = _for_update(queryset, skip_locked=skip_locked).first()
+    return None if obj is None else mark_locked(obj)
 
 
 def _require_atomic(queryset_or_model) -> None:

@@ -43,7 +43,7 @@ def _error_text(error: Exception) -> str:
 
 def _duplicate_notice(job: ScanJob) -> str | None:
     duplicate = job.duplicate_of
-    return services.duplicate_message(duplicate) if duplicate else None
+    return services.document_duplicate_message(duplicate) if duplicate else None
 
 
 class ScanJobForm(forms.ModelForm):

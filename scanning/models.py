@@ -9,11 +9,14 @@ from scanning.choices import (
     ACTIVE_STATUSES,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
+    SCAN_BATCH_STATES,
+    SCAN_JOB_STATES,
     BatchStatus,
     ScanJobStatus,
     ScanMode,
     ScanSource,
 )
+from scanning.errors import ScannerBusy
 
 SETTINGS_KEYS = ("mode", "resolution", "source")
 
@@ -99,9 +102,16 @@ class ScanAgent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def actor_label(self) -> str:
+        """How audit rows name this agent (``config.transitions.actor_label``)."""
+        return f"agent:{self.name}"
+
 
 class ScanJob(models.Model):
     """One scanning session = one logical document: N batches → one PDF → the inbox."""
+
+    state_machine = SCAN_JOB_STATES
 
     title = models.CharField(max_length=300)
     settings = models.JSONField(validators=[validate_scan_settings])
@@ -171,6 +181,23 @@ class ScanJob(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
+    def transition_refused(self, target: str, error: Exception) -> Exception | None:
+        """The single-active index refused a move into an active state: another
+        job holds the scanner (``config.transitions`` calls this, with the job
+        as it was before the move)."""
+        if target not in ACTIVE_STATUSES:
+            return None
+        holder = (
+            ScanJob.objects.filter(status__in=ACTIVE_STATUSES)
+            .exclude(pk=self.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        return ScannerBusy(
+            f"Scan job {self.pk} cannot become {target}: another job holds the scanner.",
+            extra={"current_state": self.status, "requested_state": target, "active_job": holder},
+        )
+
     @property
     def duplicate_of(self) -> Document | None:
         """The document this job's file turned out to be, when the commit found
@@ -183,6 +210,8 @@ class ScanJob(models.Model):
 
 class ScanJobBatch(models.Model):
     """One pass of the scanner (one ADF stack). ``batch_seq`` is the join order."""
+
+    state_machine = SCAN_BATCH_STATES
 
     job = models.ForeignKey(ScanJob, on_delete=models.CASCADE, related_name="batches")
     batch_seq = models.PositiveIntegerField()

@@ -1,13 +1,15 @@
-"""Reads of scanning data that carry a rule: what an agent may see, and who
-may read scanned content (documents, their files, a job's preview PDF)."""
+"""Reads of scanning data: the job holding the scanner, a job's next batch,
+the agent's liveness row, what an agent may see, and who may read scanned
+content (documents, their files, a job's preview PDF). Selectors never
+import services."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 
 from config.errors import NotFound
-from scanning.choices import ScanJobStatus
-from scanning.models import Document, ScanAgent, ScanJob
+from scanning.choices import ACTIVE_STATUSES, ScanJobStatus
+from scanning.models import Document, ScanAgent, ScanAgentStatus, ScanJob
 
 # The permission the admin's Documents page needs: the API asks the same.
 VIEW_DOCUMENT = "scanning.view_document"
@@ -19,7 +21,12 @@ def scan_job_not_found(job_id: int) -> NotFound:
     return NotFound(f"Scan job {job_id} does not exist.", code="scan_job.not_found")
 
 
-def next_claimable_job_id() -> int | None:
+def scan_job_active_get() -> ScanJob | None:
+    """The job holding the scanner (the single-active index allows one), if any."""
+    return ScanJob.objects.filter(status__in=ACTIVE_STATUSES).first()
+
+
+def scan_job_next_claimable_id() -> int | None:
     """The queued job a claim would take next (the claim's own order)."""
     return (
         ScanJob.objects.filter(status=ScanJobStatus.QUEUED)
@@ -29,13 +36,25 @@ def next_claimable_job_id() -> int | None:
     )
 
 
+def scan_batch_next_seq(*, job: ScanJob) -> int:
+    """The batch_seq the job's next batch gets: one past the highest so far,
+    discarded batches included (a rescanned jam comes after them)."""
+    return (job.batches.aggregate(top=Max("batch_seq"))["top"] or 0) + 1
+
+
+def scan_agent_status_get() -> ScanAgentStatus:
+    """Agent liveness: the one row a migration seeds (an empty, unsaved one
+    should it ever have been deleted; the next heartbeat writes it again)."""
+    return ScanAgentStatus.objects.filter(id=1).first() or ScanAgentStatus(id=1)
+
+
 def agent_may_see(job: ScanJob, agent: ScanAgent) -> bool:
     """An agent sees the jobs it claimed (whatever became of them) and the
     one it may claim next; drafts, the rest of the queue and other agents'
     jobs are none of its business."""
     if job.agent_id is not None:
         return job.agent_id == agent.pk
-    return job.status == ScanJobStatus.QUEUED and job.pk == next_claimable_job_id()
+    return job.status == ScanJobStatus.QUEUED and job.pk == scan_job_next_claimable_id()
 
 
 def scan_job_for_agent(*, job_id: int, agent: ScanAgent) -> ScanJob:

@@ -6,14 +6,14 @@ from config.observability.context import log_context
 from operations.models import OperationRun
 from operations.tracking import RunAlreadyActive, tracked_run
 from scanning.choices import ScanJobStatus
-from scanning.services import scan_check_agent, scan_files_purge, scan_job_assemble
+from scanning.services import scan_agent_check, scan_files_purge, scan_job_assemble
 
 
 def check_agent(*, initiator_name: str = "schedule", user=None) -> OperationRun:
     """Run the liveness check as a ``scanning.check_agent`` run. Raises
     ``RunAlreadyActive`` when one is already under way."""
     with tracked_run("scanning.check_agent", initiator_name=initiator_name, user=user) as tracker:
-        tracker.add_counts(scan_check_agent())
+        tracker.add_counts(scan_agent_check())
     return tracker.run
 
 

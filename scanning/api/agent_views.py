@@ -53,7 +53,7 @@ class HeartbeatView(AgentView):
             version=data.get("version", ""),
             current_job_id=data.get("current_job"),
         )
-        active = services.active_job()
+        active = selectors.scan_job_active_get()
         return Response(
             {
                 "last_heartbeat": agent_status.last_heartbeat,

@@ -9,9 +9,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from scanning.agents import agent_for_token
 from scanning.models import ScanAgent
-from scanning.services import require_operator
+from scanning.permissions import require_operator
+from scanning.services import scan_agent_authenticate
 
 KEYWORD = b"bearer"
 
@@ -32,7 +32,7 @@ class ScanAgentPrincipal:
         self.agent = agent
 
     def get_username(self) -> str:
-        return f"agent:{self.agent.name}"
+        return self.agent.actor_label
 
     def has_perm(self, perm, obj=None) -> bool:
         return False
@@ -57,7 +57,7 @@ class ScanAgentTokenAuthentication(BaseAuthentication):
             token = parts[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid agent token header.") from None
-        agent = agent_for_token(token)
+        agent = scan_agent_authenticate(token=token)
         if agent is None:
             raise exceptions.AuthenticationFailed("Invalid or inactive agent token.")
         return ScanAgentPrincipal(agent), agent

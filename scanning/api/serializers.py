@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from scanning.choices import MAX_RESOLUTION, MIN_RESOLUTION, ScanJobStatus, ScanMode, ScanSource
 from scanning.models import Document, ScanJob, ScanJobBatch
+from scanning.selectors import scan_batch_next_seq
 
 
 class ScanSettingsSerializer(serializers.Serializer):
@@ -170,9 +171,7 @@ class AgentJobStateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_next_batch_seq(self, job: ScanJob) -> int:
-        from scanning.services import next_batch_seq
-
-        return next_batch_seq(job)
+        return scan_batch_next_seq(job=job)
 
 
 class AgentJobSerializer(AgentJobStateSerializer):

@@ -15,6 +15,7 @@ from config.transitions import (
     actor_label,
     each_or_all,
     lock,
+    lock_first,
     lock_many,
     transition,
     transition_if,
@@ -223,6 +224,52 @@ def test_skip_locked_leaves_the_rows_another_transaction_holds():
         thread.join(30)
 
     assert [r.pk for r in free] == [second.pk]
+
+
+def test_the_first_row_of_a_queue_is_locked_in_the_queues_order_or_none():
+    # given: a queue ordered by something other than the primary key
+    older = OperationRunFactory(initiator_name="b")
+    newer = OperationRunFactory(initiator_name="a")
+    queue = OperationRun.objects.order_by("initiator_name")
+
+    with transaction.atomic():
+        first = lock_first(queue)
+        # then: the queue's first row, held, so it may move
+        assert first.pk == newer.pk
+        transition(first, RunStatus.RUNNING)
+        assert lock_first(queue.filter(initiator_name="c")) is None
+
+    assert OperationRun.objects.get(pk=newer.pk).status == RunStatus.RUNNING
+    assert OperationRun.objects.get(pk=older.pk).status == RunStatus.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_row_skipping_locked_ones_is_the_next_free_one():
+    if not on_postgres():
+        pytest.skip("row locks are real on PostgreSQL only; SQLite has one writer")
+    first, second = OperationRunFactory(), OperationRunFactory()
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        try:
+            with transaction.atomic():
+                lock(OperationRun, pk=first.pk)
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(30)
+        with transaction.atomic():
+            free = lock_first(OperationRun.objects.order_by("pk"), skip_locked=True)
+    finally:
+        release.set()
+        thread.join(30)
+
+    assert free.pk == second.pk
 
 
 def test_each_or_all_runs_the_batch_once_when_nothing_fails():

@@ -35,8 +35,8 @@ from automation.entities import invalidate_watch_index, sync_entities
 from automation.models import Alert, AutomationExecution, AutomationRule, NotificationDelivery
 from operations.choices import MemberRole
 from operations.models import OperationRun, Tenant, Workspace
-from scanning.agents import scan_agent_create
 from scanning.models import Document, ScanJob, ScanJobBatch
+from scanning.services import scan_agent_create
 from tests.automation.factories import alert_action, make_rule
 from tests.live_server import free_port, start_manage, stop_process, wait_for_http
 from tests.operations.factories import MembershipFactory, UserFactory

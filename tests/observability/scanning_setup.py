@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scanning import services
-from scanning.agents import scan_agent_create
 from scanning.models import ScanAgent, ScanJob
+from scanning.services import scan_agent_create
 from tests.scanning.pdfs import scanned_pdf, upload
 
 

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from scanning import services
-from scanning.agents import scan_agent_create
+from scanning.services import scan_agent_create
 from tests.operations.factories import UserFactory
 
 

@@ -329,7 +329,7 @@ def _lost_job(agent) -> ScanJob:
     ScanAgentStatus.objects.update_or_create(
         id=1, defaults={"last_heartbeat": timezone.now() - timedelta(minutes=10)}
     )
-    services.scan_check_agent()
+    services.scan_agent_check()
     job.refresh_from_db()
     assert job.error_code == "agent.lost"
     return job

@@ -13,7 +13,7 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
-from scanning import services
+from scanning import selectors, services
 from scanning.agent.client import AgentClient, Backoff
 from scanning.agent.runner import Agent, AgentOptions
 from scanning.agent.scanners import SaneScanner, ScannerError, SimulatedScanner
@@ -67,7 +67,7 @@ def test_scan_agent_and_qcluster_scan_a_job_end_to_end(live_server, agent, opera
     assert "scan agent stopped after 1 job(s)" in agent_output
     job.refresh_from_db()
     assert (job.batch_count, job.page_count) == (2, 4)
-    assert services.agent_status().agent_version.startswith("bureau-reference-agent")
+    assert selectors.scan_agent_status_get().agent_version.startswith("bureau-reference-agent")
 
     # and the operator previews it over HTTP: the pages in scan order, with the title drawn on them
     url = f"{live_server.url}/api/v1/scanning/jobs/{job.pk}/preview/"

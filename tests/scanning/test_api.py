@@ -6,9 +6,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from scanning import services
-from scanning.agents import scan_agent_create
 from scanning.choices import ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanJob, ScanJobBatch
+from scanning.services import scan_agent_create
 from scanning.tasks import assemble_scan_job_task
 from tests.operations.factories import UserFactory
 from tests.scanning.factories import ScanJobFactory
@@ -473,7 +473,6 @@ def test_the_agent_api_is_not_in_the_global_authentication_defaults(settings):
 
 def test_user_facing_views_refuse_an_agent_principal_even_if_authenticated():
     # given: an agent principal reaching a user-facing view by some other route
-    from scanning.agents import scan_agent_create
     from scanning.api.authentication import ScanAgentPrincipal
 
     agent = scan_agent_create(name="sneaky").agent
@@ -668,7 +667,7 @@ def _lost_job(agent) -> ScanJob:
     services.scan_job_start_batch(job_id=job.pk, agent=agent)
     services.scan_agent_heartbeat(agent=agent)
     ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
-    services.scan_check_agent()
+    services.scan_agent_check()
     job.refresh_from_db()
     assert job.error_code == ErrorCode.AGENT_LOST
     return job

@@ -1,13 +1,13 @@
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, get_commands, load_command_class
 from django_q.models import Schedule
 
+from config.commands import BureauCommand
 from operations.choices import RunOutcome
 from operations.models import OperationRun
 from scanning import services
-from scanning.agents import agent_for_token
 from scanning.choices import ErrorCode, ScanJobStatus
 from scanning.models import ScanAgent, ScanAgentStatus, ScanJob
 from tests.scanning.factories import ScanJobFactory
@@ -27,7 +27,7 @@ def test_create_agent_prints_a_token_once_that_authenticates_and_is_stored_hashe
 
     token = output.split("keep it secret): ")[1].strip()
     agent = ScanAgent.objects.get(name="host-1")
-    assert agent_for_token(token) == agent
+    assert services.scan_agent_authenticate(token=token) == agent
     assert token not in agent.token_hash
     assert agent.token_prefix == token[:12]
 
@@ -50,7 +50,7 @@ def test_create_agent_with_a_token_file_is_idempotent(tmp_path):
     assert "already accepts" in second
     assert token_file.read_text().strip() == token
     assert token_file.stat().st_mode & 0o777 == 0o600
-    assert agent_for_token(token).name == "local"
+    assert services.scan_agent_authenticate(token=token).name == "local"
     assert ScanAgent.objects.count() == 1
 
 
@@ -64,7 +64,7 @@ def test_a_token_file_survives_a_fresh_database(tmp_path):
     _call("scanning_create_agent", "local", "--token-file", str(token_file))
 
     assert token_file.read_text().strip() == token
-    assert agent_for_token(token).name == "local"
+    assert services.scan_agent_authenticate(token=token).name == "local"
 
 
 def test_a_garbled_token_file_is_a_one_line_error(tmp_path):
@@ -415,3 +415,17 @@ def test_create_agent_refuses_bad_arguments_with_one_line(tmp_path):
 def test_retry_assembly_with_a_job_id_that_is_not_a_number_is_a_one_line_error():
     with pytest.raises(CommandError, match="invalid int value: 'abc'"):
         _call("scanning_retry_assembly", "abc")
+
+
+def test_every_scanning_command_turns_domain_errors_into_one_line():
+    # given: the commands the scanning app ships
+    names = sorted(name for name, app in get_commands().items() if app == "scanning")
+    assert {"scan_agent", "scanning_check_agent", "scanning_create_agent"} <= set(names)
+
+    # then: each is a BureauCommand (a domain error is one line and a non-zero exit)
+    plain = [
+        name
+        for name in names
+        if not isinstance(load_command_class("scanning", name), BureauCommand)
+    ]
+    assert plain == []

@@ -10,9 +10,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from scanning import services
-from scanning.agents import scan_agent_create
 from scanning.choices import ACTIVE_STATUSES, ScanJobStatus
 from scanning.models import ScanJob
+from scanning.services import scan_agent_create
 from tests.concurrency import run_concurrently
 from tests.conftest import on_postgres
 from tests.scanning.factories import ScanJobFactory

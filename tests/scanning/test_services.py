@@ -9,10 +9,17 @@ from django.test import override_settings
 from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, InvalidTransition, NotFound
-from scanning import services
-from scanning.agents import scan_agent_create
-from scanning.choices import ACTIVE_STATUSES, BatchStatus, ErrorCode, ScanJobStatus
+from scanning import selectors, services
+from scanning.choices import (
+    ACTIVE_STATUSES,
+    SCAN_JOB_STATES,
+    BatchStatus,
+    ErrorCode,
+    ScanJobStatus,
+)
+from scanning.errors import OperatorPermissionRequired, ScannerBusy
 from scanning.models import Document, ScanAgentStatus, ScanJob, ScanJobBatch, ScanJobEvent
+from scanning.services import scan_agent_create
 from tests.scanning.factories import ScanJobFactory
 from tests.scanning.pdfs import (
     blank_pages_pdf,
@@ -34,7 +41,7 @@ def _queued(title="Invoices", actor=None) -> ScanJob:
 
 
 def _scan_batch(job, agent, *, pages=2, data=None) -> ScanJobBatch:
-    seq = services.next_batch_seq(job)
+    seq = selectors.scan_batch_next_seq(job=job)
     services.scan_job_start_batch(job_id=job.pk, agent=agent)
     data = data or scanned_pdf(job_id=job.pk, batch_seq=seq, pages=pages)
     batch, created = services.scan_batch_upload(
@@ -247,6 +254,21 @@ def test_upload_while_not_scanning_is_an_invalid_transition(agent):
     assert not ScanJobBatch.objects.exists()
 
 
+def test_an_upload_to_the_job_the_agent_may_claim_next_is_refused(agent):
+    # given: a queued job the agent may see (it is next) but has not claimed
+    job = _queued()
+
+    # when / then: an upload does not claim it (queued → ready is the claim's move)
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_batch_upload(
+            job_id=job.pk, batch_seq=1, upload=upload(scanned_pdf()), agent=agent.agent
+        )
+    assert (error.value.current, error.value.target) == (ScanJobStatus.QUEUED, "ready")
+    job.refresh_from_db()
+    assert (job.status, job.agent_id) == (ScanJobStatus.QUEUED, None)
+    assert not ScanJobBatch.objects.exists()
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -412,8 +434,6 @@ def test_finish_queues_the_assembly_task_after_commit(agent, django_capture_on_c
 
 
 def test_another_agent_cannot_touch_a_claimed_job(agent):
-    from scanning.agents import scan_agent_create
-
     other = scan_agent_create(name="intruder").agent
     job = _queued()
     services.scan_job_claim(agent=agent.agent)
@@ -499,7 +519,7 @@ def test_retry_assembly_needs_the_slot_and_the_database_refuses_a_second_active_
     failed = ScanJobFactory(status=ScanJobStatus.FAILED, error_code=ErrorCode.ASSEMBLY_FAILED)
     ScanJobFactory(status=ScanJobStatus.READY)
 
-    with pytest.raises(services.ScannerBusy) as error:
+    with pytest.raises(ScannerBusy) as error:
         services.scan_job_retry_assembly(job_id=failed.pk)
 
     assert error.value.status_code == 409
@@ -595,6 +615,74 @@ def test_commit_before_preview_is_refused(agent):
     assert not Document.objects.exists()
 
 
+# --- the machine ----------------------------------------------------------------------------
+
+
+def test_every_move_is_in_the_machine_and_its_event_names_who_made_it(agent, operator):
+    # given: a job taken from draft to committed by an operator, an agent and the task
+    job = _preview(agent.agent)
+
+    # when
+    services.scan_job_commit(job_id=job.pk, actor=operator)
+
+    # then: each event is a move the machine declares, named after its actor
+    moves = list(job.events.order_by("id").values_list("from_status", "to_status", "actor_name"))
+    assert moves == [
+        ("", ScanJobStatus.DRAFT, "system"),
+        (ScanJobStatus.DRAFT, ScanJobStatus.QUEUED, "system"),
+        (ScanJobStatus.QUEUED, ScanJobStatus.READY, "agent:scanner-host"),
+        (ScanJobStatus.READY, ScanJobStatus.SCANNING, "agent:scanner-host"),
+        (ScanJobStatus.SCANNING, ScanJobStatus.READY, "agent:scanner-host"),
+        (ScanJobStatus.READY, ScanJobStatus.ASSEMBLING, "agent:scanner-host"),
+        (ScanJobStatus.ASSEMBLING, ScanJobStatus.PREVIEW, "task:assembly"),
+        (ScanJobStatus.PREVIEW, ScanJobStatus.COMMITTING, "operator"),
+        (ScanJobStatus.COMMITTING, ScanJobStatus.COMMITTED, "operator"),
+    ]
+    for source, target, _actor in moves:
+        assert SCAN_JOB_STATES.allows(source or None, target)
+    assert not job.events.exclude(actor=None).exclude(actor_name="operator").exists()
+
+
+def test_services_that_allow_fewer_sources_than_the_machine_refuse_the_rest(
+    agent, heartbeat, operator
+):
+    # given: a job failed because its agent was lost (the machine lets it be
+    # queued again and assembled, but only through resume and assemble-kept)
+    lost = _lost_with_kept_batches(agent.agent, heartbeat)
+    events = lost.events.count()
+
+    # when / then: neither queueing nor the agent's finish may take it there
+    with pytest.raises(InvalidTransition) as queued:
+        services.scan_job_queue(job_id=lost.pk, actor=operator)
+    with pytest.raises(InvalidTransition) as finished:
+        services.scan_job_finish(job_id=lost.pk, agent=agent.agent)
+    assert (queued.value.code, queued.value.current) == (
+        "scan_job.invalid_transition",
+        ScanJobStatus.FAILED,
+    )
+    assert (finished.value.code, finished.value.target) == (
+        "scan_job.invalid_transition",
+        ScanJobStatus.ASSEMBLING,
+    )
+    lost.refresh_from_db()
+    assert (lost.status, lost.events.count()) == (ScanJobStatus.FAILED, events)
+
+
+def test_the_agent_cannot_fail_a_job_that_is_being_assembled(agent):
+    # given: a job the agent finished (assembly may fail it, the agent may not)
+    job = _queued()
+    services.scan_job_claim(agent=agent.agent)
+    _scan_batch(job, agent.agent)
+    services.scan_job_finish(job_id=job.pk, agent=agent.agent)
+
+    # when / then
+    with pytest.raises(InvalidTransition) as error:
+        services.scan_job_fail(job_id=job.pk, agent=agent.agent, error="too late")
+    assert error.value.current == ScanJobStatus.ASSEMBLING
+    job.refresh_from_db()
+    assert (job.status, job.error) == (ScanJobStatus.ASSEMBLING, "")
+
+
 # --- checks ---------------------------------------------------------------------------------
 
 
@@ -608,7 +696,7 @@ def test_a_lost_agent_fails_the_scanning_job_and_leaves_queued_jobs_alone(agent,
     heartbeat()
     ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     waiting.refresh_from_db()
@@ -630,7 +718,7 @@ def _lost_with_kept_batches(agent, heartbeat, *, batches=1, title="Lost") -> Sca
     services.scan_job_start_batch(job_id=job.pk, agent=agent)
     heartbeat()
     ScanAgentStatus.objects.update(last_heartbeat=timezone.now() - timedelta(minutes=10))
-    services.scan_check_agent()
+    services.scan_agent_check()
     job.refresh_from_db()
     assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.AGENT_LOST)
     return job
@@ -659,7 +747,7 @@ def test_a_resumed_job_is_queued_again_and_the_agent_scans_on_at_the_next_batch(
     # and the next claim gives it (ahead of the later job) to an agent, at batch 2
     heartbeat()
     claimed = services.scan_job_claim(agent=agent.agent)
-    assert claimed.pk == job.pk and services.next_batch_seq(claimed) == 2
+    assert claimed.pk == job.pk and selectors.scan_batch_next_seq(job=claimed) == 2
     _scan_batch(claimed, agent.agent, pages=3)
     services.scan_job_finish(job_id=job.pk, agent=agent.agent)
     job = services.scan_job_assemble(job_id=job.pk)
@@ -718,7 +806,7 @@ def test_assembling_kept_batches_needs_the_scanner_slot(agent, heartbeat, operat
     services.scan_job_claim(agent=agent.agent)
 
     # when / then: the database refuses a second active job
-    with pytest.raises(services.ScannerBusy) as error:
+    with pytest.raises(ScannerBusy) as error:
         services.scan_job_assemble_kept(job_id=job.pk, actor=operator, run_now=True)
 
     assert error.value.extra["active_job"] == holder.pk
@@ -762,7 +850,7 @@ def test_a_live_agent_keeps_its_scanning_job(agent, heartbeat):
     services.scan_job_start_batch(job_id=job.pk, agent=agent.agent)
     heartbeat()
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     assert job.status == ScanJobStatus.SCANNING
@@ -779,7 +867,7 @@ def test_queued_jobs_are_never_touched_by_a_silent_agent():
     ScanJobFactory(status=ScanJobStatus.QUEUED)
     ScanAgentStatus.objects.update(last_heartbeat=None)
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     assert ScanJob.objects.get().status == ScanJobStatus.QUEUED
     assert counts["checked"] == 0 and counts["agent_stale"] == 1
@@ -795,7 +883,7 @@ def test_an_idle_ready_job_is_canceled_with_the_reason_freeing_the_slot(agent, h
     )
     waiting = _queued("next")
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     assert job.status == ScanJobStatus.CANCELED
@@ -816,7 +904,7 @@ def test_a_recently_active_ready_job_is_kept(agent, heartbeat):
     services.scan_job_claim(agent=agent.agent)
     heartbeat()
 
-    services.scan_check_agent()
+    services.scan_agent_check()
 
     job.refresh_from_db()
     assert job.status == ScanJobStatus.READY
@@ -830,7 +918,7 @@ def test_a_scanning_job_without_progress_fails_as_stalled_even_with_a_heartbeat(
     ScanJob.objects.filter(pk=job.pk).update(last_progress_at=timezone.now() - timedelta(minutes=5))
     heartbeat()
 
-    counts = services.scan_check_agent()
+    counts = services.scan_agent_check()
 
     job.refresh_from_db()
     assert (job.status, job.error_code) == (ScanJobStatus.FAILED, ErrorCode.STALLED)
@@ -919,7 +1007,7 @@ def test_a_job_left_in_committing_can_be_canceled(agent, operator):
     job = services.scan_job_cancel(job_id=job.pk, actor=operator)
 
     assert job.status == ScanJobStatus.CANCELED
-    assert services.active_job() is None
+    assert selectors.scan_job_active_get() is None
 
 
 def test_a_committing_job_whose_document_exists_is_finished_not_canceled(agent, operator):
@@ -927,7 +1015,7 @@ def test_a_committing_job_whose_document_exists_is_finished_not_canceled(agent, 
     job = _preview(agent.agent)
     ScanJob.objects.filter(pk=job.pk).update(status=ScanJobStatus.COMMITTING)
     job.refresh_from_db()
-    document, created = services._document_for(job, actor=operator)
+    document, created = services.document_get_or_create(job=job, actor=operator)
     assert created
 
     with pytest.raises(Conflict) as error:
@@ -1059,7 +1147,7 @@ def test_every_operator_service_refuses_a_person_without_the_permission(agent, n
     events = ScanJobEvent.objects.count()
 
     # when
-    with pytest.raises(services.OperatorPermissionRequired) as error:
+    with pytest.raises(OperatorPermissionRequired) as error:
         OPERATOR_SERVICES[name](job.pk, reader)
 
     # then: a 403 with its code, and nothing changed
@@ -1075,5 +1163,5 @@ def test_the_permission_is_checked_before_the_job_is_looked_up():
     from tests.operations.factories import UserFactory
 
     # a refusal is the same whether the job exists or not
-    with pytest.raises(services.OperatorPermissionRequired):
+    with pytest.raises(OperatorPermissionRequired):
         services.scan_job_queue(job_id=424242, actor=UserFactory())

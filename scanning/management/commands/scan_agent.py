@@ -6,17 +6,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import BureauCommand
 from config.errors import ApplicationError
 from scanning import conf
 from scanning.agent.client import AgentAuthError, AgentClient, ApiError, Backoff
 from scanning.agent.runner import Agent, AgentOptions
 from scanning.agent.scanners import SaneScanner, SimulatedScanner
-from scanning.agents import check_token_shape
+from scanning.services import scan_agent_token_check
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "The reference scan agent: heartbeats, claims queued scan jobs, scans "
         "batches (simulated or SANE), uploads them and finishes the job. Talks "
@@ -64,7 +65,7 @@ class Command(BaseCommand):
             "--exit-when-idle", action="store_true", help="Exit when nothing is queued."
         )
 
-    def handle(self, *args, **options):
+    def run(self, *args, **options):
         # Every argument is checked before anything runs: bad input is one
         # line and a non-zero exit, never a traceback from deep in requests.
         server = _server_url(options["server"])
@@ -179,7 +180,7 @@ def _server_url(value: str) -> str:
 
 def _checked_token(token: str, source: str) -> str:
     try:
-        check_token_shape(token)
+        scan_agent_token_check(token)
     except ApplicationError as error:
         raise CommandError(f"{source} is not a scan agent token: {error.message}") from None
     return token

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from config.commands import BureauCommand
-from scanning.agents import scan_agent_create, scan_agent_provision
+from scanning.services import scan_agent_create, scan_agent_provision
 
 
 class Command(BureauCommand):
