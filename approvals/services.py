@@ -1,6 +1,7 @@
 """The approval workflow. Every status change of a pending action goes through
-``_move``, on a row locked with ``select_for_update()``, and writes a
-transition row in the same transaction.
+``config.transitions`` (``transition`` or a ``TransitionBatch`` on a row read
+with ``lock``), which checks the move against ``PENDING_ACTION_STATES`` and
+writes a transition row in the same transaction.
 
 Saga order (seed 001): our database first, Knox second, compensation when
 Knox says no. A submit that got no answer is ``submit_unknown``: Knox may or
@@ -13,8 +14,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,7 +31,6 @@ from approvals.choices import (
     IN_FLIGHT,
     KNOX_APPROVED,
     KNOX_IN_PROGRESS,
-    TRANSITIONS,
     ActionStatus,
     ApproverRole,
     FailureStage,
@@ -50,11 +49,10 @@ from approvals.models import (
     ApprovalTemplate,
     KnoxProfile,
     PendingAction,
-    PendingActionTransition,
     approval_line_problems,
 )
 from approvals.registry import ActionHandler, get_registered_handlers
-from approvals.selectors import may_see_pending_action
+from approvals.selectors import may_see_pending_action, pending_actions_in_flight
 from approvals.templating import (
     PAYLOAD,
     PAYLOAD_PREFIX,
@@ -65,17 +63,16 @@ from approvals.templating import (
     replace_template_variables,
     template_problems,
 )
-from config.db import update_rows
 from config.errors import (
     ApplicationError,
     Conflict,
     Forbidden,
     InvalidInput,
-    InvalidTransition,
     NotFound,
     error_text,
 )
 from config.observability.context import log_context
+from config.transitions import TransitionBatch, each_or_all, lock, lock_many, transition
 from operations.sanitize import normalize_code, sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -91,97 +88,22 @@ class ApprovalSubmitFailed(KnoxError):
 
 # --- transitions -------------------------------------------------------------------------
 
+# Leaving failed (a resubmit, a retry): the old failure no longer describes the action.
+NO_FAILURE = {"failure_stage": "", "failure_code": "", "error_message": ""}
 
-def _actor_name(actor) -> str:
-    return actor.get_username() if actor is not None else "system"
-
-
-def _move(action: PendingAction, to: str, *, actor=None, reason: str = "", **fields: Any) -> None:
-    """Change the status of an action being changed (see ``_changing``) and
-    queue the transition row that records who and why."""
-    if to not in TRANSITIONS[action.status]:
-        raise InvalidTransition(
-            subject=f"Pending action {action.pk}",
-            current=action.status,
-            target=to,
-            code="approvals.invalid_transition",
-        )
-    action._moves.append(
-        PendingActionTransition(
-            pending_action=action,
-            from_status=action.status,
-            to_status=to,
-            actor=actor,
-            actor_name=_actor_name(actor),
-            reason=sanitize_message(reason, limit=1000) if reason else "",
-        )
-    )
-    if action.status == ActionStatus.FAILED and to != ActionStatus.FAILED:
-        # Out of failed (a resubmit, a retry): the old failure no longer describes it.
-        for field in ("failure_stage", "failure_code", "error_message"):
-            fields.setdefault(field, "")
-    action.status = to
-    for field, value in fields.items():
-        setattr(action, field, value)
-        action._changed.add(field)
-
-
-LOG_FIELDS = ["knox_status", "last_checked_at", "last_knox_response", "submitted_at", "decided_at"]
-
-
-def _track(action: PendingAction) -> PendingAction:
-    action._moves = []
-    action._changed = set()
-    action.approval_log._dirty = False
-    return action
-
-
-@contextmanager
-def _changing(**lookup) -> Iterator[PendingAction]:
-    """Lock one pending action (``select_for_update``) for a change. Its moves
-    are written when the block ends, in the same transaction: the row once,
-    the transition rows in one insert. An exception writes nothing."""
-    with transaction.atomic():
-        action = _track(_locked(**lookup))
-        yield action
-        if action.approval_log._dirty:
-            action.approval_log.save(update_fields=LOG_FIELDS)
-        if action._moves:
-            action.save(update_fields=["status", "updated_at", *action._changed])
-            PendingActionTransition.objects.bulk_create(action._moves)
-            action._moves = []
-
-
-@contextmanager
-def _changing_many(pks: Sequence[int]) -> Iterator[dict[int, PendingAction]]:
-    """``_changing`` for a batch: the rows are locked in primary-key order (two
-    pollers never deadlock) and written with one statement per table."""
-    with transaction.atomic():
-        locked = PendingAction.objects.select_for_update().select_related("approval_log")
-        actions = {a.pk: _track(a) for a in locked.filter(pk__in=pks).order_by("pk")}
-        yield actions
-        logs = [a.approval_log for a in actions.values() if a.approval_log._dirty]
-        moved = [a for a in actions.values() if a._moves]
-        update_rows(logs, LOG_FIELDS)
-        for action in moved:
-            # save(), not a bulk write: pending actions are an automation entity,
-            # and rules on them need the model signals.
-            action.save(update_fields=["status", "updated_at", *action._changed])
-        if moved:
-            PendingActionTransition.objects.bulk_create([m for a in moved for m in a._moves])
-            for action in moved:
-                action._moves = []
+# What a poll or a submit writes to the approval log, beside the action's move.
+LOG_FIELDS = ("knox_status", "last_checked_at", "last_knox_response", "submitted_at", "decided_at")
 
 
 def _locked(**lookup) -> PendingAction:
-    try:
-        return (
-            PendingAction.objects.select_for_update().select_related("approval_log").get(**lookup)
-        )
-    except PendingAction.DoesNotExist:
-        raise NotFound(
+    """One pending action with its log, locked until the transaction ends."""
+    return lock(
+        PendingAction.objects.select_related("approval_log"),
+        not_found=lambda: NotFound(
             f"No pending action with {_describe(lookup)}.", code="approvals.not_found"
-        ) from None
+        ),
+        **lookup,
+    )
 
 
 def _describe(lookup: Mapping[str, Any]) -> str:
@@ -491,21 +413,22 @@ def request_approval(
             action_type=action_type,
             action_payload=stored_payload,
             created_by=user,
-            status=ActionStatus.PENDING,
-        )
+        )  # pending: the model's default, the machine's one move from None
         action.save()
         # Hash the payload as the database gives it back, as execution will read
         # it (PostgreSQL's jsonb returns 1e20 as an integer, for one).
         stored = PendingAction.objects.values_list("action_payload", flat=True).get(pk=action.pk)
         log.payload_sha256 = payload_sha256(stored)
         log.save(update_fields=["payload_sha256"])
-        PendingActionTransition.objects.create(
-            pending_action=action,
-            to_status=ActionStatus.PENDING,
+        # The creation is the machine's move from None: audited like every other.
+        PendingAction.state_machine.audit_row(
+            action,
+            from_state=None,
+            to_state=action.status,
             actor=user,
-            actor_name=_actor_name(user),
             reason="requested",
-        )
+            extra=None,
+        ).save()
     return action
 
 
@@ -537,15 +460,21 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
         )
     except (KnoxTimeout, KnoxProtocolError) as error:
         # Knox may have the document: leave it for the poller to settle.
-        with _changing(pk=action.pk) as locked:
-            _move(locked, ActionStatus.SUBMIT_UNKNOWN, actor=actor, reason=error.message)
+        with transaction.atomic():
+            transition(
+                _locked(pk=action.pk),
+                ActionStatus.SUBMIT_UNKNOWN,
+                actor=actor,
+                reason=error.message,
+                **NO_FAILURE,
+            )
         action.refresh_from_db()
         return
     except KnoxError as error:
         reason = sanitize_message(error.message)
-        with _changing(pk=action.pk) as locked:
-            _move(
-                locked,
+        with transaction.atomic():
+            transition(
+                _locked(pk=action.pk),
                 ActionStatus.FAILED,
                 actor=actor,
                 reason=reason,
@@ -562,12 +491,17 @@ def _submit(action: PendingAction, *, drafter_ep_id: str, actor) -> None:
         failed.status_code = error.status_code  # 503 when Knox is down, 502 when it refused
         raise failed from None
     status = _status_from(answer.get("data", {}).get("status"), default=KnoxStatus.IN_PROGRESS)
-    with _changing(pk=action.pk) as locked:
-        ApprovalLog.objects.filter(pk=locked.approval_log_id).update(
-            submitted_at=timezone.now(), knox_status=status, last_knox_response=answer
-        )
-        if locked.status != ActionStatus.PENDING:  # a resubmit (_move clears the failure)
-            _move(locked, ActionStatus.PENDING, actor=actor, reason="submitted to Knox")
+    with transaction.atomic(), TransitionBatch() as batch:
+        locked = _locked(pk=action.pk)
+        log = locked.approval_log
+        log.submitted_at = timezone.now()
+        log.knox_status = status
+        log.last_knox_response = answer
+        batch.save_fields(log, "submitted_at", "knox_status", "last_knox_response")
+        if locked.status != ActionStatus.PENDING:  # a resubmit
+            batch.move(
+                locked, ActionStatus.PENDING, actor=actor, reason="submitted to Knox", **NO_FAILURE
+            )
     action.refresh_from_db()
 
 
@@ -581,13 +515,14 @@ def _status_from(value: Any, *, default: KnoxStatus) -> KnoxStatus:
 def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
     """Submit a failed submit again, with the same apInfId (Knox is idempotent on
     it). Needs the operate permission (``actor`` None is the system)."""
-    with _changing(pk=pending_action_id) as action:
+    with transaction.atomic():
+        action = _locked(pk=pending_action_id)
         _check_actor(action, actor, doing="resubmit", own=False)
         if action.status != ActionStatus.FAILED or action.failure_stage != FailureStage.SUBMIT:
-            raise InvalidTransition(
-                subject=f"Pending action {action.pk}",
+            raise action.state_machine.refuse(
+                action,
+                "resubmitted",
                 current=_state_label(action),
-                target="resubmitted",
                 code="approvals.not_resubmittable",
             )
     drafter = (
@@ -634,46 +569,42 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
     what changed, execute what is approved. One bad item never stops the cycle."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     now = timezone.now()
-    grace = now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
-    rows = list(
-        PendingAction.objects.filter(status__in=IN_FLIGHT).values_list(
-            "pk",
-            "ap_inf_id",
-            "status",
-            "created_at",
-            "approval_log__knox_status",
-            "approval_log__submitted_at",
-        )
-    )
     # A submit still under way has not heard from Knox yet: don't race it.
-    rows = [r for r in rows if r[5] is not None or r[2] != ActionStatus.PENDING or r[3] < grace]
+    rows = pending_actions_in_flight(
+        created_before=now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
+    )
     reports: dict[str, StatusReport] = {}
     if rows:
         try:
-            reports = get_knox_client().statuses(r[1] for r in rows)
+            reports = get_knox_client().statuses(row.ap_inf_id for row in rows)
         except KnoxError as error:
             # The whole cycle is blind: record it and let the next one try.
             _record_failure(tracker, counts, error.code, f"Status request failed: {error.message}")
             rows = []
-    unchanged, changed = [], []
-    for pk, ap_inf_id, status, _created, known_status, submitted_at in rows:
+    unchanged: list[str] = []
+    changed: list[_Changed] = []
+    for row in rows:
         counts["checked"] += 1
-        report = reports[ap_inf_id]
+        report = reports[row.ap_inf_id]
         if report.error is not None:
             _record_failure(
                 tracker,
                 counts,
                 report.error.code,
-                f"Pending action {pk}: {report.error.message}",
-                ap_inf_id,
+                f"Pending action {row.pk}: {report.error.message}",
+                row.ap_inf_id,
             )
-        elif report.found and report.status == known_status and status == ActionStatus.PENDING:
-            unchanged.append(ap_inf_id)
+        elif (
+            report.found and report.status == row.knox_status and row.status == ActionStatus.PENDING
+        ):
+            unchanged.append(row.ap_inf_id)
         else:
-            changed.append((pk, ap_inf_id, report, submitted_at is not None))
+            changed.append(
+                _Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted_at is not None)
+            )
     for start in range(0, len(changed), SETTLE_BATCH):
         _settle_batch(changed[start : start + SETTLE_BATCH], counts, tracker)
-    # Unchanged documents: one UPDATE per 500, not a query each.
+    # Unchanged documents: one UPDATE per 500, not a query each (no state moves).
     for start in range(0, len(unchanged), 500):
         ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
             last_checked_at=now
@@ -681,33 +612,43 @@ def check_pending_approvals(*, tracker=None) -> dict[str, int]:
     return counts
 
 
-def _settle_batch(batch, counts, tracker) -> None:
+@dataclass(frozen=True)
+class _Changed:
+    """A document whose Knox answer differs from what we know."""
+
+    pk: int
+    ap_inf_id: str
+    report: StatusReport
+    submitted: bool
+
+
+def _settle_batch(batch: list[_Changed], counts, tracker) -> None:
     """Settle changed documents together; if anything in the batch goes wrong,
     settle them one by one, so one bad item never holds up the others."""
-    try:
-        results = _apply_reports([(pk, report, submitted) for pk, _ap, report, submitted in batch])
-    except Exception:  # noqa: BLE001 - retried item by item below
-        results = []
-        for pk, ap_inf_id, report, submitted in batch:
-            try:
-                outcome, action = _apply_report(pk, report, submitted=submitted)
-            except Exception as error:  # noqa: BLE001 - one item must not stop the cycle
-                logger.exception(
-                    "approvals: pending action %s failed during the poll",
-                    pk,
-                    extra={"pending_action_id": pk},
-                )
-                _record_failure(
-                    tracker,
-                    counts,
-                    _code(error),
-                    f"Pending action {pk}: {_message(error)}",
-                    ap_inf_id,
-                )
-                continue
-            results.append((pk, outcome, action))
-    ap_inf_ids = {pk: ap for pk, ap, _report, _submitted in batch}
-    for pk, outcome, action in results:
+
+    def failed(item: _Changed, error: Exception) -> None:
+        logger.error(
+            "approvals: pending action %s failed during the poll",
+            item.pk,
+            exc_info=error,
+            extra={"pending_action_id": item.pk},
+        )
+        _record_failure(
+            tracker,
+            counts,
+            _code(error),
+            f"Pending action {item.pk}: {_message(error)}",
+            item.ap_inf_id,
+        )
+
+    results = each_or_all(
+        batch,
+        together=_settle_together,
+        alone=lambda item: (item, *_settle_alone(item.pk, item.report, submitted=item.submitted)),
+        failed=failed,
+        what="Knox document",
+    )
+    for item, outcome, action in results:
         if outcome is None:
             continue  # settled by someone else since we read it
         counts["updated"] += 1
@@ -718,16 +659,16 @@ def _settle_batch(batch, counts, tracker) -> None:
                 tracker,
                 counts,
                 action.failure_code or "approvals.handler_failed",
-                f"Pending action {pk}: {action.error_message}",
-                ap_inf_ids[pk],
+                f"Pending action {item.pk}: {action.error_message}",
+                item.ap_inf_id,
             )
         elif outcome == "submit_failed":
             _record_failure(
                 tracker,
                 counts,
                 "approvals.submit_lost",
-                f"Pending action {pk}: {action.error_message}",
-                ap_inf_ids[pk],
+                f"Pending action {item.pk}: {action.error_message}",
+                item.ap_inf_id,
             )
 
 
@@ -750,22 +691,27 @@ def _record_failure(tracker, counts, code: str, message: str, ap_inf_id: str | N
 
 
 def _settle(
-    action: PendingAction, report: StatusReport, *, now, submitted: bool, actor=None
+    batch: TransitionBatch,
+    action: PendingAction,
+    report: StatusReport,
+    *,
+    now,
+    submitted: bool,
+    actor=None,
 ) -> str | None:
-    """Apply what Knox said to a locked action, in memory (the caller writes):
-    an approval runs the handler right there, in the same transaction (a crash
-    rolls it all back, and the next poll sees the approval again). Returns
-    "executed", "execution_failed", "rejected", "cancelled", "submit_failed",
-    "updated", or None when someone else settled it meanwhile."""
+    """Apply what Knox said to a locked action, in ``batch`` (written when the
+    batch ends): an approval runs the handler right there, in the same
+    transaction (a crash rolls it all back, and the next poll sees the approval
+    again). Returns "executed", "execution_failed", "rejected", "cancelled",
+    "submit_failed", "updated", or None when someone else settled it meanwhile."""
     if report.error is not None:
         raise report.error
     if action.status not in IN_FLIGHT:
         return None
-    log = action.approval_log
     if not report.found:
         if action.status == ActionStatus.SUBMIT_UNKNOWN or not submitted:
             reason = "Knox has no record of the document: the submit never arrived. Resubmit it."
-            _move(
+            batch.move(
                 action,
                 ActionStatus.FAILED,
                 actor=actor,
@@ -779,57 +725,67 @@ def _settle(
             "Knox no longer knows a document it accepted.", code="knox.not_found"
         )
     status = report.status
+    log = action.approval_log
     log.knox_status = status
     log.last_checked_at = now
     log.last_knox_response = report.raw
     log.submitted_at = log.submitted_at or now
     if status not in KNOX_IN_PROGRESS:
         log.decided_at = now
-    log._dirty = True
+    batch.save_fields(log, *LOG_FIELDS)
     opinion = str((report.raw or {}).get("opinion") or "")
     if status in KNOX_APPROVED:
-        _move(
+        batch.move(
             action,
             ActionStatus.APPROVED,
             actor=actor,
             reason=f"Knox status {int(status)} ({status.label})",
         )
-        _run_handler(action, actor=actor)
+        _run_handler(batch, action, actor=actor)
         return "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
     if status == KnoxStatus.REJECTED:
-        _move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
+        batch.move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
         return "rejected"
     if status == KnoxStatus.WITHDRAWN:
-        _move(action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox")
+        batch.move(
+            action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox"
+        )
         return "cancelled"
     if action.status == ActionStatus.SUBMIT_UNKNOWN:
-        _move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
+        batch.move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
     return "updated"
 
 
-def _apply_report(
+def _settle_alone(
     pk: int, report: StatusReport, *, submitted: bool, actor=None
 ) -> tuple[str | None, PendingAction]:
     """Settle one document in its own transaction."""
     if report.error is not None:
         raise report.error
-    with _changing(pk=pk) as action:
-        outcome = _settle(action, report, now=timezone.now(), submitted=submitted, actor=actor)
+    with transaction.atomic(), TransitionBatch() as batch:
+        action = _locked(pk=pk)
+        outcome = _settle(
+            batch, action, report, now=timezone.now(), submitted=submitted, actor=actor
+        )
     return outcome, action
 
 
-def _apply_reports(
-    items: list[tuple[int, StatusReport, bool]],
-) -> list[tuple[int, str | None, PendingAction]]:
-    """Settle a batch of documents in one transaction. Any error rolls the
-    batch back and raises; the caller then settles them one by one."""
-    with _changing_many([pk for pk, _report, _submitted in items]) as actions:
-        now = timezone.now()
-        results = []
-        for pk, report, submitted in items:
-            action = actions.get(pk)
+def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | None, PendingAction]]:
+    """Settle a batch of documents in the caller's transaction: the rows locked
+    in primary-key order, written with one statement per table. Any error
+    raises; ``each_or_all`` then settles them one by one."""
+    locked = lock_many(
+        PendingAction.objects.select_related("approval_log"), [item.pk for item in items]
+    )
+    actions = {action.pk: action for action in locked}
+    now = timezone.now()
+    results = []
+    with TransitionBatch() as batch:
+        for item in items:
+            action = actions.get(item.pk)
             if action is not None:
-                results.append((pk, _settle(action, report, now=now, submitted=submitted), action))
+                outcome = _settle(batch, action, item.report, now=now, submitted=item.submitted)
+                results.append((item, outcome, action))
     return results
 
 
@@ -852,7 +808,7 @@ def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction
         action.status in IN_FLIGHT and not submitting
     ):  # a submit under way has not been answered yet
         report = get_knox_client().statuses([ap_inf_id])[ap_inf_id]
-        _apply_report(
+        _settle_alone(
             action.pk, report, submitted=action.approval_log.submitted_at is not None, actor=actor
         )
     elif action.status == ActionStatus.APPROVED:
@@ -868,29 +824,23 @@ def execute_approved_action(ap_inf_id: str, *, actor=None) -> PendingAction:
     """Run the handler of an approved action, exactly once: the row is locked,
     moved to executing, and the handler runs inside the transaction that marks
     it executed. Called again, it finds it executed and changes nothing."""
-    return _execute(ap_inf_id, actor=actor)[0]
-
-
-def _execute(ap_inf_id: str, *, actor) -> tuple[PendingAction, bool]:
-    """``(action, ran)``: ``ran`` is False when it had already been executed."""
-    with _changing(ap_inf_id=ap_inf_id) as action:
+    with transaction.atomic(), TransitionBatch() as batch:
+        action = _locked(ap_inf_id=ap_inf_id)
         if action.status == ActionStatus.EXECUTED:
-            return action, False
+            return action
         if action.status != ActionStatus.APPROVED:
-            raise InvalidTransition(
-                subject=f"Pending action {action.pk}",
-                current=action.status,
-                target=ActionStatus.EXECUTING,
-                code="approvals.not_approved",
+            raise action.state_machine.refuse(
+                action, ActionStatus.EXECUTING, code="approvals.not_approved"
             )
-        _run_handler(action, actor=actor)
-    return action, True
+        _run_handler(batch, action, actor=actor)
+    return action
 
 
 def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
     """Execute a failed execution again (Knox approved it; the handler failed).
     Needs the operate permission (``actor`` None is the system)."""
-    with _changing(pk=pending_action_id) as action:
+    with transaction.atomic(), TransitionBatch() as batch:
+        action = _locked(pk=pending_action_id)
         _check_actor(action, actor, doing="retry", own=False)
         approved_in_knox = action.approval_log.knox_status in KNOX_APPROVED
         if (
@@ -898,21 +848,18 @@ def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
             or action.failure_stage != FailureStage.EXECUTE
             or not approved_in_knox
         ):
-            raise InvalidTransition(
-                subject=f"Pending action {action.pk}",
-                current=_state_label(action),
-                target="retried",
-                code="approvals.not_retryable",
+            raise action.state_machine.refuse(
+                action, "retried", current=_state_label(action), code="approvals.not_retryable"
             )
-        _run_handler(action, actor=actor, reason="retry")
+        _run_handler(batch, action, actor=actor, reason="retry")
     return action
 
 
-def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
+def _run_handler(batch: TransitionBatch, action: PendingAction, *, actor, reason: str = "") -> None:
     """Run the handler on a locked action: only the payload that was submitted
     for approval, re-validated, and only while the requester may still have it
     run. Any refusal or failure fails the action (stage execute) with a code."""
-    _move(action, ActionStatus.EXECUTING, actor=actor, reason=reason)
+    batch.move(action, ActionStatus.EXECUTING, actor=actor, reason=reason, **NO_FAILURE)
     try:
         handler = get_registered_handlers().get(action.action_type)
         if handler is None:
@@ -938,7 +885,7 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
             result = json.loads(json.dumps(result, default=str))
     except Exception as error:  # noqa: BLE001 - any failure is recorded, never lost
         message = sanitize_message(error_text(error, sep="; "))
-        _move(
+        batch.move(
             action,
             ActionStatus.FAILED,
             actor=actor,
@@ -948,15 +895,13 @@ def _run_handler(action: PendingAction, *, actor, reason: str = "") -> None:
             error_message=message,
         )
         return
-    _move(
+    batch.move(
         action,
         ActionStatus.EXECUTED,
         actor=actor,
         reason="handler ran",
         execution_result=result,
         executed_at=timezone.now(),
-        error_message="",
-        failure_stage="",
     )
 
 
@@ -976,30 +921,23 @@ def _failure_code(error: BaseException) -> str:
     return "approvals.handler_failed"
 
 
-def handle_rejected_action(
-    ap_inf_id: str, reason: str, *, actor=None, cancelled: bool = False
-) -> PendingAction:
-    with _changing(ap_inf_id=ap_inf_id) as action:
-        target = ActionStatus.CANCELLED if cancelled else ActionStatus.REJECTED
-        _move(action, target, actor=actor, reason=reason)
-    return action
-
-
 def withdraw_action(pending_action_id: int, *, actor=None, reason: str = "") -> PendingAction:
     """Withdraw the document in Knox, then cancel the action. The requester may
     withdraw their own; anyone else needs the operate permission."""
-    with _changing(pk=pending_action_id) as action:
+    with transaction.atomic():
+        action = _locked(pk=pending_action_id)
         _check_actor(action, actor, doing="withdraw", own=True)
         if action.status not in IN_FLIGHT:
-            raise InvalidTransition(
-                subject=f"Pending action {action.pk}",
-                current=action.status,
-                target=ActionStatus.CANCELLED,
-                code="approvals.not_withdrawable",
+            raise action.state_machine.refuse(
+                action, ActionStatus.CANCELLED, code="approvals.not_withdrawable"
             )
     get_knox_client().withdraw(
         ap_inf_id=action.ap_inf_id, reason=reason or "withdrawn by the requester"
     )
-    return handle_rejected_action(
-        action.ap_inf_id, reason or "withdrawn in Bureau", actor=actor, cancelled=True
-    )
+    with transaction.atomic():
+        return transition(
+            _locked(pk=action.pk),
+            ActionStatus.CANCELLED,
+            actor=actor,
+            reason=reason or "withdrawn in Bureau",
+        )
