@@ -78,6 +78,11 @@ PENDING_ACTION_STATES = StateMachine(
 )
 
 
+# Leaving failed (a resubmit, a retry): the old failure no longer describes the
+# action, so those moves clear these fields.
+NO_FAILURE = {"failure_stage": "", "failure_code": "", "error_message": ""}
+
+
 class FailureStage(models.TextChoices):
     SUBMIT = "submit", "Submit to Knox"
     EXECUTE = "execute", "Execution"

@@ -1,7 +1,8 @@
 """Demo data for `make run`: the admin can request approvals right away."""
 
 from approvals.models import ApprovalTemplate
-from approvals.services import ep_id_of, knox_profile_set
+from approvals.selectors import ep_id_of
+from approvals.services import knox_profile_set
 
 NEW_TENANT_TEMPLATE = """<h2>New tenant: {{tenant_name}}</h2>
 <p>Please approve creating the tenant <b>{{tenant_name}}</b> in the workspace <code>{{workspace}}</code>.</p>

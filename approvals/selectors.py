@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import F, Q, QuerySet
 
 from approvals.choices import IN_FLIGHT, ActionStatus
-from approvals.models import ApprovalTemplate, PendingAction
+from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
 
 
 def pending_actions_visible_to(user) -> QuerySet[PendingAction]:
@@ -45,3 +45,8 @@ def pending_actions_in_flight(*, created_before: datetime) -> list:
         )
         .values_list("pk", "ap_inf_id", "status", "knox_status", "submitted_at", named=True)
     )
+
+
+def ep_id_of(user) -> str | None:
+    """The user's Knox EP ID, or None."""
+    return KnoxProfile.objects.filter(user=user).values_list("ep_id", flat=True).first() or None

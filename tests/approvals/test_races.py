@@ -14,11 +14,11 @@ from approvals.registry import (
     unregister_action_handler,
 )
 from approvals.services import (
-    _settle_alone,
     check_pending_approvals,
     execute_approved_action,
     with_approval,
 )
+from approvals.services.poll import pending_action_settle
 from operations.models import Tenant
 from tests.concurrency import run_concurrently
 
@@ -82,7 +82,7 @@ def test_many_concurrent_executions_of_one_action_run_the_handler_once(
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
     # Only the "approved" step of a poll, so the threads below race to execute.
     report = get_knox_client().statuses([action.ap_inf_id])[action.ap_inf_id]
-    _settle_alone(action.pk, report, submitted=True)
+    pending_action_settle(pending_action_id=action.pk, report=report, submitted=True)
 
     _results, errors = run_concurrently(lambda: execute_approved_action(action.ap_inf_id), 6)
 
