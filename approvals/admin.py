@@ -20,11 +20,11 @@ from approvals.registry import get_registered_handlers
 from approvals.services import (
     OPERATE_PERMISSION,
     ApprovalSubmitFailed,
-    check_single_approval_status,
-    resubmit_action,
-    retry_execution,
-    with_approval,
-    withdraw_action,
+    approval_request,
+    pending_action_refresh,
+    pending_action_resubmit,
+    pending_action_retry,
+    pending_action_withdraw,
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.errors import ApplicationError, error_text
@@ -162,9 +162,9 @@ class PendingActionAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                action = with_approval(
-                    data["action_type"],
-                    data["payload"] if data["payload"] is not None else {},
+                action = approval_request(
+                    action_type=data["action_type"],
+                    payload=data["payload"] if data["payload"] is not None else {},
                     title=data["title"],
                     template_name=data["template"].name,
                     variables=data["variables"] or {},
@@ -202,7 +202,7 @@ class PendingActionAdmin(admin.ModelAdmin):
     @admin.action(description="Check status in Knox now")
     def check_status_now(self, request, queryset):
         def check(action):
-            action = check_single_approval_status(action.ap_inf_id, actor=request.user)
+            action = pending_action_refresh(ap_inf_id=action.ap_inf_id, actor=request.user)
             return action.status != ActionStatus.FAILED, action
 
         self._each(request, queryset, check)
@@ -210,7 +210,7 @@ class PendingActionAdmin(admin.ModelAdmin):
     @admin.action(description="Retry execution (failed after approval)", permissions=["operate"])
     def retry_execution_action(self, request, queryset):
         def retry(action):
-            action = retry_execution(action.pk, actor=request.user)
+            action = pending_action_retry(pending_action_id=action.pk, actor=request.user)
             return action.status == ActionStatus.EXECUTED, action
 
         self._each(request, queryset, retry)
@@ -219,7 +219,7 @@ class PendingActionAdmin(admin.ModelAdmin):
     def resubmit_action_(self, request, queryset):
         def resubmit(action):
             try:
-                action = resubmit_action(action.pk, actor=request.user)
+                action = pending_action_resubmit(pending_action_id=action.pk, actor=request.user)
             except ApprovalSubmitFailed:
                 action.refresh_from_db()  # failed again, recorded on the action
             return action.status != ActionStatus.FAILED, action
@@ -229,8 +229,10 @@ class PendingActionAdmin(admin.ModelAdmin):
     @admin.action(description="Withdraw from Knox")
     def withdraw_action_(self, request, queryset):
         def withdraw(action):
-            action = withdraw_action(
-                action.pk, actor=request.user, reason=f"withdrawn by {request.user.get_username()}"
+            action = pending_action_withdraw(
+                pending_action_id=action.pk,
+                actor=request.user,
+                reason=f"withdrawn by {request.user.get_username()}",
             )
             return True, action
 

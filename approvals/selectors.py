@@ -1,3 +1,6 @@
+"""Reads of the approvals app: what a user may see, the templates a request
+may use, the documents the poll asks Knox about. Selectors import no service."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,7 +11,7 @@ from approvals.choices import IN_FLIGHT, ActionStatus
 from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
 
 
-def pending_actions_visible_to(user) -> QuerySet[PendingAction]:
+def pending_action_list(*, user) -> QuerySet[PendingAction]:
     """Your own requests; every request for staff."""
     actions = PendingAction.objects.select_related("approval_log", "created_by").prefetch_related(
         "transitions"
@@ -16,16 +19,17 @@ def pending_actions_visible_to(user) -> QuerySet[PendingAction]:
     return actions if user.is_staff else actions.filter(created_by=user)
 
 
-def may_see_pending_action(user, pending_action: PendingAction) -> bool:
-    """The row-level form of ``pending_actions_visible_to``."""
+def pending_action_is_visible(*, user, pending_action: PendingAction) -> bool:
+    """The row-level form of ``pending_action_list``."""
     return user.is_staff or pending_action.created_by_id == user.pk
 
 
-def active_templates() -> QuerySet[ApprovalTemplate]:
+def approval_template_list_active() -> QuerySet[ApprovalTemplate]:
+    """The templates a request may use."""
     return ApprovalTemplate.objects.filter(is_active=True).order_by("name")
 
 
-def pending_actions_in_flight(*, created_before: datetime) -> list:
+def pending_action_list_in_flight(*, created_before: datetime) -> list:
     """The documents the poll asks Knox about, as rows with ``pk``,
     ``ap_inf_id``, ``status``, ``knox_status`` and ``submitted_at`` (what Knox
     last said): every pending or submit-unknown action, except a pending one
@@ -47,6 +51,6 @@ def pending_actions_in_flight(*, created_before: datetime) -> list:
     )
 
 
-def ep_id_of(user) -> str | None:
+def knox_ep_id_get(*, user) -> str | None:
     """The user's Knox EP ID, or None."""
     return KnoxProfile.objects.filter(user=user).values_list("ep_id", flat=True).first() or None

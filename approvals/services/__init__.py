@@ -17,37 +17,37 @@ against ``approvals.choices.PENDING_ACTION_STATES`` and writes a
 """
 
 from approvals.services.access import OPERATE_PERMISSION
-from approvals.services.execute import execute_approved_action, retry_execution
-from approvals.services.poll import check_pending_approvals, check_single_approval_status
+from approvals.services.execute import pending_action_execute, pending_action_retry
+from approvals.services.poll import pending_action_refresh, pending_actions_poll
 from approvals.services.profiles import knox_profile_set
 from approvals.services.requests import (
     CheckedRequest,
+    approval_request_validate,
     payload_sha256,
-    request_approval,
-    validate_approval_request,
+    pending_action_create,
 )
 from approvals.services.submit import (
     ApprovalSubmitFailed,
-    resubmit_action,
-    submit_pending_action,
-    with_approval,
+    approval_request,
+    pending_action_resubmit,
+    pending_action_submit,
 )
-from approvals.services.withdraw import withdraw_action
+from approvals.services.withdraw import pending_action_withdraw
 
 __all__ = [
     "OPERATE_PERMISSION",
     "ApprovalSubmitFailed",
     "CheckedRequest",
-    "check_pending_approvals",
-    "check_single_approval_status",
-    "execute_approved_action",
+    "approval_request",
+    "approval_request_validate",
     "knox_profile_set",
     "payload_sha256",
-    "request_approval",
-    "resubmit_action",
-    "retry_execution",
-    "submit_pending_action",
-    "validate_approval_request",
-    "with_approval",
-    "withdraw_action",
+    "pending_action_create",
+    "pending_action_execute",
+    "pending_action_refresh",
+    "pending_action_resubmit",
+    "pending_action_retry",
+    "pending_action_submit",
+    "pending_action_withdraw",
+    "pending_actions_poll",
 ]

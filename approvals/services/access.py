@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from approvals.models import PendingAction
-from approvals.selectors import may_see_pending_action
+from approvals.selectors import pending_action_is_visible
 from config.errors import Forbidden, NotFound
 from config.transitions import lock
 
@@ -43,7 +43,7 @@ def pending_action_authorize(
         return
     if own and pending_action.created_by_id == actor.pk:
         return
-    if not may_see_pending_action(actor, pending_action):
+    if not pending_action_is_visible(user=actor, pending_action=pending_action):
         raise NotFound(
             f"No pending action with id {pending_action.pk}.", code="approvals.not_found"
         )
@@ -55,5 +55,5 @@ def pending_action_authorize(
     )
 
 
-def state_label(action: PendingAction) -> str:
+def pending_action_state_label(action: PendingAction) -> str:
     return f"{action.status} ({action.failure_stage})" if action.failure_stage else action.status

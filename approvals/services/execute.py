@@ -15,7 +15,11 @@ from rest_framework.exceptions import ValidationError as PayloadInvalid
 from approvals.choices import KNOX_APPROVED, NO_FAILURE, ActionStatus, FailureStage
 from approvals.models import PendingAction
 from approvals.registry import get_registered_handlers
-from approvals.services.access import pending_action_authorize, pending_action_lock, state_label
+from approvals.services.access import (
+    pending_action_authorize,
+    pending_action_lock,
+    pending_action_state_label,
+)
 from approvals.services.requests import handler_authorize, payload_sha256
 from config.errors import ApplicationError, Conflict, InvalidInput, error_text
 from config.observability.context import log_context
@@ -23,7 +27,7 @@ from config.transitions import TransitionBatch
 from operations.sanitize import normalize_code, sanitize_message
 
 
-def execute_approved_action(ap_inf_id: str, *, actor=None) -> PendingAction:
+def pending_action_execute(*, ap_inf_id: str, actor=None) -> PendingAction:
     """Run the handler of an approved action, exactly once: the row is locked,
     moved to executing, and the handler runs inside the transaction that marks
     it executed. Called again, it finds it executed and changes nothing."""
@@ -39,7 +43,7 @@ def execute_approved_action(ap_inf_id: str, *, actor=None) -> PendingAction:
     return action
 
 
-def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
+def pending_action_retry(*, pending_action_id: int, actor=None) -> PendingAction:
     """Execute a failed execution again (Knox approved it; the handler failed).
     Needs the operate permission (``actor`` None is the system)."""
     with transaction.atomic(), TransitionBatch() as batch:
@@ -52,7 +56,10 @@ def retry_execution(pending_action_id: int, *, actor=None) -> PendingAction:
             or not approved_in_knox
         ):
             raise action.state_machine.refuse(
-                action, "retried", current=state_label(action), code="approvals.not_retryable"
+                action,
+                "retried",
+                current=pending_action_state_label(action),
+                code="approvals.not_retryable",
             )
         pending_action_run(batch=batch, pending_action=action, actor=actor, reason="retry")
     return action

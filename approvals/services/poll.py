@@ -22,9 +22,9 @@ from approvals.choices import (
 )
 from approvals.knox import KnoxError, KnoxProtocolError, StatusReport, get_knox_client
 from approvals.models import ApprovalLog, PendingAction
-from approvals.selectors import may_see_pending_action, pending_actions_in_flight
+from approvals.selectors import pending_action_is_visible, pending_action_list_in_flight
 from approvals.services.access import pending_action_authorize, pending_action_lock
-from approvals.services.execute import execute_approved_action, pending_action_run
+from approvals.services.execute import pending_action_execute, pending_action_run
 from config.errors import NotFound
 from config.transitions import TransitionBatch, each_or_all, lock_many
 
@@ -39,13 +39,13 @@ SETTLE_BATCH = 100
 COUNT_KEYS = ("checked", "updated", "executed", "rejected", "cancelled", "failed")
 
 
-def check_pending_approvals(*, tracker=None) -> dict[str, int]:
+def pending_actions_poll(*, tracker=None) -> dict[str, int]:
     """One poll cycle: ask Knox about every in-flight document in batches, act on
     what changed, execute what is approved. One bad item never stops the cycle."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     now = timezone.now()
     # A submit still under way has not heard from Knox yet: don't race it.
-    rows = pending_actions_in_flight(
+    rows = pending_action_list_in_flight(
         created_before=now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
     )
     reports: dict[str, StatusReport] = {}
@@ -270,13 +270,15 @@ def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | No
     return results
 
 
-def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction:
+def pending_action_refresh(*, ap_inf_id: str, actor=None) -> PendingAction:
     """Ask Knox about one document now (the "refresh" button), and act on it.
     The requester may for their own; anyone else needs the operate permission."""
     action = (
         PendingAction.objects.select_related("approval_log").filter(ap_inf_id=ap_inf_id).first()
     )
-    if action is None or (actor is not None and not may_see_pending_action(actor, action)):
+    if action is None or (
+        actor is not None and not pending_action_is_visible(user=actor, pending_action=action)
+    ):
         raise NotFound(f"No pending action with apInfId {ap_inf_id}.", code="approvals.not_found")
     pending_action_authorize(
         pending_action=action, actor=actor, doing="check the status of", own=True
@@ -298,6 +300,6 @@ def check_single_approval_status(ap_inf_id: str, *, actor=None) -> PendingAction
             actor=actor,
         )
     elif action.status == ActionStatus.APPROVED:
-        execute_approved_action(ap_inf_id, actor=actor)
+        pending_action_execute(ap_inf_id=ap_inf_id, actor=actor)
     action.refresh_from_db()
     return action

@@ -25,7 +25,7 @@ from approvals.models import (
     approval_line_problems,
 )
 from approvals.registry import ActionHandler, get_registered_handlers
-from approvals.selectors import ep_id_of
+from approvals.selectors import knox_ep_id_get
 from approvals.templating import (
     PAYLOAD,
     PAYLOAD_PREFIX,
@@ -41,7 +41,7 @@ from config.errors import ApplicationError, Forbidden, error_text
 
 @dataclass(frozen=True)
 class CheckedRequest:
-    """An approval request that passed ``validate_approval_request``."""
+    """An approval request that passed ``approval_request_validate``."""
 
     handler: ActionHandler
     template: ApprovalTemplate
@@ -51,7 +51,7 @@ class CheckedRequest:
     shown_payload: dict[str, Any]  # the same as JSON: what approvers read
 
 
-def validate_approval_request(
+def approval_request_validate(
     *,
     action_type: str,
     payload: Any,
@@ -72,7 +72,7 @@ def validate_approval_request(
     if handler is None:
         known = ", ".join(sorted(get_registered_handlers())) or "(none)"
         errors["action_type"] = [f"Unknown action type {action_type!r}. Known: {known}."]
-    drafter = ep_id_of(user) if user is not None else None
+    drafter = knox_ep_id_get(user=user) if user is not None else None
     if not drafter:
         errors["user"] = [
             "You have no Knox EP ID; ask an administrator to set one before requesting approval."
@@ -247,10 +247,10 @@ def _render_contents(
     return "".join(str(part) for part in parts)
 
 
-def request_approval(
+def pending_action_create(
+    *,
     action_type: str,
     payload: Mapping[str, Any],
-    *,
     title: str,
     template_name: str,
     variables: Mapping[str, Any],
@@ -259,10 +259,10 @@ def request_approval(
     description: str | None = None,
     configured_by=None,
 ) -> PendingAction:
-    """The database half of ``with_approval``: validate and authorize, then
+    """The database half of ``approval_request``: validate and authorize, then
     write the log and the pending action in one transaction. Nothing is sent to
-    Knox: call ``submit_pending_action`` once this has committed."""
-    checked = validate_approval_request(
+    Knox: call ``pending_action_submit`` once this has committed."""
+    checked = approval_request_validate(
         action_type=action_type,
         payload=payload,
         template_name=template_name,

@@ -14,9 +14,13 @@ from django.utils import timezone
 from approvals.choices import NO_FAILURE, ActionStatus, FailureStage, KnoxStatus
 from approvals.knox import KnoxError, KnoxProtocolError, KnoxTimeout, get_knox_client
 from approvals.models import PendingAction
-from approvals.selectors import ep_id_of
-from approvals.services.access import pending_action_authorize, pending_action_lock, state_label
-from approvals.services.requests import request_approval
+from approvals.selectors import knox_ep_id_get
+from approvals.services.access import (
+    pending_action_authorize,
+    pending_action_lock,
+    pending_action_state_label,
+)
+from approvals.services.requests import pending_action_create
 from config.errors import InvalidInput
 from config.transitions import TransitionBatch, transition
 from operations.sanitize import sanitize_message
@@ -26,10 +30,10 @@ class ApprovalSubmitFailed(KnoxError):
     """Knox refused or could not take the document; the action is failed."""
 
 
-def with_approval(
+def approval_request(
+    *,
     action_type: str,
     payload: Mapping[str, Any],
-    *,
     title: str,
     template_name: str,
     variables: Mapping[str, Any],
@@ -40,13 +44,13 @@ def with_approval(
     """Hold ``action_type(payload)`` until Knox approves it. Returns the pending
     action (``.ap_inf_id`` is the Knox document id). With no ``approvers`` the
     template's default approval line is used. Saga order: the database
-    first (``request_approval``), committed; Knox second. Call it outside a
+    first (``pending_action_create``), committed; Knox second. Call it outside a
     transaction: Knox cannot be rolled back with yours. Inside one, call
-    ``request_approval`` and ``submit_pending_action`` on commit (as the
+    ``pending_action_create`` and ``pending_action_submit`` on commit (as the
     automation action ``seek_approval`` does)."""
-    action = request_approval(
-        action_type,
-        payload,
+    action = pending_action_create(
+        action_type=action_type,
+        payload=payload,
         title=title,
         template_name=template_name,
         variables=variables,
@@ -54,21 +58,23 @@ def with_approval(
         user=user,
         description=description,
     )
-    _submit(action, drafter_ep_id=ep_id_of(user), actor=user)
+    _submit(action, drafter_ep_id=knox_ep_id_get(user=user), actor=user)
     return action
 
 
-def submit_pending_action(pending_action_id: int) -> PendingAction:
+def pending_action_submit(*, pending_action_id: int) -> PendingAction:
     """The Knox half: submit a requested action that has not been sent yet.
     Safe to call twice (a submitted one is left alone); a failure is recorded
-    on the action (failed, with the reason) as in ``with_approval``."""
+    on the action (failed, with the reason) as in ``approval_request``."""
     action = PendingAction.objects.select_related("approval_log__submitted_by").get(
         pk=pending_action_id
     )
     if action.status != ActionStatus.PENDING or action.approval_log.submitted_at is not None:
         return action
     requester = action.approval_log.submitted_by
-    _submit(action, drafter_ep_id=ep_id_of(requester) if requester else "", actor=requester)
+    _submit(
+        action, drafter_ep_id=knox_ep_id_get(user=requester) if requester else "", actor=requester
+    )
     return action
 
 
@@ -138,7 +144,7 @@ def _status_from(value: Any, *, default: KnoxStatus) -> KnoxStatus:
         return default
 
 
-def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
+def pending_action_resubmit(*, pending_action_id: int, actor=None) -> PendingAction:
     """Submit a failed submit again, with the same apInfId (Knox is idempotent on
     it). Needs the operate permission (``actor`` None is the system)."""
     with transaction.atomic():
@@ -148,11 +154,13 @@ def resubmit_action(pending_action_id: int, *, actor=None) -> PendingAction:
             raise action.state_machine.refuse(
                 action,
                 "resubmitted",
-                current=state_label(action),
+                current=pending_action_state_label(action),
                 code="approvals.not_resubmittable",
             )
     drafter = (
-        ep_id_of(action.approval_log.submitted_by) if action.approval_log.submitted_by else None
+        knox_ep_id_get(user=action.approval_log.submitted_by)
+        if action.approval_log.submitted_by
+        else None
     )
     if not drafter:
         raise InvalidInput("The requester no longer has a Knox EP ID.", code="approvals.no_ep_id")

@@ -11,7 +11,9 @@ from approvals.services.access import pending_action_authorize, pending_action_l
 from config.transitions import transition
 
 
-def withdraw_action(pending_action_id: int, *, actor=None, reason: str = "") -> PendingAction:
+def pending_action_withdraw(
+    *, pending_action_id: int, actor=None, reason: str = ""
+) -> PendingAction:
     """Withdraw the document in Knox, then cancel the action. The requester may
     withdraw their own; anyone else needs the operate permission."""
     with transaction.atomic():

@@ -14,9 +14,9 @@ from approvals.registry import (
     unregister_action_handler,
 )
 from approvals.services import (
-    check_pending_approvals,
-    execute_approved_action,
-    with_approval,
+    approval_request,
+    pending_action_execute,
+    pending_actions_poll,
 )
 from approvals.services.poll import pending_action_settle
 from operations.models import Tenant
@@ -45,9 +45,9 @@ def test_two_pollers_at_once_execute_each_approved_action_exactly_once(
     knox, requester, tenant_template, counting_handler
 ):
     actions = [
-        with_approval(
-            "test.counting",
-            {"n": n},
+        approval_request(
+            action_type="test.counting",
+            payload={"n": n},
             title=f"Counting {n}",
             template_name=tenant_template.name,
             variables={"tenant_name": str(n), "workspace": "w"},
@@ -59,7 +59,7 @@ def test_two_pollers_at_once_execute_each_approved_action_exactly_once(
     for action in actions:
         knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
 
-    _results, errors = run_concurrently(check_pending_approvals, 2)
+    _results, errors = run_concurrently(pending_actions_poll, 2)
 
     assert errors == []
     assert sorted(counting_handler) == sorted(a.pk for a in actions)
@@ -70,9 +70,9 @@ def test_two_pollers_at_once_execute_each_approved_action_exactly_once(
 def test_many_concurrent_executions_of_one_action_run_the_handler_once(
     knox, requester, tenant_template, counting_handler
 ):
-    action = with_approval(
-        "test.counting",
-        {"n": 1},
+    action = approval_request(
+        action_type="test.counting",
+        payload={"n": 1},
         title="Once",
         template_name=tenant_template.name,
         variables={"tenant_name": "1", "workspace": "w"},
@@ -84,7 +84,9 @@ def test_many_concurrent_executions_of_one_action_run_the_handler_once(
     report = get_knox_client().statuses([action.ap_inf_id])[action.ap_inf_id]
     pending_action_settle(pending_action_id=action.pk, report=report, submitted=True)
 
-    _results, errors = run_concurrently(lambda: execute_approved_action(action.ap_inf_id), 6)
+    _results, errors = run_concurrently(
+        lambda: pending_action_execute(ap_inf_id=action.ap_inf_id), 6
+    )
 
     assert errors == []
     assert counting_handler == [action.pk]

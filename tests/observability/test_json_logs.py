@@ -176,24 +176,29 @@ def test_an_unknown_log_format_stops_the_process_with_a_clear_message():
 @pytest.mark.django_db
 def test_lines_written_by_an_approval_handler_name_its_pending_action(json_lines):
     # given: a failed execution of a handler that logs, approved in Knox
-    from approvals.registry import register_action_handler, unregister_action_handler
-    from approvals.services import retry_execution
+    from approvals.registry import (
+        any_requester,
+        register_action_handler,
+        unregister_action_handler,
+    )
+    from approvals.services import payload_sha256, pending_action_retry
     from tests.observability.factories import PendingActionFactory
 
     def handler(payload, *, pending_action):
         logging.getLogger("bureau.test").info("handling")
         return {"ok": True}
 
-    register_action_handler("test.logging_handler", handler)
+    register_action_handler("test.logging_handler", handler, authorize=any_requester)
     action = PendingActionFactory(
         action_type="test.logging_handler",
         status="failed",
         failure_stage="execute",
         approval_log__knox_status=2,
+        approval_log__payload_sha256=payload_sha256({}),  # the payload it was approved with
     )
     try:
         # when: an operator retries it
-        retry_execution(action.pk)
+        pending_action_retry(pending_action_id=action.pk)
     finally:
         unregister_action_handler("test.logging_handler")
 
