@@ -1,4 +1,3 @@
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -9,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from approvals.choices import ActionStatus
+from approvals.forms import ApprovalRequestForm, ApprovalTemplateForm, KnoxProfileFormSet
 from approvals.models import (
     ApprovalLog,
     ApprovalTemplate,
@@ -16,7 +16,6 @@ from approvals.models import (
     PendingAction,
     PendingActionTransition,
 )
-from approvals.registry import get_registered_handlers
 from approvals.services import (
     OPERATE_PERMISSION,
     ApprovalSubmitFailed,
@@ -49,30 +48,6 @@ class TransitionInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
-
-
-class ApprovalRequestForm(forms.Form):
-    action_type = forms.ChoiceField(choices=())
-    template = forms.ModelChoiceField(queryset=ApprovalTemplate.objects.filter(is_active=True))
-    title = forms.CharField(max_length=500)
-    variables = forms.JSONField(
-        initial=dict, required=False, help_text='JSON object, e.g. {"tenant_name": "Initech"}'
-    )
-    payload = forms.JSONField(
-        initial=dict, required=False, help_text="JSON object the handler runs with once approved."
-    )
-    approvers = forms.CharField(
-        required=False,
-        help_text="Approvers' Knox EP IDs, comma-separated, in approval order. "
-        "Leave empty to use the template's default approval line.",
-    )
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["action_type"].choices = [
-            (key, key) for key in sorted(get_registered_handlers())
-        ]
 
 
 @admin.register(PendingAction)
@@ -304,28 +279,6 @@ def _sandboxed(html: str):
     )
 
 
-class ApprovalTemplateForm(forms.ModelForm):
-    class Meta:
-        model = ApprovalTemplate
-        fields = [
-            "name",
-            "description",
-            "content",
-            "sample_variables",
-            "default_approvers",
-            "is_active",
-        ]
-
-    def clean(self):
-        data = super().clean()
-        content, sample = data.get("content"), data.get("sample_variables")
-        if content and isinstance(sample, dict):
-            missing = sorted(template_variables(content) - sample.keys())
-            if missing:
-                self.add_error("sample_variables", f"Give a sample value for: {', '.join(missing)}")
-        return data
-
-
 @admin.register(ApprovalTemplate)
 class ApprovalTemplateAdmin(admin.ModelAdmin):
     form = ApprovalTemplateForm
@@ -357,6 +310,7 @@ class ApprovalTemplateAdmin(admin.ModelAdmin):
 
 class KnoxProfileInline(admin.StackedInline):
     model = KnoxProfile
+    formset = KnoxProfileFormSet  # saves through knox_profile_set
     can_delete = False
     verbose_name_plural = "Knox"
     fields = ["ep_id"]
