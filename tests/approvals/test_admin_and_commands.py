@@ -264,3 +264,24 @@ def test_approvals_retry_executes_a_failed_execution(knox, request_tenant, demo_
 
     assert f"pending action {action.pk}: executed" in output
     assert Tenant.objects.filter(name="Retried").exists()
+
+
+def test_every_approvals_command_turns_domain_errors_into_one_line():
+    from django.core.management import get_commands, load_command_class
+
+    from config.commands import BureauCommand
+
+    # given: the commands the approvals app ships
+    names = sorted(name for name, app in get_commands().items() if app == "approvals")
+
+    # then: each is a BureauCommand (a domain error is one line and a non-zero exit)
+    assert names == [
+        "approvals_check",
+        "approvals_poll",
+        "approvals_resubmit",
+        "approvals_retry",
+        "knox_simulator",
+    ]
+    assert [
+        n for n in names if not isinstance(load_command_class("approvals", n), BureauCommand)
+    ] == []
