@@ -93,3 +93,34 @@ def test_many_concurrent_executions_of_one_action_run_the_handler_once(
     action.refresh_from_db()
     assert action.status == ActionStatus.EXECUTED
     assert action.transitions.filter(to_status=ActionStatus.EXECUTED).count() == 1
+
+
+def test_concurrent_executions_of_an_action_left_approved_run_the_handler_once(
+    knox, requester, tenant_template, counting_handler
+):
+    # given: an action approved in Knox whose handler has not run. The services
+    # never commit this state (approval and execution share a transaction), so
+    # the row is put there directly, as a crash in an older version could leave it.
+    action = approval_request(
+        action_type="test.counting",
+        payload={"n": 2},
+        title="Left approved",
+        template_name=tenant_template.name,
+        variables={"tenant_name": "2", "workspace": "w"},
+        approvers=["EP-BOSS-1"],
+        user=requester,
+    )
+    knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+    PendingAction.objects.filter(pk=action.pk).update(status=ActionStatus.APPROVED)
+
+    # when: six executions race for it
+    results, errors = run_concurrently(
+        lambda: pending_action_execute(ap_inf_id=action.ap_inf_id), 6
+    )
+
+    # then: the row lock lets one run the handler; the others find it executed
+    assert errors == []
+    assert counting_handler == [action.pk]
+    assert {r.status for r in results} == {ActionStatus.EXECUTED}
+    assert action.transitions.filter(to_status=ActionStatus.EXECUTING).count() == 1
+    assert action.transitions.filter(to_status=ActionStatus.EXECUTED).count() == 1
