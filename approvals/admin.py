@@ -1,4 +1,3 @@
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -9,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from approvals.choices import ActionStatus
+from approvals.forms import ApprovalRequestForm, ApprovalTemplateForm, KnoxProfileFormSet
 from approvals.models import (
     ApprovalLog,
     ApprovalTemplate,
@@ -16,15 +16,14 @@ from approvals.models import (
     PendingAction,
     PendingActionTransition,
 )
-from approvals.registry import get_registered_handlers
 from approvals.services import (
     OPERATE_PERMISSION,
     ApprovalSubmitFailed,
-    check_single_approval_status,
-    resubmit_action,
-    retry_execution,
-    with_approval,
-    withdraw_action,
+    approval_request,
+    pending_action_refresh,
+    pending_action_resubmit,
+    pending_action_retry,
+    pending_action_withdraw,
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.errors import ApplicationError, error_text
@@ -49,30 +48,6 @@ class TransitionInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
-
-
-class ApprovalRequestForm(forms.Form):
-    action_type = forms.ChoiceField(choices=())
-    template = forms.ModelChoiceField(queryset=ApprovalTemplate.objects.filter(is_active=True))
-    title = forms.CharField(max_length=500)
-    variables = forms.JSONField(
-        initial=dict, required=False, help_text='JSON object, e.g. {"tenant_name": "Initech"}'
-    )
-    payload = forms.JSONField(
-        initial=dict, required=False, help_text="JSON object the handler runs with once approved."
-    )
-    approvers = forms.CharField(
-        required=False,
-        help_text="Approvers' Knox EP IDs, comma-separated, in approval order. "
-        "Leave empty to use the template's default approval line.",
-    )
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["action_type"].choices = [
-            (key, key) for key in sorted(get_registered_handlers())
-        ]
 
 
 @admin.register(PendingAction)
@@ -162,9 +137,9 @@ class PendingActionAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                action = with_approval(
-                    data["action_type"],
-                    data["payload"] if data["payload"] is not None else {},
+                action = approval_request(
+                    action_type=data["action_type"],
+                    payload=data["payload"] if data["payload"] is not None else {},
                     title=data["title"],
                     template_name=data["template"].name,
                     variables=data["variables"] or {},
@@ -202,7 +177,7 @@ class PendingActionAdmin(admin.ModelAdmin):
     @admin.action(description="Check status in Knox now")
     def check_status_now(self, request, queryset):
         def check(action):
-            action = check_single_approval_status(action.ap_inf_id, actor=request.user)
+            action = pending_action_refresh(ap_inf_id=action.ap_inf_id, actor=request.user)
             return action.status != ActionStatus.FAILED, action
 
         self._each(request, queryset, check)
@@ -210,7 +185,7 @@ class PendingActionAdmin(admin.ModelAdmin):
     @admin.action(description="Retry execution (failed after approval)", permissions=["operate"])
     def retry_execution_action(self, request, queryset):
         def retry(action):
-            action = retry_execution(action.pk, actor=request.user)
+            action = pending_action_retry(pending_action_id=action.pk, actor=request.user)
             return action.status == ActionStatus.EXECUTED, action
 
         self._each(request, queryset, retry)
@@ -219,7 +194,7 @@ class PendingActionAdmin(admin.ModelAdmin):
     def resubmit_action_(self, request, queryset):
         def resubmit(action):
             try:
-                action = resubmit_action(action.pk, actor=request.user)
+                action = pending_action_resubmit(pending_action_id=action.pk, actor=request.user)
             except ApprovalSubmitFailed:
                 action.refresh_from_db()  # failed again, recorded on the action
             return action.status != ActionStatus.FAILED, action
@@ -229,8 +204,10 @@ class PendingActionAdmin(admin.ModelAdmin):
     @admin.action(description="Withdraw from Knox")
     def withdraw_action_(self, request, queryset):
         def withdraw(action):
-            action = withdraw_action(
-                action.pk, actor=request.user, reason=f"withdrawn by {request.user.get_username()}"
+            action = pending_action_withdraw(
+                pending_action_id=action.pk,
+                actor=request.user,
+                reason=f"withdrawn by {request.user.get_username()}",
             )
             return True, action
 
@@ -302,28 +279,6 @@ def _sandboxed(html: str):
     )
 
 
-class ApprovalTemplateForm(forms.ModelForm):
-    class Meta:
-        model = ApprovalTemplate
-        fields = [
-            "name",
-            "description",
-            "content",
-            "sample_variables",
-            "default_approvers",
-            "is_active",
-        ]
-
-    def clean(self):
-        data = super().clean()
-        content, sample = data.get("content"), data.get("sample_variables")
-        if content and isinstance(sample, dict):
-            missing = sorted(template_variables(content) - sample.keys())
-            if missing:
-                self.add_error("sample_variables", f"Give a sample value for: {', '.join(missing)}")
-        return data
-
-
 @admin.register(ApprovalTemplate)
 class ApprovalTemplateAdmin(admin.ModelAdmin):
     form = ApprovalTemplateForm
@@ -355,6 +310,7 @@ class ApprovalTemplateAdmin(admin.ModelAdmin):
 
 class KnoxProfileInline(admin.StackedInline):
     model = KnoxProfile
+    formset = KnoxProfileFormSet  # saves through knox_profile_set
     can_delete = False
     verbose_name_plural = "Knox"
     fields = ["ep_id"]

@@ -2,7 +2,7 @@
 
 Automation runs actions inside its worker's transaction, and Knox cannot be
 rolled back with it, so the action only writes the pending action (the
-database half of ``with_approval``); the document goes to Knox once that
+database half of ``approval_request``); the document goes to Knox once that
 transaction has committed. If the worker dies in between, the pending action
 is there unsent; the poller reports it (Knox has no record) and
 ``approvals_resubmit`` sends it.
@@ -24,7 +24,11 @@ from django.db import transaction
 
 from approvals.models import ApprovalTemplate
 from approvals.registry import get_registered_handlers
-from approvals.services import request_approval, submit_pending_action, validate_approval_request
+from approvals.services import (
+    approval_request_validate,
+    pending_action_create,
+    pending_action_submit,
+)
 
 KEYS = {
     "action_type",
@@ -109,7 +113,7 @@ class SeekApprovalAction:
     def preview(self, config: dict[str, Any], ctx) -> dict[str, Any]:
         user = self._requester(config, ctx)
         request = self._request(config, user, ctx)
-        checked = validate_approval_request(
+        checked = approval_request_validate(
             action_type=config["action_type"], **{k: v for k, v in request.items() if k != "title"}
         )
         return {
@@ -124,12 +128,14 @@ class SeekApprovalAction:
 
     def run(self, config: dict[str, Any], ctx) -> dict[str, Any]:
         user = self._requester(config, ctx)
-        action = request_approval(
-            config["action_type"],
+        action = pending_action_create(
+            action_type=config["action_type"],
             description=config.get("description") or None,
             **self._request(config, user, ctx),
         )
         # After commit, and robust: a Knox failure is recorded on the action, it
         # must not undo the rule's already committed work.
-        transaction.on_commit(partial(submit_pending_action, action.pk), robust=True)
+        transaction.on_commit(
+            partial(pending_action_submit, pending_action_id=action.pk), robust=True
+        )
         return {"pending_action": action.pk, "ap_inf_id": action.ap_inf_id, "status": action.status}

@@ -1,5 +1,7 @@
 from django.db import models
 
+from config.transitions import StateMachine
+
 
 class KnoxStatus(models.IntegerChoices):
     """Knox document status codes (aplnStatsCode)."""
@@ -38,43 +40,47 @@ class ActionStatus(models.TextChoices):
 IN_FLIGHT = (ActionStatus.PENDING, ActionStatus.SUBMIT_UNKNOWN)
 TERMINAL = (ActionStatus.EXECUTED, ActionStatus.REJECTED, ActionStatus.CANCELLED)
 
-# Every allowed move; anything else is an InvalidTransition.
-TRANSITIONS: dict[str | None, frozenset[str]] = {
-    None: frozenset({ActionStatus.PENDING}),
-    ActionStatus.PENDING: frozenset(
-        {
+# Every allowed move; anything else is an InvalidTransition. Each move writes a
+# PendingActionTransition row (config/transitions.py).
+PENDING_ACTION_STATES = StateMachine(
+    {
+        None: {ActionStatus.PENDING},
+        ActionStatus.PENDING: {
             ActionStatus.SUBMIT_UNKNOWN,
             ActionStatus.APPROVED,
             ActionStatus.REJECTED,
             ActionStatus.CANCELLED,
             ActionStatus.FAILED,
-        }
-    ),
-    ActionStatus.SUBMIT_UNKNOWN: frozenset(
-        {
+        },
+        ActionStatus.SUBMIT_UNKNOWN: {
             ActionStatus.PENDING,
             ActionStatus.APPROVED,
             ActionStatus.REJECTED,
             ActionStatus.CANCELLED,
             ActionStatus.FAILED,
-        }
-    ),
-    ActionStatus.APPROVED: frozenset({ActionStatus.EXECUTING}),
-    ActionStatus.EXECUTING: frozenset({ActionStatus.EXECUTED, ActionStatus.FAILED}),
-    # A failed submit can be resubmitted (same apInfId), a failed execution retried;
-    # failing again is recorded as a move of its own.
-    ActionStatus.FAILED: frozenset(
-        {
+        },
+        ActionStatus.APPROVED: {ActionStatus.EXECUTING},
+        ActionStatus.EXECUTING: {ActionStatus.EXECUTED, ActionStatus.FAILED},
+        # A failed submit can be resubmitted (same apInfId), a failed execution
+        # retried; failing again is recorded as a move of its own.
+        ActionStatus.FAILED: {
             ActionStatus.PENDING,
             ActionStatus.SUBMIT_UNKNOWN,
             ActionStatus.EXECUTING,
             ActionStatus.FAILED,
-        }
-    ),
-    ActionStatus.EXECUTED: frozenset(),
-    ActionStatus.REJECTED: frozenset(),
-    ActionStatus.CANCELLED: frozenset(),
-}
+        },
+        # executed, rejected and cancelled are terminal.
+    },
+    subject="Pending action",
+    invalid_code="approvals.invalid_transition",
+    audit_model="approvals.PendingActionTransition",
+    audit_fk="pending_action",
+)
+
+
+# Leaving failed (a resubmit, a retry): the old failure no longer describes the
+# action, so those moves clear these fields.
+NO_FAILURE = {"failure_stage": "", "failure_code": "", "error_message": ""}
 
 
 class FailureStage(models.TextChoices):

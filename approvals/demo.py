@@ -1,7 +1,8 @@
 """Demo data for `make run`: the admin can request approvals right away."""
 
 from approvals.models import ApprovalTemplate
-from approvals.services import ep_id_of, knox_profile_set
+from approvals.selectors import knox_ep_id_get
+from approvals.services import knox_profile_set
 
 NEW_TENANT_TEMPLATE = """<h2>New tenant: {{tenant_name}}</h2>
 <p>Please approve creating the tenant <b>{{tenant_name}}</b> in the workspace <code>{{workspace}}</code>.</p>
@@ -10,7 +11,7 @@ NEW_TENANT_TEMPLATE = """<h2>New tenant: {{tenant_name}}</h2>
 
 def seed(admin) -> list[str]:
     said = []
-    if not ep_id_of(admin):
+    if not knox_ep_id_get(user=admin):
         knox_profile_set(user=admin, ep_id=f"EP-{admin.get_username().upper()}")
         said.append(f"gave {admin.get_username()} the Knox EP ID EP-{admin.get_username().upper()}")
     _, created = ApprovalTemplate.objects.get_or_create(

@@ -5,7 +5,13 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from approvals.choices import ActionStatus, ApproverRole, FailureStage, KnoxStatus
+from approvals.choices import (
+    PENDING_ACTION_STATES,
+    ActionStatus,
+    ApproverRole,
+    FailureStage,
+    KnoxStatus,
+)
 from approvals.templating import template_problems
 
 EP_ID_MAX = 64
@@ -132,7 +138,10 @@ class ApprovalLog(models.Model):
 
 
 class PendingAction(models.Model):
-    """A business action held until Knox approves it, then executed once."""
+    """A business action held until Knox approves it, then executed once. Its
+    status changes only through ``config.transitions`` (moves: ``choices.py``)."""
+
+    state_machine = PENDING_ACTION_STATES
 
     ap_inf_id = models.CharField(max_length=32, unique=True)
     approval_log = models.OneToOneField(

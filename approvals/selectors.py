@@ -1,9 +1,17 @@
-from django.db.models import QuerySet
+"""Reads of the approvals app: what a user may see, the templates a request
+may use, the documents the poll asks Knox about. Selectors import no service."""
 
-from approvals.models import ApprovalTemplate, PendingAction
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import F, Q, QuerySet
+
+from approvals.choices import IN_FLIGHT, ActionStatus
+from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
 
 
-def pending_actions_visible_to(user) -> QuerySet[PendingAction]:
+def pending_action_list(*, user) -> QuerySet[PendingAction]:
     """Your own requests; every request for staff."""
     actions = PendingAction.objects.select_related("approval_log", "created_by").prefetch_related(
         "transitions"
@@ -11,10 +19,38 @@ def pending_actions_visible_to(user) -> QuerySet[PendingAction]:
     return actions if user.is_staff else actions.filter(created_by=user)
 
 
-def may_see_pending_action(user, pending_action: PendingAction) -> bool:
-    """The row-level form of ``pending_actions_visible_to``."""
+def pending_action_is_visible(*, user, pending_action: PendingAction) -> bool:
+    """The row-level form of ``pending_action_list``."""
     return user.is_staff or pending_action.created_by_id == user.pk
 
 
-def active_templates() -> QuerySet[ApprovalTemplate]:
+def approval_template_list_active() -> QuerySet[ApprovalTemplate]:
+    """The templates a request may use."""
     return ApprovalTemplate.objects.filter(is_active=True).order_by("name")
+
+
+def pending_action_list_in_flight(*, created_before: datetime) -> list:
+    """The documents the poll asks Knox about, as rows with ``pk``,
+    ``ap_inf_id``, ``status``, ``knox_status`` and ``submitted_at`` (what Knox
+    last said): every pending or submit-unknown action, except a pending one
+    never submitted and created after ``created_before`` (its submit is still
+    under way and has not heard from Knox yet)."""
+    submitting = Q(
+        status=ActionStatus.PENDING,
+        approval_log__submitted_at__isnull=True,
+        created_at__gte=created_before,
+    )
+    return list(
+        PendingAction.objects.filter(status__in=IN_FLIGHT)
+        .exclude(submitting)
+        .annotate(
+            knox_status=F("approval_log__knox_status"),
+            submitted_at=F("approval_log__submitted_at"),
+        )
+        .values_list("pk", "ap_inf_id", "status", "knox_status", "submitted_at", named=True)
+    )
+
+
+def knox_ep_id_get(*, user) -> str | None:
+    """The user's Knox EP ID, or None."""
+    return KnoxProfile.objects.filter(user=user).values_list("ep_id", flat=True).first() or None

@@ -2,7 +2,7 @@
 
 10,000 pending actions are in the database and in a real Knox simulator
 process (started here on a free port); 1,000 of them are approved in Knox.
-One ``check_pending_approvals()`` cycle then runs, and we print its wall
+One ``pending_actions_poll()`` cycle then runs, and we print its wall
 time, the SQL queries it made, the Knox calls it made, and executions per
 second. Targets: the cycle ≤ 5 s, Knox calls = ceil(N / batch size), no
 per-row query for the 9,000 unchanged documents.
@@ -36,7 +36,7 @@ from approvals.knox import get_knox_client  # noqa: E402
 from approvals.knox.launcher import start_simulator  # noqa: E402
 from approvals.models import ApprovalLog, PendingAction  # noqa: E402
 from approvals.registry import any_requester, register_action_handler  # noqa: E402
-from approvals.services import check_pending_approvals, payload_sha256  # noqa: E402
+from approvals.services import payload_sha256, pending_actions_poll  # noqa: E402
 
 
 def seed(n: int, approved: int, url: str) -> list[str]:
@@ -108,7 +108,7 @@ def main() -> None:
             calls_before = client.calls
             started = time.perf_counter()
             with CaptureQueriesContext(connection) as queries:
-                counts = check_pending_approvals()
+                counts = pending_actions_poll()
             wall = time.perf_counter() - started
             knox_calls = client.calls - calls_before
             executed = PendingAction.objects.filter(

@@ -1,84 +1,19 @@
-"""Project-wide REST plumbing: pagination and the one exception handler.
+"""Project-wide REST plumbing named by the ``REST_FRAMEWORK`` settings:
+pagination. The JSON renderer is ``config.renderers`` and the exception
+handler ``config.exception_handler``.
 
-Every error answer has the same shape: ``{code, detail}`` plus what the error
-adds (``current_state`` for a 409, one key per field for a validation error,
-``[messages]`` each). The JSON renderer (``config.renderers``) removes
-configured secret values from every answer, whatever put them there.
+Nothing here imports ``rest_framework.views``: its ``APIView`` reads the
+classes the settings name when it is defined, so a module that both defines
+them and imports it fails whenever it is the first to be imported (DRF's
+pagination system check does that).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
-from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.response import Response
-from rest_framework.serializers import as_serializer_error
-from rest_framework.views import exception_handler as drf_exception_handler
-
-from config.errors import ApplicationError
 
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
-
-
-def _summary(errors: dict[str, Any]) -> str:
-    """``title: This field is required.`` for the first few fields."""
-    parts = []
-    for field, messages in list(errors.items())[:3]:
-        first = messages[0] if isinstance(messages, list) and messages else messages
-        if isinstance(first, dict):
-            first = "invalid"
-        parts.append(f"{field}: {first}")
-    return "; ".join(parts) or "Invalid input."
-
-
-def _error_body(exc: exceptions.APIException, data: Any) -> dict[str, Any]:
-    if isinstance(exc, exceptions.ValidationError):
-        if isinstance(data, dict):
-            return {"code": "invalid", "detail": _summary(data), **data}
-        messages = [str(m) for m in (data if isinstance(data, list) else [data])]
-        return {"code": "invalid", "detail": " ".join(messages) or "Invalid input."}
-    if isinstance(exc, exceptions.NotFound):
-        return {"code": "not_found", "detail": "Not found."}
-    codes = exc.get_codes()
-    code = codes if isinstance(codes, str) else exc.default_code
-    detail = data.get("detail", "") if isinstance(data, dict) else data
-    return {"code": code, "detail": str(detail)}
-
-
-def exception_handler(exc, context):
-    """Domain errors become 400/403/404/409 with a stable ``code``; Django's
-    ``ValidationError`` becomes a 400 with field errors, like a serializer's;
-    every DRF error gains ``code`` and ``detail``."""
-    if isinstance(exc, ApplicationError):
-        return Response(exc.as_dict(), status=exc.status_code)
-    if isinstance(exc, RequestDataTooBig):
-        # A multipart body whose fields exceed DATA_UPLOAD_MAX_MEMORY_SIZE.
-        return Response(
-            {"code": "request_too_large", "detail": "The request body is too large."},
-            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        )
-    if isinstance(exc, SuspiciousOperation):
-        # Too many fields or files, a malformed multipart body: Django's own refusals.
-        return Response(
-            {"code": "bad_request", "detail": "The request could not be read."},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(detail=as_serializer_error(exc))
-    elif isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is not None:
-        response.data = _error_body(exc, response.data)
-    return response

@@ -1,7 +1,7 @@
 """Bureau's domain errors.
 
 Services raise these (or Django's ``ValidationError``); they never raise DRF
-errors. ``config.api.exception_handler`` turns them into responses, admin
+errors. ``config.exception_handler`` turns them into responses, admin
 views into messages, and commands into one line and a non-zero exit.
 """
 

@@ -190,7 +190,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     # Declares every operation's error answers too (config.schema).
     "DEFAULT_SCHEMA_CLASS": "config.schema.BureauAutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "config.exception_handler.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # A NUL character anywhere in a body is a 400 naming its path (config.parsers).
     "DEFAULT_PARSER_CLASSES": [

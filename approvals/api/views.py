@@ -13,8 +13,8 @@ from approvals.api.serializers import (
 )
 from approvals.choices import ActionStatus
 from approvals.models import ApprovalTemplate, PendingAction
-from approvals.selectors import active_templates, pending_actions_visible_to
-from approvals.services import check_single_approval_status, retry_execution, with_approval
+from approvals.selectors import approval_template_list_active, pending_action_list
+from approvals.services import approval_request, pending_action_refresh, pending_action_retry
 
 
 class ApprovalRequestView(APIView):
@@ -30,9 +30,9 @@ class ApprovalRequestView(APIView):
         serializer = ApprovalRequestInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        pending_action = with_approval(
-            data["action_type"],
-            data["payload"],
+        pending_action = approval_request(
+            action_type=data["action_type"],
+            payload=data["payload"],
             title=data["title"],
             template_name=data["template_name"],
             variables=data["variables"],
@@ -62,7 +62,7 @@ class PendingActionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = PendingActionFilter
 
     def get_queryset(self):
-        return pending_actions_visible_to(self.request.user)
+        return pending_action_list(user=self.request.user)
 
     # Who may refresh or retry is the service's decision (the admin asks the same):
     # the requester may refresh their own; anything else needs the operate permission.
@@ -74,7 +74,7 @@ class PendingActionViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def refresh(self, request, pk=None):
         pending_action = self.get_object()
-        check_single_approval_status(pending_action.ap_inf_id, actor=request.user)
+        pending_action_refresh(ap_inf_id=pending_action.ap_inf_id, actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=pending_action.pk)).data)
 
     @extend_schema(
@@ -85,7 +85,7 @@ class PendingActionViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         pending_action = self.get_object()
-        retry_execution(pending_action.pk, actor=request.user)
+        pending_action_retry(pending_action_id=pending_action.pk, actor=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=pending_action.pk)).data)
 
 
@@ -95,4 +95,4 @@ class TemplateListView(generics.ListAPIView):
     serializer_class = TemplateSerializer
 
     def get_queryset(self):
-        return active_templates()
+        return approval_template_list_active()

@@ -51,7 +51,7 @@ def tenant_template(db):
 @pytest.fixture
 def request_tenant(requester, demo_workspace, tenant_template):
     """Request approval to create a tenant; returns the pending action."""
-    from approvals.services import with_approval
+    from approvals.services import approval_request
 
     def request(name: str = "Initech", **overrides):
         kwargs = {
@@ -63,6 +63,6 @@ def request_tenant(requester, demo_workspace, tenant_template):
             "user": requester,
         }
         kwargs.update(overrides)
-        return with_approval("operations.create_tenant", **kwargs)
+        return approval_request(action_type="operations.create_tenant", **kwargs)
 
     return request

@@ -3,6 +3,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
@@ -122,6 +123,62 @@ def test_ep_id_is_edited_inline_on_the_user(admin_client):
     assert "Knox EP ID" in page
 
 
+def _user_page(user, *, ep_id: str, first_name: str) -> dict[str, str]:
+    """The user admin's change form as the browser posts it, with the Knox inline."""
+    joined = timezone.localtime(user.date_joined)
+    profile = KnoxProfile.objects.filter(user=user).first()
+    return {
+        "username": user.username,
+        "first_name": first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": "on",
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "knox_profile-TOTAL_FORMS": "1",
+        "knox_profile-INITIAL_FORMS": "1" if profile else "0",
+        "knox_profile-MIN_NUM_FORMS": "0",
+        "knox_profile-MAX_NUM_FORMS": "1",
+        "knox_profile-0-id": str(profile.pk) if profile else "",
+        "knox_profile-0-user": str(user.pk),
+        "knox_profile-0-ep_id": ep_id,
+    }
+
+
+def test_an_ep_id_set_inline_on_the_user_is_saved_through_the_service(admin_client):
+    # given
+    user = UserFactory(username="kim")
+    url = reverse("admin:auth_user_change", args=[user.pk])
+
+    # when: set, then changed
+    first = admin_client.post(url, _user_page(user, ep_id=" EP-KIM-1 ", first_name="Kim"))
+    second = admin_client.post(url, _user_page(user, ep_id="EP-KIM-2", first_name="Kim"))
+
+    # then
+    assert first.status_code == second.status_code == 302
+    assert KnoxProfile.objects.get(user=user).ep_id == "EP-KIM-2"
+    assert KnoxProfile.objects.filter(user=user).count() == 1
+
+
+def test_a_duplicate_ep_id_on_the_user_page_is_an_error_and_nothing_is_written(
+    admin_client, requester
+):
+    # given: requester holds EP-REQ-1; kim has no EP ID yet
+    user = UserFactory(username="kim", first_name="Kim")
+    url = reverse("admin:auth_user_change", args=[user.pk])
+
+    # when: kim's page is saved with a new first name and requester's EP ID
+    response = admin_client.post(url, _user_page(user, ep_id="EP-REQ-1", first_name="Changed"))
+
+    # then: the page comes back with the error, and neither the user nor a profile is written
+    assert response.status_code == 200
+    assert "Knox profile with this Knox EP ID already exists." in response.content.decode()
+    user.refresh_from_db()
+    assert user.first_name == "Kim"
+    assert not KnoxProfile.objects.filter(user=user).exists()
+    assert KnoxProfile.objects.get(ep_id="EP-REQ-1").user == requester
+
+
 def test_ep_ids_are_unique(requester):
     from django.core.exceptions import ValidationError
 
@@ -207,3 +264,24 @@ def test_approvals_retry_executes_a_failed_execution(knox, request_tenant, demo_
 
     assert f"pending action {action.pk}: executed" in output
     assert Tenant.objects.filter(name="Retried").exists()
+
+
+def test_every_approvals_command_turns_domain_errors_into_one_line():
+    from django.core.management import get_commands, load_command_class
+
+    from config.commands import BureauCommand
+
+    # given: the commands the approvals app ships
+    names = sorted(name for name, app in get_commands().items() if app == "approvals")
+
+    # then: each is a BureauCommand (a domain error is one line and a non-zero exit)
+    assert names == [
+        "approvals_check",
+        "approvals_poll",
+        "approvals_resubmit",
+        "approvals_retry",
+        "knox_simulator",
+    ]
+    assert [
+        n for n in names if not isinstance(load_command_class("approvals", n), BureauCommand)
+    ] == []

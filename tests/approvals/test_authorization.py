@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from approvals.choices import ActionStatus, FailureStage, KnoxStatus
 from approvals.models import ApprovalLog, PendingAction
 from approvals.registry import register_action_handler, unregister_action_handler
-from approvals.services import check_pending_approvals, with_approval
+from approvals.services import approval_request, pending_actions_poll
 from config.errors import Forbidden
 from operations.choices import MemberRole
 from operations.models import Tenant, WorkspaceMembership
@@ -147,7 +147,7 @@ def test_losing_the_right_before_knox_approves_fails_the_execution(
     else:
         requester.delete()
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    counts = check_pending_approvals()
+    counts = pending_actions_poll()
 
     # then: nothing runs; the action fails at execution with a stable code
     action.refresh_from_db()
@@ -224,9 +224,9 @@ def test_an_operator_of_another_workspace_cannot_borrow_it(knox, requester, tena
     WorkspaceFactory(slug="globex")
 
     with pytest.raises(Exception) as error:
-        with_approval(
-            "operations.create_tenant",
-            {"workspace": "globex", "name": "Sneaky"},
+        approval_request(
+            action_type="operations.create_tenant",
+            payload={"workspace": "globex", "name": "Sneaky"},
             title="Sneaky",
             template_name=tenant_template.name,
             variables={"tenant_name": "Sneaky", "workspace": "globex"},

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from approvals.choices import ActionStatus, FailureStage, KnoxStatus
 from approvals.models import ApprovalLog, PendingAction
 from approvals.registry import any_requester, register_action_handler, unregister_action_handler
-from approvals.services import check_pending_approvals, with_approval
+from approvals.services import approval_request, pending_actions_poll
 from operations.models import Tenant
 from tests.approvals.factories import ApprovalTemplateFactory
 
@@ -63,7 +63,7 @@ def test_a_payload_changed_after_the_submit_is_not_run(knox, request_tenant):
         action_payload={"workspace": "acme", "name": "Evil Corp"}
     )
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    check_pending_approvals()
+    pending_actions_poll()
 
     # then: nothing ran; the action failed at execution with a clear code
     action.refresh_from_db()
@@ -85,9 +85,9 @@ def tenant_wording(db):
 def test_a_template_can_show_payload_fields_filled_from_the_payload(
     knox, requester, tenant_wording
 ):
-    action = with_approval(
-        "operations.create_tenant",
-        {"workspace": "acme", "name": "<Y>"},
+    action = approval_request(
+        action_type="operations.create_tenant",
+        payload={"workspace": "acme", "name": "<Y>"},
         title="Create a tenant",
         template_name=tenant_wording.name,
         variables={"note": "Thanks."},
@@ -101,9 +101,9 @@ def test_a_template_can_show_payload_fields_filled_from_the_payload(
 
 def test_callers_may_not_fill_payload_fields_themselves(knox, requester, tenant_wording):
     with pytest.raises(ValidationError) as error:
-        with_approval(
-            "operations.create_tenant",
-            {"workspace": "acme", "name": "Y"},
+        approval_request(
+            action_type="operations.create_tenant",
+            payload={"workspace": "acme", "name": "Y"},
             title="Create a tenant",
             template_name=tenant_wording.name,
             variables={"note": "", "payload.name": "X"},
@@ -121,9 +121,9 @@ def test_a_template_showing_a_field_the_payload_lacks_is_refused(knox, requester
     template = ApprovalTemplateFactory(content="<p>{{payload.budget}}</p>")
 
     with pytest.raises(ValidationError) as error:
-        with_approval(
-            "operations.create_tenant",
-            {"workspace": "acme", "name": "Y"},
+        approval_request(
+            action_type="operations.create_tenant",
+            payload={"workspace": "acme", "name": "Y"},
             title="Create a tenant",
             template_name=template.name,
             variables={},
@@ -150,9 +150,9 @@ def plain_handler(db):
 def test_without_a_summary_of_its_own_a_handler_shows_the_payload_fields_escaped(
     knox, requester, tenant_template, plain_handler
 ):
-    action = with_approval(
-        "test.plain",
-        {"amount": 12, "vendor": "<script>x</script>", "lines": [1, 2]},
+    action = approval_request(
+        action_type="test.plain",
+        payload={"amount": 12, "vendor": "<script>x</script>", "lines": [1, 2]},
         title="Plain",
         template_name=tenant_template.name,
         variables={"tenant_name": "x", "workspace": "y"},
@@ -174,9 +174,9 @@ def test_a_payload_the_database_stores_differently_still_matches_its_hash(
     # given: values PostgreSQL's jsonb gives back in another form (1e20 comes
     # back as an integer, keys in another order)
     payload = {"z": 1e20, "a": {"é": [1.0, 0.1, None, True]}, "big": 12345678901234567890}
-    action = with_approval(
-        "test.plain",
-        payload,
+    action = approval_request(
+        action_type="test.plain",
+        payload=payload,
         title="Plain",
         template_name=tenant_template.name,
         variables={"tenant_name": "x", "workspace": "y"},
@@ -186,7 +186,7 @@ def test_a_payload_the_database_stores_differently_still_matches_its_hash(
 
     # when
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    check_pending_approvals()
+    pending_actions_poll()
 
     # then: it is the same payload, so it runs
     action.refresh_from_db()

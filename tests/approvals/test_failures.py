@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from approvals.choices import ActionStatus, FailureStage, KnoxStatus
 from approvals.models import PendingAction
-from approvals.services import ApprovalSubmitFailed, check_pending_approvals
+from approvals.services import ApprovalSubmitFailed, pending_actions_poll
 from config.errors import InvalidInput, error_lines
 from operations.models import Tenant
 from tests.approvals.factories import staff_with
@@ -55,7 +55,7 @@ def taken_before_approval(knox, request_tenant, demo_workspace):
 def test_a_handlers_validation_error_is_stored_as_field_and_message(taken_before_approval):
     action = taken_before_approval
 
-    check_pending_approvals()
+    pending_actions_poll()
 
     action.refresh_from_db()
     assert action.status == ActionStatus.FAILED

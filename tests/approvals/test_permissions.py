@@ -16,10 +16,10 @@ from approvals.models import PendingAction
 from approvals.registry import any_requester, register_action_handler, unregister_action_handler
 from approvals.services import (
     ApprovalSubmitFailed,
-    check_pending_approvals,
-    retry_execution,
-    with_approval,
-    withdraw_action,
+    approval_request,
+    pending_action_retry,
+    pending_action_withdraw,
+    pending_actions_poll,
 )
 from config.errors import Forbidden, NotFound
 from tests.approvals.factories import staff_with
@@ -124,7 +124,7 @@ def test_someone_who_cannot_see_the_action_gets_a_404_from_every_door(knox, requ
     assert _api(stranger).post(f"{API}/{action.pk}/refresh/").status_code == 404
     assert _api(stranger).post(f"{API}/{action.pk}/retry/").status_code == 404
     with pytest.raises(NotFound) as error:
-        withdraw_action(action.pk, actor=stranger)
+        pending_action_withdraw(pending_action_id=action.pk, actor=stranger)
     assert error.value.message == f"No pending action with id {action.pk}."
 
 
@@ -135,7 +135,7 @@ def test_the_requester_may_check_and_withdraw_their_own_but_not_retry(
 
     assert _api(requester).post(f"{API}/{action.pk}/refresh/").status_code == 200
     assert _api(requester).post(f"{API}/{action.pk}/retry/").status_code == 403
-    withdrawn = withdraw_action(action.pk, actor=requester)
+    withdrawn = pending_action_withdraw(pending_action_id=action.pk, actor=requester)
 
     assert withdrawn.status == ActionStatus.CANCELLED
 
@@ -156,9 +156,9 @@ def failing_once(db, demo_workspace):
 
 
 def _failed_execution(knox, requester, template):
-    action = with_approval(
-        "test.failing_once",
-        {"n": 1},
+    action = approval_request(
+        action_type="test.failing_once",
+        payload={"n": 1},
         title="Once",
         template_name=template.name,
         variables={"tenant_name": "x", "workspace": "y"},
@@ -166,7 +166,7 @@ def _failed_execution(knox, requester, template):
         user=requester,
     )
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    check_pending_approvals()
+    pending_actions_poll()
     action.refresh_from_db()
     assert action.status == ActionStatus.FAILED
     return action
@@ -178,7 +178,7 @@ def test_the_operate_permission_allows_retry_everywhere(
     action = _failed_execution(knox, requester, tenant_template)
 
     with pytest.raises(Forbidden):
-        retry_execution(action.pk, actor=viewer)
+        pending_action_retry(pending_action_id=action.pk, actor=viewer)
     response = _admin(operator).post(
         reverse(CHANGELIST),
         {"action": "retry_execution_action", "_selected_action": [action.pk]},

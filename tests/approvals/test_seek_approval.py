@@ -8,7 +8,7 @@ from django_q.conf import Conf
 
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.models import PendingAction
-from approvals.services import check_pending_approvals, knox_profile_set
+from approvals.services import knox_profile_set, pending_actions_poll
 from automation.dry_run import rule_dry_run
 from automation.engine import process_outbox
 from automation.entities import invalidate_watch_index, sync_entities
@@ -69,7 +69,7 @@ def test_a_rule_requests_approval_and_the_document_reaches_knox_after_commit(
 
     # and once approved, the handler runs
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    check_pending_approvals()
+    pending_actions_poll()
     assert Tenant.objects.filter(name="Initech (EU)", workspace=demo_workspace).exists()
 
 
@@ -142,7 +142,7 @@ def test_the_pollers_transitions_are_events_that_rules_see(
 
     # when: the poller settles it (in a batch) and the worker runs
     with django_capture_on_commit_callbacks(execute=True):
-        check_pending_approvals()
+        pending_actions_poll()
 
     # then
     assert Alert.objects.get().title == "operations.create_tenant executed"

@@ -10,10 +10,10 @@ from approvals.registry import (
 )
 from approvals.services import (
     ApprovalSubmitFailed,
-    check_pending_approvals,
-    execute_approved_action,
-    retry_execution,
-    with_approval,
+    approval_request,
+    pending_action_execute,
+    pending_action_retry,
+    pending_actions_poll,
 )
 from config.errors import InvalidTransition
 from operations.models import Tenant
@@ -35,8 +35,8 @@ def test_approve_executes_the_handler_once(knox, request_tenant):
 
     # when
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    first = check_pending_approvals()
-    second = check_pending_approvals()
+    first = pending_actions_poll()
+    second = pending_actions_poll()
 
     # then
     action.refresh_from_db()
@@ -52,7 +52,10 @@ def test_approve_executes_the_handler_once(knox, request_tenant):
         "failed": 0,
     }
     assert second["checked"] == 0 and second["executed"] == 0
-    assert execute_approved_action(action.ap_inf_id).execution_result == action.execution_result
+    assert (
+        pending_action_execute(ap_inf_id=action.ap_inf_id).execution_result
+        == action.execution_result
+    )
     assert Tenant.objects.filter(name="Initech").count() == 1
     assert _transitions(action) == [
         ("", "pending"),
@@ -69,7 +72,7 @@ def test_delegated_and_post_complete_also_count_as_approved(knox, request_tenant
     action = request_tenant()
     knox.decide(action.ap_inf_id, code)
 
-    check_pending_approvals()
+    pending_actions_poll()
 
     action.refresh_from_db()
     assert action.status == ActionStatus.EXECUTED
@@ -79,7 +82,7 @@ def test_reject_closes_the_action_without_executing(knox, request_tenant):
     action = request_tenant()
     knox.decide(action.ap_inf_id, KnoxStatus.REJECTED, "budget is closed")
 
-    counts = check_pending_approvals()
+    counts = pending_actions_poll()
 
     action.refresh_from_db()
     assert action.status == ActionStatus.REJECTED
@@ -92,7 +95,7 @@ def test_withdrawn_in_knox_cancels_the_action(knox, request_tenant):
     action = request_tenant()
     knox.decide(action.ap_inf_id, KnoxStatus.WITHDRAWN)
 
-    counts = check_pending_approvals()
+    counts = pending_actions_poll()
 
     action.refresh_from_db()
     assert action.status == ActionStatus.CANCELLED
@@ -106,7 +109,7 @@ def test_documents_still_in_progress_are_left_alone_without_a_query_each(
         request_tenant(f"Tenant {n}")
 
     with django_assert_max_num_queries(4):
-        counts = check_pending_approvals()
+        counts = pending_actions_poll()
 
     assert counts["checked"] == 5 and counts["updated"] == 0
     assert set(PendingAction.objects.values_list("status", flat=True)) == {ActionStatus.PENDING}
@@ -125,7 +128,7 @@ def test_knox_down_at_submit_fails_the_action_with_the_reason(knox, request_tena
     assert "HTTP 500" in action.error_message
     assert error.value.extra["status"] == "failed"
     knox.faults()
-    check_pending_approvals()
+    pending_actions_poll()
     action.refresh_from_db()
     assert action.status == ActionStatus.FAILED  # nothing executed, nothing polled
     assert not Tenant.objects.exists()
@@ -147,13 +150,13 @@ def test_a_submit_timeout_is_settled_by_the_next_poll(knox, request_tenant):
     knox.faults()
 
     # when: the poller asks about it
-    check_pending_approvals()
+    pending_actions_poll()
 
     # then: Knox has it, so it is an ordinary pending approval again
     action.refresh_from_db()
     assert action.status == ActionStatus.PENDING
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
-    check_pending_approvals()
+    pending_actions_poll()
     action.refresh_from_db()
     assert action.status == ActionStatus.EXECUTED
 
@@ -164,7 +167,7 @@ def test_a_submit_that_never_arrived_is_settled_as_failed(knox, request_tenant):
     assert action.status == ActionStatus.SUBMIT_UNKNOWN
     knox.reset()  # ...and Knox turns out not to have it
 
-    check_pending_approvals()
+    pending_actions_poll()
 
     action.refresh_from_db()
     assert action.status == ActionStatus.FAILED
@@ -200,7 +203,7 @@ def test_knox_down_during_the_poll_fails_the_cycle_softly(knox, request_tenant):
     request_tenant()
     knox.faults(statuses="error")
 
-    counts = check_pending_approvals()
+    counts = pending_actions_poll()
 
     assert counts["failed"] == 1 and counts["checked"] == 0
 
@@ -226,9 +229,9 @@ def test_a_handler_exception_fails_the_action_then_retry_executes_it(
     knox, requester, tenant_template, flaky_handler
 ):
     # given
-    action = with_approval(
-        "test.flaky",
-        {"x": 1},
+    action = approval_request(
+        action_type="test.flaky",
+        payload={"x": 1},
         title="Flaky",
         template_name=tenant_template.name,
         variables={"tenant_name": "x", "workspace": "y"},
@@ -238,7 +241,7 @@ def test_a_handler_exception_fails_the_action_then_retry_executes_it(
     knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
 
     # when
-    counts = check_pending_approvals()
+    counts = pending_actions_poll()
 
     # then: failed, its writes rolled back, the secret not kept
     action.refresh_from_db()
@@ -249,14 +252,14 @@ def test_a_handler_exception_fails_the_action_then_retry_executes_it(
     assert not Tenant.objects.filter(name="half-written").exists()
 
     # when: an operator retries
-    retried = retry_execution(action.pk)
+    retried = pending_action_retry(pending_action_id=action.pk)
 
     # then
     assert retried.status == ActionStatus.EXECUTED
     assert retried.execution_result == {"ok": True}
     assert len(flaky_handler) == 2
     with pytest.raises(InvalidTransition):
-        retry_execution(action.pk)
+        pending_action_retry(pending_action_id=action.pk)
 
 
 def test_a_failed_submit_cannot_be_retried_as_an_execution(knox, request_tenant):
@@ -266,7 +269,7 @@ def test_a_failed_submit_cannot_be_retried_as_an_execution(knox, request_tenant)
     action = PendingAction.objects.get()
 
     with pytest.raises(InvalidTransition) as error:
-        retry_execution(action.pk)
+        pending_action_retry(pending_action_id=action.pk)
 
     assert error.value.extra["current_state"] == "failed (submit)"
 
@@ -277,9 +280,9 @@ def test_validation_reports_every_bad_field_and_writes_nothing(knox, tenant_temp
     no_ep_id = UserFactory()
 
     with pytest.raises(ValidationError) as error:
-        with_approval(
-            "operations.create_tenant",
-            {"workspace": "nope"},
+        approval_request(
+            action_type="operations.create_tenant",
+            payload={"workspace": "nope"},
             title="x",
             template_name=tenant_template.name,
             variables={"tenant_name": "x", "extra": 1},
@@ -299,9 +302,9 @@ def test_unknown_action_type_and_inactive_template_are_refused(knox, requester, 
     tenant_template.save()
 
     with pytest.raises(ValidationError) as error:
-        with_approval(
-            "nope.nothing",
-            {},
+        approval_request(
+            action_type="nope.nothing",
+            payload={},
             title="x",
             template_name=tenant_template.name,
             variables={},
@@ -335,7 +338,7 @@ def test_one_bad_document_in_a_batch_does_not_hold_up_the_others(knox, request_t
     knox.add(*({"apInfId": a.ap_inf_id, "status": KnoxStatus.COMPLETE} for a in good))
 
     # when
-    counts = check_pending_approvals()
+    counts = pending_actions_poll()
 
     # then: the batch fell back to one by one; the two ran, the lost one is reported
     assert counts["executed"] == 2 and counts["failed"] == 1

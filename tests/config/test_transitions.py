@@ -178,6 +178,54 @@ def test_a_batch_writes_each_row_once_however_often_it_moved():
     }
 
 
+def test_a_batch_saves_its_rows_in_one_savepoint():
+    # given: three runs the poller-like caller moves together
+    runs = [OperationRunFactory(status=RunStatus.QUEUED) for _ in range(3)]
+
+    # when
+    with transaction.atomic():
+        locked = lock_many(OperationRun, [r.pk for r in runs])
+        with CaptureQueriesContext(connection) as queries, TransitionBatch() as batch:
+            for run in locked:
+                batch.move(run, RunStatus.RUNNING)
+
+    # then: not one savepoint (two round trips) per row
+    savepoints = [q for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]
+    assert len(savepoints) == 1
+    assert set(OperationRun.objects.values_list("status", flat=True)) == {RunStatus.RUNNING}
+
+
+def test_a_batch_names_the_row_a_database_invariant_refuses(monkeypatch):
+    # given: the machine that (wrongly) lets a completed run run again, two
+    # completed runs, and an active run sharing its identity with the second
+    monkeypatch.setattr(
+        OperationRun,
+        "state_machine",
+        StateMachine(
+            {RunStatus.COMPLETED: {RunStatus.RUNNING}},
+            subject="Operation run",
+            invalid_code="operation.invalid_transition",
+        ),
+    )
+    workspace = WorkspaceFactory()
+    OperationRunFactory(workspace=workspace, run_identity_hash="b" * 64, status=RunStatus.RUNNING)
+    fine = _completed_run(workspace=workspace, run_identity_hash="a" * 64)
+    clashing = _completed_run(workspace=workspace, run_identity_hash="b" * 64)
+
+    # when
+    with transaction.atomic():
+        locked = lock_many(OperationRun, [fine.pk, clashing.pk])
+        with pytest.raises(Conflict) as refused, TransitionBatch() as batch:
+            for run in locked:
+                batch.move(run, RunStatus.RUNNING, outcome=RunOutcome.PENDING, completed_at=None)
+        # then: the transaction is still usable, the refused row's instance as it was
+        assert OperationRun.objects.filter(pk=clashing.pk).exists()
+
+    assert refused.value.code == "operation.constraint"
+    assert refused.value.message.startswith(f"Operation run {clashing.pk} cannot become running")
+    assert locked[1].status == RunStatus.COMPLETED
+
+
 def test_a_batch_that_raises_writes_nothing():
     run = OperationRunFactory(status=RunStatus.QUEUED)
 

@@ -30,7 +30,7 @@ from rest_framework.authtoken.models import Token
 
 from approvals.knox.launcher import start_simulator, stop_simulator
 from approvals.models import PendingAction
-from approvals.services import knox_profile_set, with_approval
+from approvals.services import approval_request, knox_profile_set
 from automation.entities import invalidate_watch_index, sync_entities
 from automation.models import Alert, AutomationExecution, AutomationRule, NotificationDelivery
 from operations.choices import MemberRole
@@ -94,9 +94,9 @@ def seeded(knox, settings, monkeypatch, tmp_path):
     knox_profile_set(user=admin, ep_id="EP-ROOT")
     knox_profile_set(user=member, ep_id="EP-MEMBER")
     for user in (admin, member):
-        with_approval(
-            "operations.create_tenant",
-            {"workspace": "demo", "name": f"Tenant of {user.username}"},
+        approval_request(
+            action_type="operations.create_tenant",
+            payload={"workspace": "demo", "name": f"Tenant of {user.username}"},
             title=f"Tenant of {user.username}",
             template_name="New tenant",
             variables={"tenant_name": "x", "workspace": "demo", "details": "<p>seed</p>"},

@@ -181,7 +181,7 @@ def test_lines_written_by_an_approval_handler_name_its_pending_action(json_lines
         register_action_handler,
         unregister_action_handler,
     )
-    from approvals.services import retry_execution
+    from approvals.services import payload_sha256, pending_action_retry
     from tests.observability.factories import PendingActionFactory
 
     def handler(payload, *, pending_action):
@@ -194,10 +194,11 @@ def test_lines_written_by_an_approval_handler_name_its_pending_action(json_lines
         status="failed",
         failure_stage="execute",
         approval_log__knox_status=2,
+        approval_log__payload_sha256=payload_sha256({}),  # the payload it was approved with
     )
     try:
         # when: an operator retries it
-        retry_execution(action.pk)
+        pending_action_retry(pending_action_id=action.pk)
     finally:
         unregister_action_handler("test.logging_handler")
 

@@ -1,4 +1,4 @@
-from approvals.services import check_single_approval_status
+from approvals.services import pending_action_refresh
 from config.commands import BureauCommand
 
 
@@ -12,6 +12,6 @@ class Command(BureauCommand):
         parser.add_argument("ap_inf_id")
 
     def run(self, *args, ap_inf_id, **options):
-        action = check_single_approval_status(ap_inf_id)
+        action = pending_action_refresh(ap_inf_id=ap_inf_id)
         knox = action.approval_log.knox_status
         self.stdout.write(f"pending action {action.pk}: {action.status} (Knox status {knox})")

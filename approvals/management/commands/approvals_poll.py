@@ -1,14 +1,13 @@
-from django.core.management.base import BaseCommand
-
 from approvals.tasks import poll_knox
+from config.commands import BureauCommand
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "Run one Knox poll cycle now (recorded as an approvals.poll_knox run) and print the counts."
     )
 
-    def handle(self, *args, **options):
+    def run(self, *args, **options):
         counts = poll_knox()
         if counts is None:
             self.stdout.write("A poll cycle is already running; skipped.")

@@ -1,4 +1,4 @@
-from approvals.services import resubmit_action
+from approvals.services import pending_action_resubmit
 from config.commands import BureauCommand
 
 
@@ -12,5 +12,5 @@ class Command(BureauCommand):
         parser.add_argument("pending_action_id", type=int)
 
     def run(self, *args, pending_action_id, **options):
-        action = resubmit_action(pending_action_id)
+        action = pending_action_resubmit(pending_action_id=pending_action_id)
         self.stdout.write(self.style.SUCCESS(f"pending action {action.pk}: {action.status}"))

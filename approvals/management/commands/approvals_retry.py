@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from approvals.services import retry_execution
+from approvals.services import pending_action_retry
 from config.commands import BureauCommand
 
 
@@ -14,7 +14,7 @@ class Command(BureauCommand):
         parser.add_argument("pending_action_id", type=int)
 
     def run(self, *args, pending_action_id, **options):
-        action = retry_execution(pending_action_id)
+        action = pending_action_retry(pending_action_id=pending_action_id)
         if action.status != "executed":
             raise CommandError(f"pending action {action.pk} failed again: {action.error_message}")
         self.stdout.write(self.style.SUCCESS(f"pending action {action.pk}: executed"))

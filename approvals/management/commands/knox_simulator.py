@@ -1,12 +1,13 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from approvals.knox.simulator import SimulatorState, default_faults, make_server, parse_fault
+from config.commands import BureauCommand
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = "Run the Knox approval API simulator (a real HTTP server) for development and tests."
 
     def add_arguments(self, parser):
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             help="Bearer token to require (default: KNOX_TOKEN; empty accepts any).",
         )
 
-    def handle(self, *args, host, port, data_file, auto_approve_after, fault, token, **options):
+    def run(self, *args, host, port, data_file, auto_approve_after, fault, token, **options):
         faults = default_faults()
         for spec in fault:
             try:

@@ -1,0 +1,305 @@
+"""Asking Knox what became of the documents in flight, and acting on it: the
+scheduled poll (all of them, in batches) and the refresh of one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.choices import (
+    IN_FLIGHT,
+    KNOX_APPROVED,
+    KNOX_IN_PROGRESS,
+    ActionStatus,
+    FailureStage,
+    KnoxStatus,
+)
+from approvals.knox import KnoxError, KnoxProtocolError, StatusReport, get_knox_client
+from approvals.models import ApprovalLog, PendingAction
+from approvals.selectors import pending_action_is_visible, pending_action_list_in_flight
+from approvals.services.access import pending_action_authorize, pending_action_lock
+from approvals.services.execute import pending_action_execute, pending_action_run
+from config.errors import NotFound
+from config.transitions import TransitionBatch, each_or_all, lock_many
+
+logger = logging.getLogger(__name__)
+
+# What a poll writes to the approval log, beside the action's move.
+LOG_FIELDS = ("knox_status", "last_checked_at", "last_knox_response", "submitted_at", "decided_at")
+
+# Changed documents settled per transaction.
+SETTLE_BATCH = 100
+
+COUNT_KEYS = ("checked", "updated", "executed", "rejected", "cancelled", "failed")
+
+
+def pending_actions_poll(*, tracker=None) -> dict[str, int]:
+    """One poll cycle: ask Knox about every in-flight document in batches, act on
+    what changed, execute what is approved. One bad item never stops the cycle."""
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    now = timezone.now()
+    # A submit still under way has not heard from Knox yet: don't race it.
+    rows = pending_action_list_in_flight(
+        created_before=now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
+    )
+    reports: dict[str, StatusReport] = {}
+    if rows:
+        try:
+            reports = get_knox_client().statuses(row.ap_inf_id for row in rows)
+        except KnoxError as error:
+            # The whole cycle is blind: record it and let the next one try.
+            _record_failure(tracker, counts, error.code, f"Status request failed: {error.message}")
+            rows = []
+    unchanged: list[str] = []
+    changed: list[_Changed] = []
+    for row in rows:
+        counts["checked"] += 1
+        report = reports[row.ap_inf_id]
+        if report.error is not None:
+            _record_failure(
+                tracker,
+                counts,
+                report.error.code,
+                f"Pending action {row.pk}: {report.error.message}",
+                row.ap_inf_id,
+            )
+        elif (
+            report.found and report.status == row.knox_status and row.status == ActionStatus.PENDING
+        ):
+            unchanged.append(row.ap_inf_id)
+        else:
+            changed.append(
+                _Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted_at is not None)
+            )
+    for start in range(0, len(changed), SETTLE_BATCH):
+        _settle_batch(changed[start : start + SETTLE_BATCH], counts, tracker)
+    # Unchanged documents: one UPDATE per 500, not a query each (no state moves).
+    for start in range(0, len(unchanged), 500):
+        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
+            last_checked_at=now
+        )
+    return counts
+
+
+@dataclass(frozen=True)
+class _Changed:
+    """A document whose Knox answer differs from what we know."""
+
+    pk: int
+    ap_inf_id: str
+    report: StatusReport
+    submitted: bool
+
+
+def _settle_batch(batch: list[_Changed], counts, tracker) -> None:
+    """Settle changed documents together; if anything in the batch goes wrong,
+    settle them one by one, so one bad item never holds up the others."""
+
+    def failed(item: _Changed, error: Exception) -> None:
+        logger.error(
+            "approvals: pending action %s failed during the poll",
+            item.pk,
+            exc_info=error,
+            extra={"pending_action_id": item.pk},
+        )
+        _record_failure(
+            tracker,
+            counts,
+            _code(error),
+            f"Pending action {item.pk}: {_message(error)}",
+            item.ap_inf_id,
+        )
+
+    results = each_or_all(
+        batch,
+        together=_settle_together,
+        alone=lambda item: (
+            item,
+            *pending_action_settle(
+                pending_action_id=item.pk, report=item.report, submitted=item.submitted
+            ),
+        ),
+        failed=failed,
+        what="Knox document",
+    )
+    for item, outcome, action in results:
+        if outcome is None:
+            continue  # settled by someone else since we read it
+        counts["updated"] += 1
+        if outcome in ("executed", "rejected", "cancelled"):
+            counts[outcome] += 1
+        elif outcome == "execution_failed":
+            _record_failure(
+                tracker,
+                counts,
+                action.failure_code or "approvals.handler_failed",
+                f"Pending action {item.pk}: {action.error_message}",
+                item.ap_inf_id,
+            )
+        elif outcome == "submit_failed":
+            _record_failure(
+                tracker,
+                counts,
+                "approvals.submit_lost",
+                f"Pending action {item.pk}: {action.error_message}",
+                item.ap_inf_id,
+            )
+
+
+def _code(error: BaseException) -> str:
+    return getattr(error, "code", None) or f"approvals.{type(error).__name__.lower()}"
+
+
+def _message(error: BaseException) -> str:
+    return getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+
+
+def _record_failure(tracker, counts, code: str, message: str, ap_inf_id: str | None = None) -> None:
+    counts["failed"] += 1
+    if tracker is not None:
+        tracker.add_failure(code, message)
+        if ap_inf_id:
+            items = tracker.context.setdefault("failed_ap_inf_ids", [])
+            if len(items) < 50:
+                items.append(ap_inf_id)
+
+
+def _settle(
+    batch: TransitionBatch,
+    action: PendingAction,
+    report: StatusReport,
+    *,
+    now,
+    submitted: bool,
+    actor=None,
+) -> str | None:
+    """Apply what Knox said to a locked action, in ``batch`` (written when the
+    batch ends): an approval runs the handler right there, in the same
+    transaction (a crash rolls it all back, and the next poll sees the approval
+    again). Returns "executed", "execution_failed", "rejected", "cancelled",
+    "submit_failed", "updated", or None when someone else settled it meanwhile."""
+    if report.error is not None:
+        raise report.error
+    if action.status not in IN_FLIGHT:
+        return None
+    if not report.found:
+        if action.status == ActionStatus.SUBMIT_UNKNOWN or not submitted:
+            reason = "Knox has no record of the document: the submit never arrived. Resubmit it."
+            batch.move(
+                action,
+                ActionStatus.FAILED,
+                actor=actor,
+                reason=reason,
+                failure_stage=FailureStage.SUBMIT,
+                failure_code="approvals.submit_lost",
+                error_message=reason,
+            )
+            return "submit_failed"
+        raise KnoxProtocolError(
+            "Knox no longer knows a document it accepted.", code="knox.not_found"
+        )
+    status = report.status
+    log = action.approval_log
+    log.knox_status = status
+    log.last_checked_at = now
+    log.last_knox_response = report.raw
+    log.submitted_at = log.submitted_at or now
+    if status not in KNOX_IN_PROGRESS:
+        log.decided_at = now
+    batch.save_fields(log, *LOG_FIELDS)
+    opinion = str((report.raw or {}).get("opinion") or "")
+    if status in KNOX_APPROVED:
+        batch.move(
+            action,
+            ActionStatus.APPROVED,
+            actor=actor,
+            reason=f"Knox status {int(status)} ({status.label})",
+        )
+        pending_action_run(batch=batch, pending_action=action, actor=actor)
+        return "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
+    if status == KnoxStatus.REJECTED:
+        batch.move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
+        return "rejected"
+    if status == KnoxStatus.WITHDRAWN:
+        batch.move(
+            action, ActionStatus.CANCELLED, actor=actor, reason=opinion or "withdrawn in Knox"
+        )
+        return "cancelled"
+    if action.status == ActionStatus.SUBMIT_UNKNOWN:
+        batch.move(action, ActionStatus.PENDING, actor=actor, reason="Knox has the document")
+    return "updated"
+
+
+def pending_action_settle(
+    *, pending_action_id: int, report: StatusReport, submitted: bool, actor=None
+) -> tuple[str | None, PendingAction]:
+    """Settle one document with what Knox said about it, in its own transaction:
+    ``(outcome, action)`` as ``_settle`` says them."""
+    if report.error is not None:
+        raise report.error
+    with transaction.atomic(), TransitionBatch() as batch:
+        action = pending_action_lock(pk=pending_action_id)
+        outcome = _settle(
+            batch, action, report, now=timezone.now(), submitted=submitted, actor=actor
+        )
+    return outcome, action
+
+
+def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | None, PendingAction]]:
+    """Settle a batch of documents in the caller's transaction: the rows locked
+    in primary-key order, written with one statement per table. Any error
+    raises; ``each_or_all`` then settles them one by one."""
+    locked = lock_many(
+        PendingAction.objects.select_related("approval_log"), [item.pk for item in items]
+    )
+    actions = {action.pk: action for action in locked}
+    now = timezone.now()
+    results = []
+    with TransitionBatch() as batch:
+        for item in items:
+            action = actions.get(item.pk)
+            if action is not None:
+                outcome = _settle(batch, action, item.report, now=now, submitted=item.submitted)
+                results.append((item, outcome, action))
+    return results
+
+
+def pending_action_refresh(*, ap_inf_id: str, actor=None) -> PendingAction:
+    """Ask Knox about one document now (the "refresh" button), and act on it.
+    The requester may for their own; anyone else needs the operate permission."""
+    action = (
+        PendingAction.objects.select_related("approval_log").filter(ap_inf_id=ap_inf_id).first()
+    )
+    if action is None or (
+        actor is not None and not pending_action_is_visible(user=actor, pending_action=action)
+    ):
+        raise NotFound(f"No pending action with apInfId {ap_inf_id}.", code="approvals.not_found")
+    pending_action_authorize(
+        pending_action=action, actor=actor, doing="check the status of", own=True
+    )
+    submitting = (
+        action.status == ActionStatus.PENDING
+        and action.approval_log.submitted_at is None
+        and action.created_at
+        > timezone.now() - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
+    )
+    if (
+        action.status in IN_FLIGHT and not submitting
+    ):  # a submit under way has not been answered yet
+        report = get_knox_client().statuses([ap_inf_id])[ap_inf_id]
+        pending_action_settle(
+            pending_action_id=action.pk,
+            report=report,
+            submitted=action.approval_log.submitted_at is not None,
+            actor=actor,
+        )
+    elif action.status == ActionStatus.APPROVED:
+        pending_action_execute(ap_inf_id=ap_inf_id, actor=actor)
+    action.refresh_from_db()
+    return action
