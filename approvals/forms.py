@@ -63,7 +63,6 @@ class KnoxProfileFormSet(BaseInlineFormSet):
     does (a duplicate is a field error, and then nothing of the user's page is
     saved); the save is ``knox_profile_set``'s, not the form's."""
 
-
     def save_new(self, form, commit=True):
         return knox_profile_set(user=self.instance, ep_id=form.cleaned_data.get("ep_id"))
 
