@@ -166,11 +166,16 @@ def _session_of(user) -> str:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
+    from django.test import override_settings
+
+    # Signed with the server's key, not the test run's: the session hash and
+    # the session data are both HMACs of SECRET_KEY.
+    with override_settings(SECRET_KEY=DOCUMENTED_PRODUCTION_ENV["SECRET_KEY"]):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
     return session.session_key
 
 
