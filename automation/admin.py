@@ -16,7 +16,6 @@ from django.utils.html import format_html
 
 from automation import permissions
 from automation.actions import action_registry
-from automation.actions.notifications import mask_config, unmask_config
 from automation.choices import AlertStatus
 from automation.deliveries import delivery_retry
 from automation.dry_run import rule_dry_run
@@ -44,7 +43,13 @@ from automation.services import (
     rule_deactivate,
     rule_has_history,
 )
-from automation.validation import action_config_errors, entity_model
+from automation.validation import (
+    action_config_errors,
+    entity_model,
+    validate_rule,
+    validate_template,
+)
+from automation.webhooks import mask_config, unmask_config
 from config.errors import ApplicationError, Forbidden
 from operations.admin import ReadOnlyAdminMixin, pretty_json
 from operations.sanitize import sanitize_message
@@ -242,10 +247,14 @@ class AutomationRuleAdmin(admin.ModelAdmin):
                 return self.cleaned_data.get("trigger_conditions") or {}
 
             def _post_clean(self):
-                # The rule's entity type follows its entity (the model's clean needs it).
+                # The rule's entity type follows its entity (validation needs it).
                 if self.cleaned_data.get("entity"):
                     self.instance.entity_type = self.cleaned_data["entity"].entity_type
                 super()._post_clean()
+                try:
+                    validate_rule(self.instance)
+                except ValidationError as error:
+                    self._update_errors(error)
 
         return RuleForm
 
@@ -368,6 +377,13 @@ class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
 
     def clean_default_config(self):
         return self.unmasked(self.cleaned_data.get("default_config"))
+
+    def _post_clean(self):
+        super()._post_clean()
+        try:
+            validate_template(self.instance)
+        except ValidationError as error:
+            self._update_errors(error)
 
 
 @admin.register(ActionTemplate)

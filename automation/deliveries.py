@@ -372,15 +372,6 @@ def send_deliveries(ids) -> dict[str, int]:
     return counts
 
 
-def request_sending(ids: list[int]) -> None:
-    from django_q.tasks import async_task
-
-    try:
-        async_task("automation.tasks.send_deliveries_task", list(ids), task_name="automation.send")
-    except Exception:  # noqa: BLE001 - the retry schedule sends what is due
-        logger.exception("could not queue delivery sending; the retry schedule will")
-
-
 def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
     """An operator's retry: a failed (or waiting) delivery gets one more attempt
     now. Delivered or sent ones cannot be retried (409)."""

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from croniter import croniter
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -40,7 +41,7 @@ from automation.models import (
 )
 from automation.permissions import REPLAY_EVENT, require
 from automation.placeholders import merge_config, render, variables_for
-from config.errors import Conflict
+from config.errors import ApplicationError, Conflict, NotFound
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -260,16 +261,10 @@ def _run_action_list(execution, loaded, target, *, fresh, cache, isolate):
 
 
 def _expected(error: Exception) -> bool:
-    from django.core.exceptions import ValidationError
-
-    from config.errors import ApplicationError
-
     return isinstance(error, ValidationError | ApplicationError)
 
 
 def _error_text(error: Exception) -> str:
-    from django.core.exceptions import ValidationError
-
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
     return f"{type(error).__name__}: {error}"
@@ -559,8 +554,6 @@ def replay_event(event_id: int, *, actor=None) -> dict[str, int]:
             .first()
         )
         if event is None:
-            from config.errors import NotFound
-
             raise NotFound(f"Event {event_id} does not exist.", code="automation.no_event")
         run_event(event, RuleBook(), counts, rerun=True)
         event.status = EventStatus.PROCESSED

@@ -9,6 +9,10 @@ Differences from the seed, and why:
   seed's allocation_results.
 - ``AlertAcknowledgement.kind`` says whether the recipient acknowledged or
   dismissed: acknowledgement is per recipient.
+
+This module is a leaf: it imports no validators, registries or services.
+What a rule or a template must satisfy beyond its fields' own checks
+(``automation.validation``) is checked by the services and the admin forms.
 """
 
 from __future__ import annotations
@@ -126,11 +130,6 @@ class AutomationRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        from automation.validation import validate_rule
-
-        validate_rule(self)
-
 
 class ActionTemplate(models.Model):
     name = models.CharField(max_length=200, unique=True)
@@ -147,11 +146,6 @@ class ActionTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.action_type})"
-
-    def clean(self) -> None:
-        from automation.validation import validate_template
-
-        validate_template(self)
 
 
 class RuleAction(models.Model):

@@ -5,7 +5,13 @@ from django.utils import timezone
 
 from automation.choices import CLOSED_ALERT_STATUSES, AlertStatus
 from automation.models import Alert, AlertAcknowledgement, AutomationExecution, NotificationDelivery
-from automation.services import alerts_for_recipient
+
+
+def alerts_for_recipient(user) -> QuerySet[Alert]:
+    """Alerts ``user`` is a recipient of: named, or a member of a named group."""
+    return Alert.objects.filter(
+        Q(recipients__user=user) | Q(recipients__group__in=user.groups.all())
+    ).distinct()
 
 
 def alerts_mine(user, *, status: str | None = None, severity: str | None = None) -> QuerySet[Alert]:

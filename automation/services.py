@@ -11,7 +11,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from automation.actions.notifications import unmask_config
 from automation.choices import (
     ALERT_TRANSITIONS,
     CLOSED_ALERT_STATUSES,
@@ -34,7 +33,14 @@ from automation.models import (
     TriggerType,
 )
 from automation.permissions import CHANGE_RULE, DELETE_RULE, SET_ALERT_STATUS, require
-from automation.validation import action_config_errors, entity_model
+from automation.selectors import alerts_for_recipient
+from automation.validation import (
+    action_config_errors,
+    entity_model,
+    rule_full_clean,
+    template_full_clean,
+)
+from automation.webhooks import unmask_config
 from config.errors import InvalidTransition, NotFound
 
 # --- dependencies ------------------------------------------------------------------------
@@ -228,7 +234,7 @@ def rule_create(
         created_by=actor,
         updated_by=actor,
     )
-    rule.full_clean()
+    rule_full_clean(rule)
     _check_actions(entity, actions or [])
     _schedule(rule)
     rule.save()
@@ -279,7 +285,7 @@ def rule_update(
         rule.deactivated_by = actor
         rule.deactivated_at = timezone.now()
     rule.updated_by = actor
-    rule.full_clean()
+    rule_full_clean(rule)
     if actions is not None:
         actions = _keep_stored_webhook_urls(actions, rule)
         _check_actions(rule.entity, actions)
@@ -356,19 +362,12 @@ def template_create(
         description=description,
         created_by=actor,
     )
-    template.full_clean()
+    template_full_clean(template)
     template.save()
     return template
 
 
 # --- alerts ------------------------------------------------------------------------------
-
-
-def alerts_for_recipient(user):
-    """Alerts ``user`` is a recipient of: named, or a member of a named group."""
-    return Alert.objects.filter(
-        Q(recipients__user=user) | Q(recipients__group__in=user.groups.all())
-    ).distinct()
 
 
 def _recipient_alert(*, user, alert_id: int, for_update: bool = True) -> Alert:

@@ -3,20 +3,19 @@ delivery sender; the scheduled ones run inside tracked_run."""
 
 from __future__ import annotations
 
+from automation.deliveries import due_delivery_ids, fail_abandoned_deliveries, send_deliveries
+from automation.engine import process_outbox, run_scheduled_rules
+from automation.services import alerts_expire
 from operations.tracking import tracked_run
 
 
 def process_outbox_task() -> dict[str, int]:
     """Queued after a transaction that wrote events commits."""
-    from automation.engine import process_outbox
-
     return process_outbox()
 
 
 def send_deliveries_task(ids: list[int]) -> dict[str, int]:
     """Queued after a transaction that created deliveries commits."""
-    from automation.deliveries import send_deliveries
-
     return send_deliveries(ids)
 
 
@@ -24,15 +23,11 @@ def send_deliveries_task(ids: list[int]) -> dict[str, int]:
 def drain_outbox_task(tracker) -> dict[str, int]:
     """Every minute: process events a nudge missed (a worker that died, a
     queue that was down)."""
-    from automation.engine import process_outbox
-
     return process_outbox()
 
 
 @tracked_run("automation.scheduled_rules", initiator_name="schedule")
 def scheduled_rules_task(tracker) -> dict[str, int]:
-    from automation.engine import process_outbox, run_scheduled_rules
-
     counts = run_scheduled_rules(tracker=tracker)
     # Changes the scheduled actions made are events too: process them now.
     process_outbox()
@@ -41,8 +36,6 @@ def scheduled_rules_task(tracker) -> dict[str, int]:
 
 @tracked_run("automation.retry_deliveries", initiator_name="schedule")
 def retry_deliveries_task(tracker) -> dict[str, int]:
-    from automation.deliveries import due_delivery_ids, fail_abandoned_deliveries, send_deliveries
-
     abandoned = fail_abandoned_deliveries()
     counts = send_deliveries(due_delivery_ids())
     counts["abandoned_failed"] = abandoned
@@ -66,6 +59,4 @@ def retry_deliveries_task(tracker) -> dict[str, int]:
 @tracked_run("automation.expire_alerts", initiator_name="schedule")
 def expire_alerts_task(tracker) -> dict[str, int]:
     """Every 5 minutes: alerts past their expires_date become expired."""
-    from automation.services import alerts_expire
-
     return {"expired": alerts_expire()}

@@ -10,6 +10,7 @@ from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
 from automation.choices import AlertStatus, RecipientType, Severity, alert_statuses_leading_to
+from automation.models import Alert, AlertRecipient
 
 _KEYS = {
     "alert_type",
@@ -73,8 +74,6 @@ class CreateAlertAction:
         return severity
 
     def _prior(self, config, ctx: ActionContext):
-        from automation.models import Alert
-
         return Alert.objects.filter(
             alert_type=config["alert_type"],
             source_entity_name=ctx.entity_name,
@@ -102,8 +101,6 @@ class CreateAlertAction:
         }
 
     def run(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
-        from automation.models import Alert, AlertRecipient
-
         users, groups = recipient_refs.resolve(config.get("recipients"), cache=ctx.cache)
         resolved = 0
         if config.get("resolve_prior"):

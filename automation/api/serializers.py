@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from automation.actions.notifications import mask_config
 from automation.choices import (
     AlertStatus,
     DeliveryChannel,
@@ -21,6 +20,7 @@ from automation.models import (
     RuleAction,
     TriggerType,
 )
+from automation.webhooks import mask_config
 
 
 class JSONValueField(serializers.JSONField):

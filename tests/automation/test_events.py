@@ -130,6 +130,47 @@ def test_processing_runs_after_commit_through_the_queued_task(
     assert set(AutomationEvent.objects.values_list("status", flat=True)) == {"processed"}
 
 
+def test_an_event_after_a_rolled_back_savepoint_still_queues_processing(
+    tenant_entity, django_capture_on_commit_callbacks
+):
+    # given: the first event of a transaction rolled back with its savepoint
+    make_rule(name="any update", actions=[alert_action()])
+    tenant = TenantFactory()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            tenant.name = "undone"
+            tenant.save()
+            raise RuntimeError("roll the savepoint back")
+        # when: the transaction writes another event
+        tenant.name = "kept"
+        tenant.save()
+
+    # then: its commit queues the processing (once) and the kept change ran
+    assert len(callbacks) == 1
+    assert list(Alert.objects.values_list("title", flat=True)) == ["Tenant kept changed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_after_a_rolled_back_one_queues_processing_again(tenant_entity):
+    # given: a transaction that wrote an event and rolled back
+    make_rule(name="any update", actions=[alert_action()])
+    tenant = TenantFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        tenant.name = "undone"
+        tenant.save()
+        raise RuntimeError("roll it back")
+
+    # when: the next transaction writes one and commits
+    with transaction.atomic():
+        tenant.name = "kept"
+        tenant.save()
+
+    # then: the queued task (run inline here) processed it
+    assert list(Alert.objects.values_list("title", flat=True)) == ["Tenant kept changed"]
+    assert not AutomationEvent.objects.filter(status="pending").exists()
+
+
 def test_the_chain_guard_stops_a_rule_that_keeps_retriggering_itself(settings, tenant_entity):
     # given: a rule that renames the tenant on every update of it
     settings.AUTOMATION_MAX_CHAIN_DEPTH = 3

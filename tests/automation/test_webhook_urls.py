@@ -76,7 +76,7 @@ def _rule_body(url: str, **overrides) -> dict:
 
 
 def test_mask_webhook_url_hides_userinfo_and_secret_looking_query_values():
-    from automation.actions.notifications import mask_webhook_url
+    from automation.webhooks import mask_webhook_url
 
     assert (
         mask_webhook_url("https://u:p@example.com:8443/a/b?token=t&page=2&signature=s#x")

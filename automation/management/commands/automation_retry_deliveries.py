@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from automation.deliveries import delivery_retry
+from automation.tasks import retry_deliveries_task
 from config.errors import ApplicationError
 
 
@@ -16,8 +17,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, ids, **options):
         if not ids:
-            from automation.tasks import retry_deliveries_task
-
             counts = retry_deliveries_task()
             if counts is None:
                 raise CommandError(
