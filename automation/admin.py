@@ -26,6 +26,7 @@ from automation.models import (
     Alert,
     AlertAcknowledgement,
     AlertRecipient,
+    AlertStatusChange,
     AutomationEvent,
     AutomationExecution,
     AutomationRule,
@@ -620,6 +621,15 @@ class AcknowledgementInline(RecipientInline):
     readonly_fields = fields
 
 
+class StatusChangeInline(RecipientInline):
+    """Who or what moved the alert as a whole, and why."""
+
+    model = AlertStatusChange
+    fields = ["created_at", "from_status", "to_status", "actor_name", "reason"]
+    readonly_fields = fields
+    verbose_name_plural = "status history"
+
+
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
     list_display = [
@@ -634,7 +644,7 @@ class AlertAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "severity", "alert_type"]
     search_fields = ["=id", "title", "alert_type", "source_entity_id"]
-    inlines = [RecipientInline, AcknowledgementInline]
+    inlines = [RecipientInline, AcknowledgementInline, StatusChangeInline]
     actions = ["acknowledge", "dismiss"]
     fields = [
         "alert_type",

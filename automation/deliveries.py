@@ -18,8 +18,8 @@ import json
 import logging
 import smtplib
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 import requests
 from django.core.mail import EmailMessage, get_connection
@@ -46,6 +46,7 @@ from automation.choices import (
 from automation.models import NotificationDelivery, NotificationProfile
 from automation.permissions import RETRY_DELIVERY, require
 from config.errors import Conflict, InvalidTransition, NotFound
+from config.transitions import transition_if
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -265,27 +266,49 @@ def backoff_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, conf.delivery_backoff_max_seconds()))
 
 
-def _claim(delivery_id: int, now) -> bool:
+def _claim(delivery_id: int, now) -> datetime | None:
+    """Take the delivery for one attempt: one conditional UPDATE (sendable,
+    due, attempts left, no live lease) that counts the attempt and sets our
+    lease (not a state change). The lease, or None when it was not ours to take."""
+    lease = now + timedelta(seconds=conf.delivery_lease_seconds())
     claimed = (
         NotificationDelivery.objects.filter(
             pk=delivery_id, status__in=SENDABLE_DELIVERY_STATUSES, attempts__lt=F("max_attempts")
         )
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            lease_until=now + timedelta(seconds=conf.delivery_lease_seconds()),
-            attempts=F("attempts") + 1,
-            updated_date=now,
-        )
+        .update(lease_until=lease, attempts=F("attempts") + 1, updated_date=now)
     )
-    return bool(claimed)
+    return lease if claimed else None
+
+
+def _outcome(result: SendResult, delivery: NotificationDelivery, done) -> tuple[str, dict]:
+    """The state an attempt's result moves the delivery to, and the fields beside it."""
+    values: dict[str, Any] = {
+        "lease_until": None,
+        "provider_response": result.provider_response or None,
+        "error_message": sanitize_message(result.error) if result.error else "",
+    }
+    if result.status == DeliveryStatus.DELIVERED:
+        return DeliveryStatus.DELIVERED, {**values, "sent_at": done, "delivered_at": done}
+    if result.status == DeliveryStatus.SENT:
+        return DeliveryStatus.SENT, {**values, "sent_at": done}
+    if result.status == DeliveryStatus.BOUNCED:
+        return DeliveryStatus.BOUNCED, {**values, "failed_at": done, "next_attempt_at": None}
+    if result.retryable and delivery.attempts < delivery.max_attempts:
+        retry_at = done + backoff_delay(delivery.attempts)
+        return DeliveryStatus.RETRYING, {**values, "next_attempt_at": retry_at}
+    return DeliveryStatus.FAILED, {**values, "failed_at": done, "next_attempt_at": None}
 
 
 def send_delivery(delivery_id: int) -> str:
     """One attempt at one delivery: returns its new status, or ``"skipped"``
-    when it is not due, already final, or another worker holds it."""
+    when it is not due, already final, or another worker holds it. Sending
+    happens outside any transaction; the outcome is recorded only while our
+    lease still holds it (a conditional UPDATE guarded by the lease)."""
     now = timezone.now()
-    if not _claim(delivery_id, now):
+    lease = _claim(delivery_id, now)
+    if lease is None:
         return "skipped"
     delivery = NotificationDelivery.objects.select_related("recipient_user").get(pk=delivery_id)
     try:
@@ -295,27 +318,20 @@ def send_delivery(delivery_id: int) -> str:
         result = SendResult(
             DeliveryStatus.FAILED, retryable=True, error=f"{type(error).__name__}: {error}"
         )
-    done = timezone.now()
-    values: dict[str, Any] = {
-        "lease_until": None,
-        "provider_response": result.provider_response or None,
-        "error_message": sanitize_message(result.error) if result.error else "",
-        "updated_date": done,
-    }
-    if result.status == DeliveryStatus.DELIVERED:
-        values.update(status=DeliveryStatus.DELIVERED, sent_at=done, delivered_at=done)
-    elif result.status == DeliveryStatus.SENT:
-        values.update(status=DeliveryStatus.SENT, sent_at=done)
-    elif result.status == DeliveryStatus.BOUNCED:
-        values.update(status=DeliveryStatus.BOUNCED, failed_at=done, next_attempt_at=None)
-    elif result.retryable and delivery.attempts < delivery.max_attempts:
-        values.update(
-            status=DeliveryStatus.RETRYING, next_attempt_at=done + backoff_delay(delivery.attempts)
+    status, values = _outcome(result, delivery, timezone.now())
+    try:
+        transition_if(delivery, status, guard=Q(lease_until=lease), **values)
+    except InvalidTransition as lost:
+        # Our lease ran out while sending and the delivery was taken over (an
+        # operator's retry, the abandoned-delivery sweep): theirs is the record.
+        logger.warning(
+            "delivery %s: attempt ended %s after its lease ran out; it is %s now, left as it is",
+            delivery_id,
+            status,
+            lost.current,
         )
-    else:
-        values.update(status=DeliveryStatus.FAILED, failed_at=done, next_attempt_at=None)
-    NotificationDelivery.objects.filter(pk=delivery_id).update(**values)
-    return values["status"]
+        return "skipped"
+    return status
 
 
 def due_delivery_ids(*, now=None, limit: int = 500) -> list[int]:
@@ -340,18 +356,25 @@ def fail_abandoned_deliveries(*, now=None) -> int:
         "The worker sending the last attempt stopped before recording its outcome "
         "(lease expired); no attempts left."
     )
-    return NotificationDelivery.objects.filter(
-        status__in=SENDABLE_DELIVERY_STATUSES,
-        attempts__gte=F("max_attempts"),
-        lease_until__lt=now,
-    ).update(
-        status=DeliveryStatus.FAILED,
-        failed_at=now,
-        next_attempt_at=None,
-        lease_until=None,
-        error_message=reason,
-        updated_date=now,
-    )
+    abandoned = Q(attempts__gte=F("max_attempts"), lease_until__lt=now)
+    failed = 0
+    for delivery in NotificationDelivery.objects.filter(
+        abandoned, status__in=SENDABLE_DELIVERY_STATUSES
+    ).only("pk", "status"):
+        try:
+            transition_if(
+                delivery,
+                DeliveryStatus.FAILED,
+                guard=abandoned,
+                failed_at=now,
+                next_attempt_at=None,
+                lease_until=None,
+                error_message=reason,
+            )
+        except InvalidTransition:
+            continue  # settled or retried meanwhile
+        failed += 1
+    return failed
 
 
 def send_deliveries(ids) -> dict[str, int]:
@@ -377,41 +400,46 @@ def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
     now. Delivered or sent ones cannot be retried (409)."""
     require(actor, RETRY_DELIVERY, doing="retry notification deliveries")
     now = timezone.now()
-    # A worker holding a live lease may be sending it right now: retrying
-    # would send it twice. Only a free or expired lease can be taken over.
-    updated = (
-        NotificationDelivery.objects.filter(pk=delivery_id, status__in=RETRYABLE_BY_HAND_STATUSES)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            status=DeliveryStatus.RETRYING,
+    delivery = NotificationDelivery.objects.filter(pk=delivery_id).only("pk", "status").first()
+    if delivery is None:
+        raise NotFound(f"Delivery {delivery_id} does not exist.", code="automation.no_delivery")
+    try:
+        # A worker holding a live lease may be sending it right now: retrying
+        # would send it twice. Only a free or expired lease can be taken over.
+        transition_if(
+            delivery,
+            DeliveryStatus.RETRYING,
+            guard=Q(lease_until__isnull=True) | Q(lease_until__lt=now),
             next_attempt_at=now,
             lease_until=None,
             failed_at=None,
             max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
-            updated_date=now,
         )
-    )
-    if not updated:
-        row = (
-            NotificationDelivery.objects.filter(pk=delivery_id)
-            .values_list("status", "lease_until")
-            .first()
-        )
-        if row is None:
-            raise NotFound(f"Delivery {delivery_id} does not exist.", code="automation.no_delivery")
-        current, lease_until = row
-        if current in RETRYABLE_BY_HAND_STATUSES and lease_until is not None:
-            raise Conflict(
-                f"Delivery {delivery_id} is in flight (a worker holds it until "
-                f"{lease_until.isoformat()}); retry after that.",
-                code="automation.delivery_in_flight",
-                extra={"current_state": current},
-            )
-        raise InvalidTransition(
-            subject=f"Delivery {delivery_id}",
-            current=current,
-            target=DeliveryStatus.RETRYING,
-            code="automation.delivery_not_retryable",
-        )
+    except InvalidTransition:
+        _refuse_retry(delivery_id)
     send_delivery(delivery_id)
     return NotificationDelivery.objects.get(pk=delivery_id)
+
+
+def _refuse_retry(delivery_id: int) -> NoReturn:
+    row = (
+        NotificationDelivery.objects.filter(pk=delivery_id)
+        .values_list("status", "lease_until")
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"Delivery {delivery_id} does not exist.", code="automation.no_delivery")
+    current, lease_until = row
+    if current in RETRYABLE_BY_HAND_STATUSES and lease_until is not None:
+        raise Conflict(
+            f"Delivery {delivery_id} is in flight (a worker holds it until "
+            f"{lease_until.isoformat()}); retry after that.",
+            code="automation.delivery_in_flight",
+            extra={"current_state": current},
+        )
+    raise InvalidTransition(
+        subject=f"Delivery {delivery_id}",
+        current=current,
+        target=DeliveryStatus.RETRYING,
+        code="automation.delivery_not_retryable",
+    )

@@ -23,7 +23,6 @@ from typing import Any
 from croniter import croniter
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from automation import conf
@@ -42,6 +41,7 @@ from automation.models import (
 from automation.permissions import REPLAY_EVENT, require
 from automation.placeholders import merge_config, render, variables_for
 from config.errors import ApplicationError, Conflict, NotFound
+from config.transitions import each_or_all, lock, lock_many, transition_if
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -347,28 +347,26 @@ def execute_rule(
 
 
 def _existing_execution(rule, *, event, slot, object_pk):
-    executions = AutomationExecution.objects.select_for_update().filter(rule=rule)
+    executions = AutomationExecution.objects.filter(rule=rule)
     if event is not None:
-        return executions.filter(event=event).first()
-    return executions.filter(schedule_slot=slot, object_pk=object_pk).first()
+        executions = executions.filter(event=event)
+    else:
+        executions = executions.filter(schedule_slot=slot, object_pk=object_pk)
+    return next(iter(lock_many(executions)), None)
 
 
 def _finish(execution, loaded, target, started, *, fresh: bool, cache=None) -> AutomationExecution:
     status, details, error = run_actions(execution, loaded, target, fresh=fresh, cache=cache)
-    execution.status = status
-    execution.actions_executed = details
-    execution.error_message = error
-    execution.execution_time_ms = int((time.perf_counter() - started) * 1000)
-    execution.save(
-        update_fields=[
-            "status",
-            "actions_executed",
-            "error_message",
-            "execution_time_ms",
-            "rule_version",
-        ]
+    # One conditional UPDATE: the execution is this transaction's own row (a
+    # new one) or locked by _existing_execution (a replay).
+    return transition_if(
+        execution,
+        status,
+        actions_executed=details,
+        error_message=error,
+        execution_time_ms=int((time.perf_counter() - started) * 1000),
+        rule_version=execution.rule_version,
     )
-    return execution
 
 
 # --- events ----------------------------------------------------------------------------
@@ -463,68 +461,74 @@ def run_event(
             counts["duplicates"] += 1
 
 
-def _process_event(event: AutomationEvent, book: RuleBook, counts: Counter) -> bool:
-    """Run one event in a savepoint; False (and the error recorded, the event
-    left pending for another try or failed after the last) when it raised."""
-    sid = transaction.savepoint()
-    try:
-        run_event(event, book, counts, claimed=True)
-    except Exception as error:  # noqa: BLE001 - the event records it and is retried
-        transaction.savepoint_rollback(sid)
-        logger.exception("automation event %s failed", event.pk)
-        event.attempts += 1
-        event.note = sanitize_message(f"{type(error).__name__}: {error}")
-        if event.attempts >= conf.event_max_attempts():
-            event.status = EventStatus.FAILED
-            event.processed_at = timezone.now()
-            counts["events_failed"] += 1
-        event.save(update_fields=["attempts", "note", "status", "processed_at"])
-        return False
-    transaction.savepoint_commit(sid)
-    counts["events"] += 1
-    return True
-
-
-def _run_batch(events: list[AutomationEvent], counts: Counter) -> list[AutomationEvent]:
-    """All the batch's events under one savepoint; should any raise, that is
-    undone and the batch runs again one savepoint per event, so the broken
-    event is recorded and the others still go through. (A savepoint per
-    event on the common path costs the worker a fifth of its throughput.)"""
-    batch_counts: Counter = Counter()
-    try:
-        with transaction.atomic():
-            book = RuleBook()
-            for event in events:
-                run_event(event, book, batch_counts, claimed=True)
-                batch_counts["events"] += 1
-    except Exception:  # noqa: BLE001 - handled event by event below
-        logger.warning("an event in a batch of %s failed; retrying them one by one", len(events))
+def _event_failed(event: AutomationEvent, error: Exception, counts: Counter) -> None:
+    """Record why ``event`` raised; it stays pending for another try, or is
+    failed after its last attempt."""
+    logger.exception("automation event %s failed", event.pk)
+    attempts = event.attempts + 1
+    note = sanitize_message(f"{type(error).__name__}: {error}")
+    if attempts >= conf.event_max_attempts():
+        transition_if(
+            event, EventStatus.FAILED, attempts=attempts, note=note, processed_at=timezone.now()
+        )
+        counts["events_failed"] += 1
     else:
-        counts.update(batch_counts)
-        return events
-    book = RuleBook()
-    return [event for event in events if _process_event(event, book, counts)]
+        event.attempts, event.note = attempts, note
+        event.save(update_fields=["attempts", "note"])
+
+
+def _run_one(event: AutomationEvent, book: RuleBook) -> tuple[AutomationEvent, Counter]:
+    counts: Counter = Counter()
+    run_event(event, book, counts, claimed=True)
+    counts["events"] += 1
+    return event, counts
+
+
+def _run_events(events: list[AutomationEvent], counts: Counter) -> list[AutomationEvent]:
+    """Run the claimed events: all of them in one savepoint, and should any
+    raise, again one savepoint per event, so the broken one is recorded and
+    the others still go through (a savepoint per event on the common path
+    costs the worker a fifth of its throughput). The events that ran."""
+
+    def together(batch: list[AutomationEvent]) -> list[tuple[AutomationEvent, Counter]]:
+        book = RuleBook()
+        return [_run_one(event, book) for event in batch]
+
+    retry_book = RuleBook()
+    done = each_or_all(
+        events,
+        together=together,
+        alone=lambda event: _run_one(event, retry_book),
+        failed=lambda event, error: _event_failed(event, error, counts),
+        what="pending event",
+    )
+    for _event, event_counts in done:
+        counts.update(event_counts)
+    return [event for event, _counts in done]
 
 
 def process_batch(*, batch_size: int | None = None, counts: Counter | None = None) -> int:
+    """Claim a batch of pending events (rows another worker holds are
+    skipped), run them and mark them processed, in one transaction."""
     counts = counts if counts is not None else Counter()
     with transaction.atomic():
-        events = list(
-            AutomationEvent.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=EventStatus.PENDING)
-            .select_related("entity")
-            .order_by("id")[: batch_size or conf.outbox_batch_size()]
+        events = lock_many(
+            AutomationEvent.objects.filter(status=EventStatus.PENDING).select_related("entity"),
+            skip_locked=True,
+            limit=batch_size or conf.outbox_batch_size(),
         )
-        done = _run_batch(events, counts)
+        if not events:
+            return 0
         now = timezone.now()
-        AutomationEvent.objects.filter(pk__in=[e.pk for e in done if not e.note]).update(
-            status=EventStatus.PROCESSED, processed_at=now, attempts=F("attempts") + 1
-        )
-        for event in done:
-            if event.note:  # the chain guard's reason
-                event.status, event.processed_at = EventStatus.PROCESSED, now
-                event.attempts += 1
-                event.save(update_fields=["status", "processed_at", "attempts", "note"])
+        for event in _run_events(events, counts):
+            # event.note: the chain guard's reason, when it stopped the rules
+            transition_if(
+                event,
+                EventStatus.PROCESSED,
+                processed_at=now,
+                attempts=event.attempts + 1,
+                note=event.note,
+            )
     return len(events)
 
 
@@ -547,19 +551,21 @@ def replay_event(event_id: int, *, actor=None) -> dict[str, int]:
     require(actor, REPLAY_EVENT, doing="replay automation events")
     counts: Counter = Counter()
     with transaction.atomic():
-        event = (
-            AutomationEvent.objects.select_for_update()
-            .select_related("entity")
-            .filter(pk=event_id)
-            .first()
+        event = lock(
+            AutomationEvent.objects.select_related("entity"),
+            pk=event_id,
+            not_found=lambda: NotFound(
+                f"Event {event_id} does not exist.", code="automation.no_event"
+            ),
         )
-        if event is None:
-            raise NotFound(f"Event {event_id} does not exist.", code="automation.no_event")
         run_event(event, RuleBook(), counts, rerun=True)
-        event.status = EventStatus.PROCESSED
-        event.processed_at = timezone.now()
-        event.attempts += 1
-        event.save(update_fields=["status", "processed_at", "attempts", "note"])
+        transition_if(
+            event,
+            EventStatus.PROCESSED,
+            processed_at=timezone.now(),
+            attempts=event.attempts + 1,
+            note=event.note,
+        )
     return dict(counts)
 
 
@@ -611,7 +617,7 @@ def _skip_to_next_slot(rule_id: int, now: datetime) -> datetime | None:
     it stays due and fails, recorded, on each tick)."""
     try:
         with transaction.atomic():
-            rule = AutomationRule.objects.select_for_update().filter(pk=rule_id).first()
+            rule = next(iter(lock_many(AutomationRule, [rule_id])), None)
             if rule is None or not rule.cron_expression:
                 return None
             rule.next_run_at = next_run_after(rule.cron_expression, now)
@@ -624,12 +630,13 @@ def _skip_to_next_slot(rule_id: int, now: datetime) -> datetime | None:
 
 def _run_scheduled_rule(rule_id: int, now: datetime, counts: Counter) -> None:
     with transaction.atomic():
-        rule = (
-            AutomationRule.objects.select_for_update(skip_locked=True)
-            .select_related("entity", "trigger_type")
-            .filter(pk=rule_id, is_active=True, next_run_at__lte=now)
-            .first()
+        claimed = lock_many(
+            AutomationRule.objects.select_related("entity", "trigger_type").filter(
+                pk=rule_id, is_active=True, next_run_at__lte=now
+            ),
+            skip_locked=True,
         )
+        rule = claimed[0] if claimed else None
         if rule is None:
             return  # another tick took it
         slot = rule.next_run_at

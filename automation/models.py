@@ -25,6 +25,10 @@ from django.db import models
 from django.db.models import Q
 
 from automation.choices import (
+    ALERT_STATES,
+    DELIVERY_STATES,
+    EVENT_STATES,
+    EXECUTION_STATES,
     AcknowledgementKind,
     AlertStatus,
     DeliveryChannel,
@@ -228,6 +232,8 @@ class AutomationEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
+    state_machine = EVENT_STATES
+
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["status", "id"], name="event_status_id")]
@@ -257,6 +263,8 @@ class AutomationExecution(models.Model):
     execution_time_ms = models.PositiveIntegerField(null=True, blank=True)
     depth = models.PositiveIntegerField(default=0)
     executed_at = models.DateTimeField(auto_now_add=True)
+
+    state_machine = EXECUTION_STATES
 
     class Meta:
         ordering = ["-executed_at", "-id"]
@@ -321,6 +329,8 @@ class NotificationDelivery(models.Model):
     provider_response = models.JSONField(null=True, blank=True)
     created_date = models.DateTimeField(auto_now_add=True)
     updated_date = models.DateTimeField(auto_now=True)
+
+    state_machine = DELIVERY_STATES
 
     class Meta:
         ordering = ["-created_date", "-id"]
@@ -417,6 +427,8 @@ class Alert(models.Model):
     created_date = models.DateTimeField(auto_now_add=True)
     updated_date = models.DateTimeField(auto_now=True)
 
+    state_machine = ALERT_STATES
+
     class Meta:
         ordering = ["-created_date", "-id"]
         indexes = [
@@ -438,6 +450,28 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.title}"
+
+
+class AlertStatusChange(models.Model):
+    """Audit: every move of an alert as a whole, in the same transaction as
+    the move: who made it (a recipient, an operator; ``system`` for a rule's
+    action or the expiry sweep) and why."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, choices=AlertStatus.choices)
+    actor = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alert_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"alert {self.alert_id}: {self.from_status or '∅'} → {self.to_status}"
 
 
 class AlertRecipient(models.Model):

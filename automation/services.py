@@ -12,12 +12,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from automation.choices import (
-    ALERT_TRANSITIONS,
+    ALERT_STATES,
     CLOSED_ALERT_STATUSES,
     AcknowledgementKind,
     AlertStatus,
     Trigger,
-    alert_statuses_leading_to,
 )
 from automation.conf import MAX_DB_INT
 from automation.engine import next_run_after
@@ -42,6 +41,7 @@ from automation.validation import (
 )
 from automation.webhooks import unmask_config
 from config.errors import InvalidTransition, NotFound
+from config.transitions import TransitionBatch, lock, lock_many, transition
 
 # --- dependencies ------------------------------------------------------------------------
 
@@ -98,13 +98,7 @@ def _lock_dependency_graph(rule_ids: Iterable[int]) -> None:
     linked = RuleDependency.objects.values_list("child_rule_id", flat=True).union(
         RuleDependency.objects.values_list("parent_rule_id", flat=True)
     )
-    ids = set(rule_ids) | set(linked)
-    list(
-        AutomationRule.objects.filter(pk__in=ids)
-        .order_by("pk")
-        .select_for_update()
-        .values_list("pk")
-    )
+    lock_many(AutomationRule.objects.only("pk"), set(rule_ids) | set(linked))
 
 
 def _set_parents(rule: AutomationRule, parents: Iterable[AutomationRule]) -> None:
@@ -274,7 +268,7 @@ def rule_update(
         # The graph first (in id order, this rule included), then the rule:
         # one lock order for every edit, so two edits cannot deadlock.
         _lock_dependency_graph([rule.pk, *(p.pk for p in depends_on)])
-    rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
+    rule = lock(AutomationRule, pk=rule.pk)
     for key, value in changes.items():
         setattr(rule, key, value)
     rule.entity_type = rule.entity.entity_type
@@ -324,7 +318,7 @@ def rule_deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
 
 
 def _deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
-    rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
+    rule = lock(AutomationRule, pk=rule.pk)
     if rule.is_active:
         rule.is_active = False
         rule.deactivated_by = actor
@@ -342,7 +336,7 @@ def rule_delete(*, rule: AutomationRule, actor) -> AutomationRule | None:
     """Delete a rule nothing refers to; a rule with history is deactivated
     instead (and returned)."""
     require(actor, DELETE_RULE, doing="delete automation rules")
-    rule = AutomationRule.objects.select_for_update().get(pk=rule.pk)
+    rule = lock(AutomationRule, pk=rule.pk)
     if rule_has_history(rule):
         return _deactivate(rule=rule, actor=actor)
     RuleDependency.objects.filter(Q(parent_rule=rule) | Q(child_rule=rule)).delete()
@@ -374,13 +368,11 @@ def _recipient_alert(*, user, alert_id: int, for_update: bool = True) -> Alert:
     visible = alerts_for_recipient(user).filter(
         Q(expires_date__isnull=True) | Q(expires_date__gt=timezone.now())
     )
-    alert_ids = list(visible.filter(pk=alert_id).values_list("pk", flat=True))
-    if not alert_ids:
+    if not visible.filter(pk=alert_id).exists():
         raise NotFound(f"Alert {alert_id} does not exist.", code="automation.no_alert")
-    alerts = Alert.objects.filter(pk=alert_id)
     if for_update:
-        alerts = alerts.select_for_update()
-    return alerts.get()
+        return lock(Alert, pk=alert_id)
+    return Alert.objects.get(pk=alert_id)
 
 
 def _my_acknowledgement(alert: Alert, user) -> AlertAcknowledgement | None:
@@ -390,7 +382,8 @@ def _my_acknowledgement(alert: Alert, user) -> AlertAcknowledgement | None:
 @transaction.atomic
 def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
     """A recipient acknowledges: idempotent; refused (409) once the alert is
-    closed (resolved, dismissed, expired), or after the recipient dismissed it."""
+    closed (resolved, dismissed, expired), or after the recipient dismissed it.
+    The first acknowledgement moves the alert as a whole to acknowledged."""
     alert = _recipient_alert(user=user, alert_id=alert_id)
     mine = _my_acknowledgement(alert, user)
     if mine is not None and mine.kind == AcknowledgementKind.ACKNOWLEDGED:
@@ -405,15 +398,17 @@ def alert_acknowledge(*, alert_id: int, user, notes: str = "") -> AlertAcknowled
     ack = AlertAcknowledgement.objects.create(
         alert=alert, acknowledged_by=user, kind=AcknowledgementKind.ACKNOWLEDGED, notes=notes
     )
-    Alert.objects.filter(pk=alert.pk, status=AlertStatus.ACTIVE).update(
-        status=AlertStatus.ACKNOWLEDGED, updated_date=timezone.now()
-    )
+    if alert.status == AlertStatus.ACTIVE:
+        transition(
+            alert, AlertStatus.ACKNOWLEDGED, actor=user, reason="acknowledged by a recipient"
+        )
     return ack
 
 
 @transaction.atomic
 def alert_dismiss(*, alert_id: int, user, notes: str = "") -> AlertAcknowledgement:
-    """A recipient dismisses the alert for themself (after acknowledging it or not)."""
+    """A recipient dismisses the alert for themself (after acknowledging it or
+    not); the alert as a whole does not move."""
     alert = _recipient_alert(user=user, alert_id=alert_id)
     if alert.status in (AlertStatus.RESOLVED, AlertStatus.EXPIRED):
         raise InvalidTransition(
@@ -459,18 +454,10 @@ def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
     if status not in (AlertStatus.ACKNOWLEDGED, AlertStatus.DISMISSED):
         raise ValueError(f"operators acknowledge or dismiss alerts, not {status!r}")
     require(actor, SET_ALERT_STATUS, doing="acknowledge or dismiss alerts for everyone")
-    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    alert = lock(Alert, pk=alert.pk)
     if alert.status == status:
         return alert
-    if status not in ALERT_TRANSITIONS[alert.status]:
-        raise InvalidTransition(
-            subject=f"Alert {alert.pk}",
-            current=alert.status,
-            target=status,
-            code="automation.alert_transition",
-        )
-    alert.status = status
-    alert.save(update_fields=["status", "updated_date"])
+    transition(alert, status, actor=actor, reason="from the operator console")
     AlertAcknowledgement.objects.update_or_create(
         alert=alert,
         acknowledged_by=actor,
@@ -481,10 +468,18 @@ def alert_set_status_by_operator(*, alert: Alert, status: str, actor) -> Alert:
 
 def alerts_expire(*, now=None) -> int:
     """Live alerts whose expires_date has passed become ``expired`` (the
-    scheduled sweep); returns how many. One conditional UPDATE: an alert
-    acknowledged, dismissed or resolved meanwhile is moved only when the
-    transition table allows it from its state at that moment."""
+    scheduled sweep); returns how many. The due alerts are locked (one a
+    recipient is acknowledging right now is left for the next sweep) and
+    moved from their state at that moment, each move recorded."""
     now = now or timezone.now()
-    return Alert.objects.filter(
-        status__in=alert_statuses_leading_to(AlertStatus.EXPIRED), expires_date__lte=now
-    ).update(status=AlertStatus.EXPIRED, updated_date=now)
+    with transaction.atomic():
+        due = lock_many(
+            Alert.objects.filter(
+                status__in=ALERT_STATES.sources(AlertStatus.EXPIRED), expires_date__lte=now
+            ),
+            skip_locked=True,
+        )
+        with TransitionBatch() as batch:
+            for alert in due:
+                batch.move(alert, AlertStatus.EXPIRED, reason="its expiry date passed")
+    return len(due)

@@ -194,18 +194,22 @@ def lock_many(
     pks: Iterable[Any] | None = None,
     *,
     skip_locked: bool = False,
+    limit: int | None = None,
 ) -> list[M]:
     """Rows locked in primary-key order (a fixed lock order: two workers
     locking overlapping sets never deadlock). ``skip_locked`` leaves rows
-    another transaction holds (PostgreSQL; SQLite has one writer anyway)."""
+    another transaction holds (PostgreSQL; SQLite has one writer anyway);
+    ``limit`` takes the first so many (a worker's batch: with ``skip_locked``,
+    two workers take two batches)."""
     _require_atomic(queryset)
     if isinstance(queryset, type):
         queryset = queryset._default_manager.all()
     if pks is not None:
         queryset = queryset.filter(pk__in=list(pks))
-    return [
-        mark_locked(obj) for obj in _for_update(queryset, skip_locked=skip_locked).order_by("pk")
-    ]
+    rows = _for_update(queryset, skip_locked=skip_locked).order_by("pk")
+    if limit is not None:
+        rows = rows[:limit]
+    return [mark_locked(obj) for obj in rows]
 
 
 def _require_atomic(queryset_or_model) -> None:

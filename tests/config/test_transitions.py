@@ -196,6 +196,15 @@ def test_rows_are_locked_in_primary_key_order():
     assert [r.pk for r in locked] == sorted(r.pk for r in runs)
 
 
+def test_a_limited_lock_takes_the_first_rows_in_primary_key_order():
+    runs = [OperationRunFactory() for _ in range(4)]
+
+    with transaction.atomic():
+        locked = lock_many(OperationRun.objects.filter(pk__in=[r.pk for r in runs]), limit=2)
+
+    assert [r.pk for r in locked] == sorted(r.pk for r in runs)[:2]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_skip_locked_leaves_the_rows_another_transaction_holds():
     if not on_postgres():
@@ -218,11 +227,14 @@ def test_skip_locked_leaves_the_rows_another_transaction_holds():
         assert held.wait(30)
         with transaction.atomic():
             free = lock_many(OperationRun, skip_locked=True)
+        with transaction.atomic():  # a worker's batch: the first free rows
+            batch = lock_many(OperationRun, skip_locked=True, limit=1)
     finally:
         release.set()
         thread.join(30)
 
     assert [r.pk for r in free] == [second.pk]
+    assert [r.pk for r in batch] == [second.pk]
 
 
 def test_each_or_all_runs_the_batch_once_when_nothing_fails():
