@@ -5,13 +5,11 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
 from django.forms.models import BaseInlineFormSet
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from automation import permissions
@@ -19,8 +17,7 @@ from automation.actions import action_registry
 from automation.choices import AlertStatus
 from automation.deliveries import delivery_retry
 from automation.dry_run import rule_dry_run
-from automation.engine import next_run_after, replay_event
-from automation.entities import invalidate_watch_index
+from automation.engine import replay_event
 from automation.models import (
     ActionTemplate,
     Alert,
@@ -39,10 +36,14 @@ from automation.models import (
     TriggerType,
 )
 from automation.services import (
+    RULE_FIELDS,
+    TEMPLATE_FIELDS,
     alert_set_status_by_operator,
     lock_and_check_dependencies,
     rule_deactivate,
     rule_has_history,
+    rule_save,
+    template_save,
 )
 from automation.validation import (
     action_config_errors,
@@ -184,7 +185,7 @@ class DependencyFormSet(BaseInlineFormSet):
         if self.instance.pk and parents:
             try:
                 # The admin view runs in one transaction: the graph stays
-                # locked until this save commits, as in services.rule_update.
+                # locked until this save commits, as in services.rule_save.
                 lock_and_check_dependencies(rule=self.instance, parent_ids=parents)
             except ValidationError as error:
                 raise ValidationError(error.message_dict["depends_on"]) from None
@@ -200,8 +201,80 @@ class DependencyInline(admin.TabularInline):
     autocomplete_fields = ["parent_rule"]
 
 
+class ServiceRefused(Exception):
+    """A service refused a save after the form was valid (a concurrent edit
+    got there first): raised out of the admin view's transaction, which rolls
+    back, and shown as a message."""
+
+    def __init__(self, error: ValidationError):
+        super().__init__(error)
+        self.error = error
+
+
+class ServiceSaveMixin:
+    """For an admin whose ``save_model``/``save_related`` call a service."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            self.message_user(request, " ".join(refused.error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+def _given(formset, change: bool) -> bool:
+    """A new rule takes its inline rows; an edit replaces them only when changed."""
+    return formset is not None and (not change or formset.has_changed())
+
+
+def _kept_forms(formset):
+    for form in formset.forms:
+        data = getattr(form, "cleaned_data", None)
+        if data and not data.get("DELETE"):
+            yield form, data
+
+
+def _actions_input(formset) -> list[dict]:
+    return [
+        {
+            "name": data["name"],
+            "description": form.instance.description,
+            "action_type": data["action_type"],
+            "action_config": data.get("action_config") or {},
+            "execution_order": data["execution_order"],
+            "is_active": data["is_active"],
+            "template": data.get("template"),
+        }
+        for form, data in _kept_forms(formset)
+    ]
+
+
+def _parents_input(formset) -> list[AutomationRule]:
+    return [data["parent_rule"] for _form, data in _kept_forms(formset) if data.get("parent_rule")]
+
+
+def _saved_as(instance, saved) -> None:
+    """The admin's object becomes the row the service saved (the response and
+    the history entry name it)."""
+    instance.pk = saved.pk
+    instance._state.adding = False
+
+
+def _note_changes(formset) -> None:
+    """What the admin's history message reads from a saved formset."""
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    for form in formset.initial_forms:
+        if getattr(form, "cleaned_data", {}).get("DELETE"):
+            formset.deleted_objects.append(form.instance)
+        elif form.has_changed():
+            formset.changed_objects.append((form.instance, form.changed_data))
+    for form in formset.extra_forms:
+        if form.has_changed() and not getattr(form, "cleaned_data", {}).get("DELETE"):
+            formset.new_objects.append(form.instance)
+
+
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(admin.ModelAdmin):
+class AutomationRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
     list_display = ["name", "entity", "trigger_type", "is_active", "version", "updated_date"]
     list_filter = ["is_active", "trigger_type", "entity"]
     search_fields = ["name", "description"]
@@ -260,25 +333,25 @@ class AutomationRuleAdmin(admin.ModelAdmin):
         return RuleForm
 
     def save_model(self, request, obj, form, change):
-        obj.entity_type = obj.entity.entity_type
-        obj.updated_by = request.user
-        if not change:
-            obj.created_by = request.user
-        if obj.is_active:
-            obj.deactivated_by, obj.deactivated_at = None, None
-        elif obj.deactivated_at is None:
-            obj.deactivated_by, obj.deactivated_at = request.user, timezone.now()
-        obj.next_run_at = (
-            next_run_after(obj.cron_expression, timezone.now()) if obj.cron_expression else None
-        )
-        super().save_model(request, obj, form, change)
+        """Nothing here: the rule is saved with its actions and parents in
+        save_related, by one call to the service the API calls too."""
 
     def save_related(self, request, form, formsets, change):
-        with transaction.atomic():
-            super().save_related(request, form, formsets, change)
-            if change and (form.has_changed() or any(fs.has_changed() for fs in formsets)):
-                AutomationRule.objects.filter(pk=form.instance.pk).update(version=F("version") + 1)
-        invalidate_watch_index()
+        inlines = {formset.model: formset for formset in formsets}
+        actions, parents = inlines.get(RuleAction), inlines.get(RuleDependency)
+        try:
+            rule = rule_save(
+                actor=request.user,
+                rule=form.instance if change else None,
+                actions=_actions_input(actions) if _given(actions, change) else None,
+                depends_on=_parents_input(parents) if _given(parents, change) else None,
+                **{name: form.cleaned_data[name] for name in RULE_FIELDS},
+            )
+        except ValidationError as error:
+            raise ServiceRefused(error) from None
+        _saved_as(form.instance, rule)
+        for formset in formsets:
+            _note_changes(formset)
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and rule_has_history(obj):
@@ -367,14 +440,7 @@ class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
 
     class Meta:
         model = ActionTemplate
-        fields = [
-            "name",
-            "description",
-            "action_type",
-            "default_config",
-            "is_active",
-            "deactivated_by",
-        ]
+        fields = list(TEMPLATE_FIELDS)
 
     def clean_default_config(self):
         return self.unmasked(self.cleaned_data.get("default_config"))
@@ -388,17 +454,23 @@ class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
 
 
 @admin.register(ActionTemplate)
-class ActionTemplateAdmin(MaskedConfigAdminMixin, admin.ModelAdmin):
+class ActionTemplateAdmin(ServiceSaveMixin, MaskedConfigAdminMixin, admin.ModelAdmin):
     form = ActionTemplateForm
     config_field = "default_config"
     list_display = ["name", "action_type", "is_active", "created_date"]
     search_fields = ["name"]
-    readonly_fields = ["created_by", "created_date"]
+    readonly_fields = ["deactivated_by", "created_by", "created_date"]
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        try:
+            template = template_save(
+                actor=request.user,
+                template=obj if change else None,
+                **{name: form.cleaned_data[name] for name in TEMPLATE_FIELDS},
+            )
+        except ValidationError as error:
+            raise ServiceRefused(error) from None
+        _saved_as(obj, template)
 
 
 @admin.register(Entity)

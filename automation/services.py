@@ -29,7 +29,6 @@ from automation.models import (
     Entity,
     RuleAction,
     RuleDependency,
-    TriggerType,
 )
 from automation.permissions import CHANGE_RULE, DELETE_RULE, SET_ALERT_STATUS, require
 from automation.selectors import alerts_for_recipient
@@ -202,43 +201,7 @@ def _after_commit_refresh() -> None:
     transaction.on_commit(invalidate_watch_index)
 
 
-@transaction.atomic
-def rule_create(
-    *,
-    actor,
-    name: str,
-    entity: Entity,
-    trigger_type: TriggerType,
-    description: str = "",
-    trigger_conditions: dict | None = None,
-    cron_expression: str = "",
-    is_active: bool = True,
-    actions: list[dict[str, Any]] | None = None,
-    depends_on: Iterable[AutomationRule] = (),
-) -> AutomationRule:
-    rule = AutomationRule(
-        name=name,
-        description=description,
-        entity=entity,
-        entity_type=entity.entity_type,
-        trigger_type=trigger_type,
-        trigger_conditions=trigger_conditions or {},
-        cron_expression=cron_expression,
-        is_active=is_active,
-        created_by=actor,
-        updated_by=actor,
-    )
-    rule_full_clean(rule)
-    _check_actions(entity, actions or [])
-    _schedule(rule)
-    rule.save()
-    _replace_actions(rule, actions or [])
-    _set_parents(rule, depends_on)
-    _after_commit_refresh()
-    return rule
-
-
-_RULE_FIELDS = (
+RULE_FIELDS = (
     "name",
     "description",
     "entity",
@@ -250,51 +213,70 @@ _RULE_FIELDS = (
 
 
 @transaction.atomic
-def rule_update(
+def rule_save(
     *,
-    rule: AutomationRule,
     actor,
+    rule: AutomationRule | None = None,
     actions: list[dict[str, Any]] | None = None,
     depends_on: Iterable[AutomationRule] | None = None,
-    **changes: Any,
+    **fields: Any,
 ) -> AutomationRule:
-    """Change a rule; ``actions`` (when given) replace its actions and
-    ``depends_on`` its parents. The version goes up by one."""
-    unknown = set(changes) - set(_RULE_FIELDS)
+    """Save a rule with its actions and dependencies: the one write path of
+    the API and the console.
+
+    ``rule`` None creates a rule from ``fields`` (its name, entity and
+    trigger type at least); otherwise ``fields`` are the ones that change and
+    the version goes up by one. ``actions``, when given, replace the rule's
+    actions (an edit recreates them: the version says which ran), and
+    ``depends_on`` its parent rules; None keeps them. The rest follows from
+    the rule: its entity type from its entity, ``next_run_at`` from its
+    trigger and cron expression, ``deactivated_by``/``deactivated_at`` from
+    ``is_active`` turning false (cleared when it turns true)."""
+    unknown = set(fields) - set(RULE_FIELDS)
     if unknown:
-        raise ValueError(f"rule_update got unknown fields {sorted(unknown)}")
+        raise ValueError(f"rule_save got unknown fields {sorted(unknown)}")
+    creating = rule is None
     if depends_on is not None:
         depends_on = list(depends_on)
-        # The graph first (in id order, this rule included), then the rule:
-        # one lock order for every edit, so two edits cannot deadlock.
-        _lock_dependency_graph([rule.pk, *(p.pk for p in depends_on)])
-    rule = lock(AutomationRule, pk=rule.pk)
-    for key, value in changes.items():
+        if not creating:
+            # The graph first (in id order, this rule included), then the
+            # rule: one lock order for every edit, so two edits cannot deadlock.
+            _lock_dependency_graph([rule.pk, *(p.pk for p in depends_on)])
+    rule = AutomationRule(created_by=actor) if creating else lock(AutomationRule, pk=rule.pk)
+    for key, value in fields.items():
         setattr(rule, key, value)
-    rule.entity_type = rule.entity.entity_type
-    if changes.get("is_active") is True:
-        rule.deactivated_by = None
-        rule.deactivated_at = None
-    elif changes.get("is_active") is False and rule.deactivated_at is None:
-        rule.deactivated_by = actor
-        rule.deactivated_at = timezone.now()
+    if rule.entity_id:
+        rule.entity_type = rule.entity.entity_type
+    if not creating:
+        _follow_is_active(rule, fields.get("is_active"), actor)
     rule.updated_by = actor
     rule_full_clean(rule)
     if actions is not None:
-        actions = _keep_stored_webhook_urls(actions, rule)
+        if not creating:
+            actions = _keep_stored_webhook_urls(actions, rule)
         _check_actions(rule.entity, actions)
-    elif "entity" in changes:
+    elif "entity" in fields and not creating:
         _check_actions(rule.entity, [_as_input(a) for a in rule.actions.all()])
     _schedule(rule)
-    rule.version = F("version") + 1
+    if not creating:
+        rule.version = F("version") + 1
     rule.save()
-    rule.refresh_from_db()
-    if actions is not None:
-        _replace_actions(rule, actions)
-    if depends_on is not None:
-        _set_parents(rule, depends_on)
+    if not creating:
+        rule.refresh_from_db()
+    if actions is not None or creating:
+        _replace_actions(rule, actions or [])
+    if depends_on is not None or creating:
+        _set_parents(rule, depends_on or [])
     _after_commit_refresh()
     return rule
+
+
+def _follow_is_active(rule: AutomationRule, is_active: bool | None, actor) -> None:
+    """Who deactivated a rule, and when; cleared when it is active again."""
+    if is_active is True:
+        rule.deactivated_by, rule.deactivated_at = None, None
+    elif is_active is False and rule.deactivated_at is None:
+        rule.deactivated_by, rule.deactivated_at = actor, timezone.now()
 
 
 def _as_input(action: RuleAction) -> dict[str, Any]:
@@ -321,8 +303,7 @@ def _deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
     rule = lock(AutomationRule, pk=rule.pk)
     if rule.is_active:
         rule.is_active = False
-        rule.deactivated_by = actor
-        rule.deactivated_at = timezone.now()
+        _follow_is_active(rule, False, actor)
         rule.updated_by = actor
         rule.version = F("version") + 1
         rule.save()
@@ -345,17 +326,28 @@ def rule_delete(*, rule: AutomationRule, actor) -> AutomationRule | None:
     return None
 
 
+TEMPLATE_FIELDS = ("name", "description", "action_type", "default_config", "is_active")
+
+
 @transaction.atomic
-def template_create(
-    *, actor, name: str, action_type: str, default_config: dict, description: str = ""
+def template_save(
+    *, actor, template: ActionTemplate | None = None, **fields: Any
 ) -> ActionTemplate:
-    template = ActionTemplate(
-        name=name,
-        action_type=action_type,
-        default_config=default_config,
-        description=description,
-        created_by=actor,
-    )
+    """Create an action template (``template`` None) or change one:
+    ``fields`` are the ones given. Deactivating it records who did."""
+    unknown = set(fields) - set(TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(f"template_save got unknown fields {sorted(unknown)}")
+    if template is None:
+        template = ActionTemplate(created_by=actor)
+    else:
+        template = lock(ActionTemplate, pk=template.pk)
+    for key, value in fields.items():
+        setattr(template, key, value)
+    if fields.get("is_active") is True:
+        template.deactivated_by = None
+    elif fields.get("is_active") is False and template.deactivated_by is None:
+        template.deactivated_by = actor
     template_full_clean(template)
     template.save()
     return template

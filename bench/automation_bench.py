@@ -43,7 +43,7 @@ from automation.models import (  # noqa: E402
     RuleDependency,
     TriggerType,
 )
-from automation.services import rule_create  # noqa: E402
+from automation.services import rule_save  # noqa: E402
 from operations.models import Tenant, Workspace  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def bench_save_overhead(actor, *, saves: int) -> tuple[float, float]:
     # 200 active rules, none for (Tenant, on_update): 150 watch Workspace, 50 watch Tenant deletes.
     for n in range(200):
         on_workspace = n < 150
-        rule_create(
+        rule_save(
             actor=actor,
             name=f"bench watcher {n}",
             entity=entities["operations.Workspace" if on_workspace else "operations.Tenant"],
@@ -112,7 +112,7 @@ def bench_save_overhead(actor, *, saves: int) -> tuple[float, float]:
 
 
 def bench_worker(actor, *, n_events: int) -> tuple[float, int]:
-    rule_create(
+    rule_save(
         actor=actor,
         name="bench firing rule",
         entity=Entity.objects.get(model_label="operations.Tenant"),

@@ -93,7 +93,7 @@ class RuleViewSet(viewsets.ModelViewSet):
     def create(self, request):
         data = RuleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rule = services.rule_create(actor=request.user, **data.validated_data)
+        rule = services.rule_save(actor=request.user, **data.validated_data)
         return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, pk=None, partial=False):
@@ -107,7 +107,7 @@ class RuleViewSet(viewsets.ModelViewSet):
             actions = actions if "actions" in request.data else None
             depends_on = depends_on if "depends_on" in request.data else None
             values = {k: v for k, v in values.items() if k in request.data}
-        rule = services.rule_update(
+        rule = services.rule_save(
             rule=rule, actor=request.user, actions=actions, depends_on=depends_on, **values
         )
         return Response(RuleSerializer(rule).data)

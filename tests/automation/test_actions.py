@@ -12,7 +12,7 @@ from automation.models import (
     AutomationExecution,
     IdempotencyRecord,
 )
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import GroupFactory, alert_action, make_rule, update_field_action
 from tests.operations.factories import TenantFactory, UserFactory
 
@@ -208,7 +208,7 @@ def test_each_execution_records_the_rule_version_it_ran(tenant_entity):
     rule = make_rule(name="versioned", actions=[alert_action()])
     tenant = TenantFactory()
     _rename(tenant, "one")
-    rule = rule_update(rule=rule, actor=rule.created_by, description="changed")
+    rule = rule_save(rule=rule, actor=rule.created_by, description="changed")
     _rename(tenant, "two")
 
     versions = list(

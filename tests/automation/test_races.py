@@ -15,7 +15,7 @@ from automation import events
 from automation.engine import RuleBook, process_outbox, run_event
 from automation.entities import sync_entities
 from automation.models import Alert, AutomationEvent, AutomationExecution, RuleDependency
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import alert_action, make_rule
 from tests.concurrency import run_concurrently
 from tests.operations.factories import TenantFactory
@@ -83,8 +83,8 @@ def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
     # given: A → B → C → D with the middle link missing on both sides of a loop
     sync_entities()
     a, b, c, d = (make_rule(name=n) for n in "ABCD")
-    rule_update(rule=b, actor=b.created_by, depends_on=[a])  # A → B
-    rule_update(rule=d, actor=d.created_by, depends_on=[c])  # C → D
+    rule_save(rule=b, actor=b.created_by, depends_on=[a])  # A → B
+    rule_save(rule=d, actor=d.created_by, depends_on=[c])  # C → D
     edits = iter([(c, b), (a, d)])  # B → C and D → A would close A→B→C→D→A
     lock = threading.Lock()
 
@@ -92,7 +92,7 @@ def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
         with lock:
             child, parent = next(edits)
         try:
-            rule_update(rule=child, actor=child.created_by, depends_on=[parent])
+            rule_save(rule=child, actor=child.created_by, depends_on=[parent])
         except ValidationError as error:
             return error.message_dict["depends_on"][0]
         return "ok"
@@ -115,14 +115,14 @@ def test_a_console_save_waits_for_a_concurrent_edit_and_sees_its_loop(client):
 
     sync_entities()
     a, b, c = (make_rule(name=n) for n in "ABC")
-    rule_update(rule=b, actor=b.created_by, depends_on=[a])
+    rule_save(rule=b, actor=b.created_by, depends_on=[a])
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     locked, release = threading.Event(), threading.Event()
 
     def service_edit():
         try:
             with transaction.atomic():
-                rule_update(rule=c, actor=c.created_by, depends_on=[b])
+                rule_save(rule=c, actor=c.created_by, depends_on=[b])
                 locked.set()
                 release.wait(timeout=2)  # the console save starts meanwhile
         finally:
