@@ -20,7 +20,6 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import ApplicationError
 from operations.sanitize import redact_configured_secrets
@@ -94,6 +93,12 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    # Imported here: rest_framework.views reads DEFAULT_RENDERER_CLASSES (this
+    # module) as it loads, so importing it at the top made this module import
+    # itself half-done whenever DRF's settings loaded it first (a system check
+    # that runs before the URL check does; which runs first is not fixed).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = _error_body(exc, response.data)
