@@ -47,7 +47,7 @@ class AutomationConfig(AppConfig):
                 dispatch_uid=f"automation:watch:{model.__name__}:delete",
             )
         post_migrate.connect(
-            _sync_after_migrate, sender=self, dispatch_uid="automation:sync_entities"
+            _sync_after_migrate, sender=self, dispatch_uid="automation:entities_sync"
         )
 
         operation_catalog.register(
@@ -120,6 +120,6 @@ class AutomationConfig(AppConfig):
 def _sync_after_migrate(**kwargs) -> None:
     """Trigger types, entity types and Bureau's entities exist as soon as the
     tables do, so an operator can write a rule right after ``migrate``."""
-    from automation.entities import sync_entities
+    from automation.entities import entities_sync
 
-    sync_entities()
+    entities_sync()

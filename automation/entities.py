@@ -2,7 +2,7 @@
 
 ``registered_models()`` lists the models the apps registered
 (``automation.registry``) and resolves the extra labels of
-``AUTOMATION_ENTITIES``; ``sync_entities()`` writes one
+``AUTOMATION_ENTITIES``; ``entities_sync()`` writes one
 ``Entity`` row per model; ``snapshot()`` turns a row into JSON-safe values
 keyed by column (``workspace_id``, not ``workspace``).
 """
@@ -78,7 +78,7 @@ def entity_kind(model: type[models.Model]) -> str:
     return EntityKind.TABLE if model._meta.managed else EntityKind.VIEW
 
 
-def sync_entities() -> SyncReport:
+def entities_sync() -> SyncReport:
     report = SyncReport()
     found, report.missing = registered_models()
     with transaction.atomic():

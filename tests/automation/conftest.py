@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django_q.conf import Conf
 
-from automation.entities import invalidate_watch_index, sync_entities
+from automation.entities import entities_sync, invalidate_watch_index
 from automation.models import Entity
 from automation.registry import entity_registry
 from operations.models import Workspace
@@ -27,7 +27,7 @@ def _tasks_run_inline(monkeypatch):
 
 @pytest.fixture
 def entities(db):
-    sync_entities()
+    entities_sync()
     return {entity.model_label: entity for entity in Entity.objects.all()}
 
 

@@ -4,7 +4,7 @@ partial failure, and idempotent replays."""
 import pytest
 from django.core.management import CommandError, call_command
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import (
     ActionTemplate,
     Alert,
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def _rename(tenant, name):
     tenant.name = name
     tenant.save()
-    return process_outbox()
+    return outbox_process()
 
 
 def test_create_alert_with_user_and_role_recipients_and_placeholders(tenant_entity):

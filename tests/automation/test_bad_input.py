@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from automation.actions.fields import resolve_target
-from automation.entities import sync_entities
+from automation.entities import entities_sync
 from automation.models import AutomationEvent, AutomationRule, RuleAction, RuleDependency
 from automation.services import rule_save
 from tests.automation.factories import make_rule
@@ -32,7 +32,7 @@ def user_entity(settings, entities):
     """auth.User as an extra entity: a model outside the allowlist, with an
     editable DateTimeField (last_login)."""
     settings.AUTOMATION_ENTITIES = ("auth.User",)
-    sync_entities()
+    entities_sync()
 
 
 def _counts():

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from automation import deliveries
+from automation import senders, services
 from automation.models import NotificationDelivery
 from automation.tasks import retry_deliveries_task
 from operations.models import OperationRun
@@ -102,12 +102,12 @@ def test_an_attempt_whose_lease_was_taken_over_leaves_the_new_record(monkeypatch
         NotificationDelivery.objects.filter(pk=sending.pk).update(
             status="retrying", lease_until=None, next_attempt_at=timezone.now()
         )
-        return deliveries.SendResult("delivered")
+        return senders.SendResult("delivered")
 
-    monkeypatch.setitem(deliveries.SENDERS, "in_app", slow_send)
+    monkeypatch.setitem(senders.SENDERS, "in_app", slow_send)
 
     # when: the first worker's attempt ends
-    outcome = deliveries.send_delivery(delivery.pk)
+    outcome = services.delivery_send(delivery.pk)
 
     # then: its outcome is not written over the retry's record
     assert outcome == "skipped"

@@ -4,7 +4,7 @@ cycles refused when saved with the cycle's path."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import AutomationExecution, RuleDependency
 from automation.services import rule_save
 from tests.automation.factories import alert_action, make_rule, update_field_action
@@ -17,7 +17,7 @@ def _rename(name="x"):
     tenant = TenantFactory()
     tenant.name = name
     tenant.save()
-    process_outbox()
+    outbox_process()
     return tenant
 
 

@@ -4,7 +4,7 @@ never run twice per rule, and stopped when rules keep re-triggering."""
 import pytest
 from django.db import transaction
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import Alert, AutomationEvent, AutomationExecution, Entity
 from automation.tasks import drain_outbox_task
 from operations.models import OperationRun
@@ -102,11 +102,11 @@ def test_each_event_and_rule_pair_executes_at_most_once(tenant_entity):
     tenant = TenantFactory()
     tenant.name = "x"
     tenant.save()
-    process_outbox()
+    outbox_process()
 
     # a second worker finds the event pending again (say, a replay of the batch)
     AutomationEvent.objects.update(status="pending")
-    counts = process_outbox()
+    counts = outbox_process()
 
     assert counts["duplicates"] == 1 and counts.get("executions", 0) == 0
     assert AutomationExecution.objects.filter(rule=rule).count() == 1
@@ -180,7 +180,7 @@ def test_the_chain_guard_stops_a_rule_that_keeps_retriggering_itself(settings, t
     # when: one update by a person
     tenant.name = "t0"
     tenant.save()
-    process_outbox()
+    outbox_process()
 
     # then: depth 0..3 ran, depth 4 was recorded as skipped with the reason
     executions = list(AutomationExecution.objects.filter(rule=rule).order_by("depth"))
@@ -213,7 +213,7 @@ def test_a_broken_event_does_not_hold_up_the_rest_of_its_batch(settings, tenant_
     last.save()
 
     # when
-    counts = process_outbox()
+    counts = outbox_process()
 
     # then: the good ones ran; the broken one was tried, recorded, and failed for good
     assert counts["events"] == 2 and counts["events_failed"] == 1

@@ -1,15 +1,18 @@
 """automation's module boundaries, read from the source: every import of one
 automation module by another (function-local ones included, since an import
-cycle hidden inside a function is still a cycle), models a leaf, selectors
-never importing services."""
+cycle hidden inside a function is still a cycle), no module past 500 lines,
+models a leaf, selectors never importing services."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = "automation"
+MAX_LINES = 500
 
 
 def _modules() -> dict[str, Path]:
@@ -107,3 +110,10 @@ def test_selectors_do_not_import_services():
     services = {m for m in MODULES if m == f"{APP}.services" or m.startswith(f"{APP}.services.")}
 
     assert not (_graph()[f"{APP}.selectors"] & services)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_is_over_500_lines(module):
+    lines = len(MODULES[module].read_text().splitlines())
+
+    assert lines <= MAX_LINES, f"{module} has {lines} lines"

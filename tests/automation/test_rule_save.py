@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from automation import admin as automation_admin
+from automation.admin import rules as rule_admin
 from automation.models import ActionTemplate, AutomationRule, TriggerType
 from tests.automation.factories import admin_rule_form, make_rule
 from tests.operations.factories import UserFactory
@@ -244,7 +244,7 @@ def test_a_refusal_after_the_form_was_valid_is_a_message_and_saves_nothing(
     def refuse(**_kwargs):
         raise ValidationError({"depends_on": ["Dependency cycle: A → B → A."]})
 
-    monkeypatch.setattr(automation_admin, "rule_save", refuse)
+    monkeypatch.setattr(rule_admin, "rule_save", refuse)
 
     # when
     response = console.post(

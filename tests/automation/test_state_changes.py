@@ -22,7 +22,7 @@ from automation.choices import (
     EventStatus,
     ExecutionStatus,
 )
-from automation.engine import process_outbox, replay_event
+from automation.engine import event_replay, outbox_process
 from automation.models import Alert, AlertStatusChange, AutomationEvent, AutomationExecution
 from automation.services import alert_acknowledge, alert_set_status_by_operator, alerts_expire
 from config.errors import InvalidTransition
@@ -98,7 +98,7 @@ def test_a_rule_resolving_its_earlier_alert_names_itself(tenant_entity):
     for name in ("one", "two"):
         tenant.name = name
         tenant.save()
-        process_outbox()
+        outbox_process()
 
     first = Alert.objects.get(title="Tenant one changed")
     second_execution = AutomationExecution.objects.filter(rule=rule).order_by("id").last()
@@ -151,7 +151,7 @@ def test_a_replay_moves_a_failed_event_to_processed(tenant_entity, settings):
     AutomationEvent.objects.filter(pk=event.pk).update(status="failed", attempts=1)
 
     # when
-    counts = replay_event(event.pk)
+    counts = event_replay(event.pk)
 
     # then
     event.refresh_from_db()

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from automation.deliveries import delivery_retry
+from automation.services import delivery_retry
 from automation.tasks import retry_deliveries_task
 from config.errors import ApplicationError
 

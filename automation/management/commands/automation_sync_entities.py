@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from automation.entities import sync_entities
+from automation.entities import entities_sync
 
 
 class Command(BaseCommand):
@@ -10,7 +10,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        report = sync_entities()
+        report = entities_sync()
         for label in report.created:
             self.stdout.write(f"registered {label}")
         for label in report.updated:
