@@ -17,6 +17,7 @@ import logging
 from collections import Counter
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from automation import conf
@@ -28,7 +29,7 @@ from automation.entities import field_key_for, resolve_model
 from automation.models import AutomationEvent
 from automation.permissions import REPLAY_EVENT, require
 from config.errors import NotFound
-from config.transitions import each_or_all, lock, lock_many, transition_if
+from config.transitions import each_or_all, lock, lock_many, transition_if, transition_many_if
 from operations.sanitize import sanitize_message
 
 logger = logging.getLogger(__name__)
@@ -181,9 +182,16 @@ def outbox_process_batch(*, batch_size: int | None = None, counts: Counter | Non
         )
         if not events:
             return 0
-        now = timezone.now()
-        for event in _run_events(events, counts):
-            # event.note: the chain guard's reason, when it stopped the rules
+        done, now = _run_events(events, counts), timezone.now()
+        # One UPDATE for the batch; an event with a note (the chain guard's
+        # reason, or an earlier attempt's error) keeps it, written on its own.
+        transition_many_if(
+            [e for e in done if not e.note],
+            EventStatus.PROCESSED,
+            processed_at=now,
+            attempts=F("attempts") + 1,
+        )
+        for event in (e for e in done if e.note):
             transition_if(
                 event,
                 EventStatus.PROCESSED,
