@@ -23,6 +23,11 @@ class ApprovalsConfig(AppConfig):
         schedule_registry.register("approvals.poll_knox", "approvals.tasks.poll_knox", minutes=1)
         if apps.is_installed("automation"):
             from approvals.automation_actions import SeekApprovalAction
+            from approvals.models import PendingAction
             from automation.actions import action_registry
+            from automation.registry import entity_registry
 
             action_registry.register(SeekApprovalAction())
+            # Rules may watch pending actions; they write none of their fields
+            # (every change goes through approvals' services).
+            entity_registry.register(PendingAction, writable_fields=())

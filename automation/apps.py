@@ -10,21 +10,29 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
-        from automation.actions import register_builtin_actions
+        from automation.actions import action_registry
+        from automation.actions.alerts import CreateAlertAction
+        from automation.actions.fields import UpdateFieldAction
+        from automation.actions.notifications import SendNotificationAction
         from automation.checks import check_notification_backends, check_webhook_secrets
         from automation.entities import invalidate_watch_index, registered_models
         from automation.events import connect_signals
         from automation.models import AutomationRule, Entity
+        from automation.registry import entity_registry
         from operations.catalog import operation_catalog
         from operations.choices import RunScope
         from operations.schedules import schedule_registry
 
-        register_builtin_actions()
+        for action_type in (CreateAlertAction(), SendNotificationAction(), UpdateFieldAction()):
+            action_registry.register(action_type)
         checks.register(check_webhook_secrets)
         checks.register(check_notification_backends)
 
-        # Models that do not exist yet (an app still being built) are skipped
-        # here; automation_sync_entities reports them.
+        # The apps register their own models (automation.registry), before or
+        # after this runs: each is watched from its registration on.
+        entity_registry.subscribe(lambda model: connect_signals([model]))
+        # The extra models of AUTOMATION_ENTITIES that exist; the others are
+        # skipped here, and automation_sync_entities reports them.
         models, _missing = registered_models()
         connect_signals(models.values())
         for model in (AutomationRule, Entity):
@@ -39,7 +47,7 @@ class AutomationConfig(AppConfig):
                 dispatch_uid=f"automation:watch:{model.__name__}:delete",
             )
         post_migrate.connect(
-            _sync_after_migrate, sender=self, dispatch_uid="automation:sync_entities"
+            _sync_after_migrate, sender=self, dispatch_uid="automation:entities_sync"
         )
 
         operation_catalog.register(
@@ -112,6 +120,6 @@ class AutomationConfig(AppConfig):
 def _sync_after_migrate(**kwargs) -> None:
     """Trigger types, entity types and Bureau's entities exist as soon as the
     tables do, so an operator can write a rule right after ``migrate``."""
-    from automation.entities import sync_entities
+    from automation.entities import entities_sync
 
-    sync_entities()
+    entities_sync()

@@ -1,5 +1,7 @@
 from django.db import models
 
+from config.transitions import StateMachine
+
 
 class Trigger(models.TextChoices):
     ON_CREATE = "on_create", "On create"
@@ -22,6 +24,21 @@ class EventStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# The outbox row: processed by a worker, failed after its last attempt; a
+# replay (by an operator) processes it again, whatever its state. No audit
+# table: the row keeps its attempts, note and processed_at.
+EVENT_STATES = StateMachine(
+    {
+        None: {EventStatus.PENDING},
+        EventStatus.PENDING: {EventStatus.PROCESSED, EventStatus.FAILED},
+        EventStatus.FAILED: {EventStatus.PROCESSED},
+        EventStatus.PROCESSED: {EventStatus.PROCESSED},
+    },
+    subject="Event",
+    invalid_code="automation.event_transition",
+)
+
+
 class ExecutionStatus(models.TextChoices):
     SUCCESS = "success", "Success"
     FAILED = "failed", "Failed"
@@ -29,6 +46,24 @@ class ExecutionStatus(models.TextChoices):
     # Not in the seed: a rule that matched but did not run (a parent rule
     # failed, or the chain guard stopped it); the reason is in error_message.
     SKIPPED = "skipped", "Skipped"
+
+
+_RUN_OUTCOMES = {ExecutionStatus.SUCCESS, ExecutionStatus.PARTIAL, ExecutionStatus.FAILED}
+# An execution is created as ``success`` (or ``skipped``: it will not run) in
+# the transaction that runs its actions, so the row exists for them to point
+# at; their outcome is its first move, and nobody sees the row before it. A
+# replay finishes a partial or failed one. No audit table: the execution is
+# the record (its per-action detail, error and duration).
+EXECUTION_STATES = StateMachine(
+    {
+        None: {ExecutionStatus.SUCCESS, ExecutionStatus.SKIPPED},
+        ExecutionStatus.SUCCESS: _RUN_OUTCOMES,
+        ExecutionStatus.PARTIAL: _RUN_OUTCOMES,
+        ExecutionStatus.FAILED: _RUN_OUTCOMES,
+    },
+    subject="Execution",
+    invalid_code="automation.execution_transition",
+)
 
 
 class DeliveryChannel(models.TextChoices):
@@ -58,12 +93,30 @@ class DeliveryStatus(models.TextChoices):
 
 
 SENDABLE_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
-RETRYABLE_BY_HAND_STATUSES = (
-    DeliveryStatus.PENDING,
+_SEND_OUTCOMES = {
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
     DeliveryStatus.RETRYING,
     DeliveryStatus.FAILED,
     DeliveryStatus.BOUNCED,
+}
+# A worker records an attempt's outcome (retrying: it will try again); an
+# operator's retry moves a failed or bounced one back to retrying. No audit
+# table: deliveries are the hot rows of the worker, and each keeps its own
+# record (attempts, sent/delivered/failed times, the last error and the
+# provider's answer).
+DELIVERY_STATES = StateMachine(
+    {
+        None: {DeliveryStatus.PENDING},
+        DeliveryStatus.PENDING: _SEND_OUTCOMES,
+        DeliveryStatus.RETRYING: _SEND_OUTCOMES,
+        DeliveryStatus.FAILED: {DeliveryStatus.RETRYING},
+        DeliveryStatus.BOUNCED: {DeliveryStatus.RETRYING},
+    },
+    subject="Delivery",
+    invalid_code="automation.delivery_transition",
 )
+RETRYABLE_BY_HAND_STATUSES = DELIVERY_STATES.sources(DeliveryStatus.RETRYING)
 
 
 class Severity(models.TextChoices):
@@ -82,29 +135,33 @@ class AlertStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-# Every allowed move of an alert as a whole; anything else is an InvalidTransition.
-ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
-    AlertStatus.ACTIVE: frozenset(
-        {
+# The alert as a whole: acknowledged by its first recipient to acknowledge
+# it, acknowledged or dismissed by an operator, resolved by a rule (a later
+# alert of the same type for the same row), expired by the sweep. Every move
+# writes an AlertStatusChange: who or what moved it, and why.
+ALERT_STATES = StateMachine(
+    {
+        None: {AlertStatus.ACTIVE},
+        AlertStatus.ACTIVE: {
             AlertStatus.ACKNOWLEDGED,
             AlertStatus.DISMISSED,
             AlertStatus.RESOLVED,
             AlertStatus.EXPIRED,
-        }
-    ),
-    AlertStatus.ACKNOWLEDGED: frozenset(
-        {AlertStatus.DISMISSED, AlertStatus.RESOLVED, AlertStatus.EXPIRED}
-    ),
-    AlertStatus.DISMISSED: frozenset(),
-    AlertStatus.RESOLVED: frozenset(),
-    AlertStatus.EXPIRED: frozenset(),
-}
-CLOSED_ALERT_STATUSES = tuple(s for s, moves in ALERT_TRANSITIONS.items() if not moves)
-
-
-def alert_statuses_leading_to(target: str) -> list[str]:
-    """The states an alert may move to ``target`` from."""
-    return [status for status, moves in ALERT_TRANSITIONS.items() if target in moves]
+        },
+        AlertStatus.ACKNOWLEDGED: {
+            AlertStatus.DISMISSED,
+            AlertStatus.RESOLVED,
+            AlertStatus.EXPIRED,
+        },
+    },
+    subject="Alert",
+    invalid_code="automation.alert_transition",
+    audit_model="automation.AlertStatusChange",
+    audit_fk="alert",
+)
+CLOSED_ALERT_STATUSES = tuple(
+    s for s in AlertStatus.values if not any(ALERT_STATES.allows(s, t) for t in AlertStatus.values)
+)
 
 
 class RecipientType(models.TextChoices):

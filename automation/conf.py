@@ -9,43 +9,19 @@ from typing import Any
 
 from django.conf import settings
 
-# Bureau's own models that automation can watch. A listed model that is not
-# installed (an app not built yet) is reported by automation_sync_entities
-# and ignored, never an error at startup.
-DEFAULT_ENTITIES = (
-    "operations.Tenant",
-    "operations.Workspace",
-    "scanning.ScanJob",
-    "approvals.PendingAction",
-)
-
-
-# Fields an update_field action may set on Bureau's own models. Status and
-# other state-machine fields are left out on purpose: their changes go
-# through the owning app's services (locked transitions, audit). A model not
-# listed here (an extra one from AUTOMATION_ENTITIES) keeps the general rule:
-# any concrete, editable, non-primary-key field.
-RULE_WRITABLE_FIELDS: dict[str, tuple[str, ...]] = {
-    "operations.Tenant": ("name",),
-    "operations.Workspace": ("name",),
-    "scanning.ScanJob": (),
-    "approvals.PendingAction": (),
-}
-
 # A DB integer taken from a rule's config (max_attempts, expires_in_minutes,
 # execution_order) is at most this.
 MAX_DB_INT = 2**31 - 1
 
 
-def rule_writable_fields(label: str) -> tuple[str, ...] | None:
-    """The fields rules may write on ``label``, or None: no allowlist."""
-    return RULE_WRITABLE_FIELDS.get(label)
-
-
-def entity_labels() -> list[str]:
-    extra = getattr(settings, "AUTOMATION_ENTITIES", ()) or ()
+def extra_entity_labels() -> list[str]:
+    """``app_label.Model`` labels of the extra models rules may watch
+    (AUTOMATION_ENTITIES). Bureau's own apps register theirs from their
+    ``ready()`` (automation.registry). A listed model that is not installed is
+    reported by automation_sync_entities and ignored, never an error at
+    startup."""
     labels: list[str] = []
-    for label in (*DEFAULT_ENTITIES, *extra):
+    for label in getattr(settings, "AUTOMATION_ENTITIES", ()) or ():
         if label not in labels:
             labels.append(label)
     return labels

@@ -1,7 +1,8 @@
 """Entities: the Django models automation watches.
 
-``registered_models()`` resolves the labels in ``automation.conf`` (Bureau's
-defaults plus ``AUTOMATION_ENTITIES``); ``sync_entities()`` writes one
+``registered_models()`` lists the models the apps registered
+(``automation.registry``) and resolves the extra labels of
+``AUTOMATION_ENTITIES``; ``entities_sync()`` writes one
 ``Entity`` row per model; ``snapshot()`` turns a row into JSON-safe values
 keyed by column (``workspace_id``, not ``workspace``).
 """
@@ -21,6 +22,8 @@ from django.db import models, transaction
 
 from automation import conf
 from automation.choices import EntityKind, Trigger
+from automation.models import AutomationRule, Entity, EntityType, TriggerType
+from automation.registry import entity_registry
 
 
 @dataclass
@@ -50,10 +53,13 @@ def resolve_model(label: str) -> type[models.Model]:
 
 
 def registered_models() -> tuple[dict[str, type[models.Model]], list[str]]:
-    """The watchable models that exist, and a line per listed one that does not."""
-    found: dict[str, type[models.Model]] = {}
+    """The watchable models: the registered ones and the extra ones that
+    exist, and a line per extra one that does not."""
+    found: dict[str, type[models.Model]] = entity_registry.models()
     missing: list[str] = []
-    for label in conf.entity_labels():
+    for label in conf.extra_entity_labels():
+        if label in found:
+            continue
         try:
             model = resolve_model(label)
         except (LookupError, ValueError) as error:
@@ -72,9 +78,7 @@ def entity_kind(model: type[models.Model]) -> str:
     return EntityKind.TABLE if model._meta.managed else EntityKind.VIEW
 
 
-def sync_entities() -> SyncReport:
-    from automation.models import Entity, EntityType
-
+def entities_sync() -> SyncReport:
     report = SyncReport()
     found, report.missing = registered_models()
     with transaction.atomic():
@@ -99,8 +103,6 @@ def sync_entities() -> SyncReport:
 
 def ensure_reference_rows() -> None:
     """The seed's standard trigger types and entity types."""
-    from automation.models import EntityType, TriggerType
-
     for trigger in Trigger:
         TriggerType.objects.get_or_create(
             name=trigger.value, defaults={"description": trigger.label}
@@ -112,7 +114,7 @@ def ensure_reference_rows() -> None:
 # --- snapshots -------------------------------------------------------------------------
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
@@ -124,9 +126,9 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, bytes | memoryview):
         return None  # binary columns are not compared by rules
     return str(value)
@@ -167,7 +169,7 @@ def concrete_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
 
 def snapshot(instance: models.Model) -> dict[str, Any]:
     return {
-        f.attname: _json_value(f.value_from_object(instance))
+        f.attname: json_value(f.value_from_object(instance))
         for f in concrete_fields(type(instance))
     }
 
@@ -177,7 +179,7 @@ def fetch_snapshot(model: type[models.Model], pk: Any) -> dict[str, Any] | None:
     row = model._base_manager.filter(pk=pk).values(*attnames).first()
     if row is None:
         return None
-    return {key: _json_value(value) for key, value in row.items()}
+    return {key: json_value(value) for key, value in row.items()}
 
 
 @functools.cache
@@ -214,8 +216,6 @@ class _WatchIndex:
         self._pairs = None
 
     def _load(self) -> dict[str, dict[str, int]]:
-        from automation.models import AutomationRule
-
         pairs: dict[str, dict[str, int]] = {}
         rows = (
             AutomationRule.objects.filter(is_active=True, entity__is_active=True)

@@ -6,20 +6,28 @@ triggers some active rule watches), post_save / post_delete write an
 outbox to be processed once the transaction commits. A rolled-back change
 takes its event with it; the on-commit hook is only a nudge: the drain
 schedule processes whatever a nudge missed.
+
+Events come from these signals only: a ``QuerySet.update()`` or a bulk write
+on a watched model sends none, so services write watched models with
+``save()`` (tests/watched_writes.py fails any test in which one does not).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from asgiref.local import Local
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
+from django_q.tasks import async_task
 
 from automation.choices import Trigger
 from automation.entities import fetch_snapshot, snapshot, watch_index
+from automation.models import AutomationEvent
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +96,6 @@ def _on_post_delete(sender, instance, **kwargs):
 
 
 def record_event(*, entity_id, trigger, object_pk, new_values, old_values, changed_fields):
-    from automation.models import AutomationEvent
-
     chain = _chain.get()
     event = AutomationEvent.objects.create(
         entity_id=entity_id,
@@ -106,22 +112,43 @@ def record_event(*, entity_id, trigger, object_pk, new_values, old_values, chang
 
 
 def _kick_outbox() -> None:
-    from django_q.tasks import async_task
-
     try:
         async_task("automation.tasks.process_outbox_task", task_name="automation.process_outbox")
     except Exception:  # noqa: BLE001 - the drain schedule will pick the events up
         logger.exception("could not queue outbox processing; the drain schedule will")
 
 
+class _OutboxNudge:
+    """The on-commit hook that queues one processing task for a transaction."""
+
+    __slots__ = ("ran", "__weakref__")
+
+    def __init__(self) -> None:
+        self.ran = False
+
+    def __call__(self) -> None:
+        self.ran = True
+        _kick_outbox()
+
+
+# Per connection (thread or async context, as Django's connections are): a
+# weak reference to the last nudge registered. Django holds a registered hook
+# until its transaction commits (then runs it) or rolls back, and drops it
+# with a rolled-back savepoint; so while the nudge is alive and has not run,
+# the open transaction will queue the task, and a later event needs no hook.
+_pending = Local()
+
+
 def request_outbox_processing() -> None:
     """Queue one processing task when the current transaction commits (one
     per transaction, however many events it wrote)."""
-    if connection.in_atomic_block and any(
-        func is _kick_outbox for _sids, func, _robust in connection.run_on_commit
-    ):
+    ref = getattr(_pending, "nudge", None)
+    nudge = ref() if ref is not None else None
+    if nudge is not None and not nudge.ran:
         return
-    transaction.on_commit(_kick_outbox, robust=True)
+    nudge = _OutboxNudge()
+    _pending.nudge = weakref.ref(nudge)
+    transaction.on_commit(nudge, robust=True)
 
 
 def connect_signals(models) -> None:

@@ -3,48 +3,41 @@ delivery sender; the scheduled ones run inside tracked_run."""
 
 from __future__ import annotations
 
+from automation.engine import outbox_process, scheduled_rules_run
+from automation.selectors import deliveries_due_ids
+from automation.services import alerts_expire, deliveries_fail_abandoned, deliveries_send
 from operations.tracking import tracked_run
 
 
 def process_outbox_task() -> dict[str, int]:
     """Queued after a transaction that wrote events commits."""
-    from automation.engine import process_outbox
-
-    return process_outbox()
+    return outbox_process()
 
 
 def send_deliveries_task(ids: list[int]) -> dict[str, int]:
     """Queued after a transaction that created deliveries commits."""
-    from automation.deliveries import send_deliveries
-
-    return send_deliveries(ids)
+    return deliveries_send(ids)
 
 
 @tracked_run("automation.drain_outbox", initiator_name="schedule")
 def drain_outbox_task(tracker) -> dict[str, int]:
     """Every minute: process events a nudge missed (a worker that died, a
     queue that was down)."""
-    from automation.engine import process_outbox
-
-    return process_outbox()
+    return outbox_process()
 
 
 @tracked_run("automation.scheduled_rules", initiator_name="schedule")
 def scheduled_rules_task(tracker) -> dict[str, int]:
-    from automation.engine import process_outbox, run_scheduled_rules
-
-    counts = run_scheduled_rules(tracker=tracker)
+    counts = scheduled_rules_run(tracker=tracker)
     # Changes the scheduled actions made are events too: process them now.
-    process_outbox()
+    outbox_process()
     return counts
 
 
 @tracked_run("automation.retry_deliveries", initiator_name="schedule")
 def retry_deliveries_task(tracker) -> dict[str, int]:
-    from automation.deliveries import due_delivery_ids, fail_abandoned_deliveries, send_deliveries
-
-    abandoned = fail_abandoned_deliveries()
-    counts = send_deliveries(due_delivery_ids())
+    abandoned = deliveries_fail_abandoned()
+    counts = deliveries_send(deliveries_due_ids())
     counts["abandoned_failed"] = abandoned
     if counts.get("failed"):
         tracker.add_failure(
@@ -66,6 +59,4 @@ def retry_deliveries_task(tracker) -> dict[str, int]:
 @tracked_run("automation.expire_alerts", initiator_name="schedule")
 def expire_alerts_task(tracker) -> dict[str, int]:
     """Every 5 minutes: alerts past their expires_date become expired."""
-    from automation.services import alerts_expire
-
     return {"expired": alerts_expire()}

@@ -164,3 +164,29 @@ def validate_template(template) -> None:
         )
     if not isinstance(template.default_config, dict):
         raise ValidationError({"default_config": ["default_config must be an object."]})
+
+
+def _full_clean(instance, check) -> None:
+    """``instance.full_clean()`` and ``check(instance)``, their errors in one
+    ValidationError (as a model's own ``clean()`` would give them)."""
+    errors: dict = {}
+    try:
+        instance.full_clean()
+    except ValidationError as error:
+        errors = error.update_error_dict(errors)
+    try:
+        check(instance)
+    except ValidationError as error:
+        errors = error.update_error_dict(errors)
+    if errors:
+        raise ValidationError(errors)
+
+
+def rule_full_clean(rule) -> None:
+    """Everything a rule must satisfy before it is saved: its fields, its
+    entity, conditions and schedule."""
+    _full_clean(rule, validate_rule)
+
+
+def template_full_clean(template) -> None:
+    _full_clean(template, validate_template)

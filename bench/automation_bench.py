@@ -5,7 +5,7 @@
     against the same saves with automation's handlers disconnected (an
     unmonitored model), in the same run, interleaved. Target: ≤ 1.3×.
 (b) 1,000 committed events, each firing one rule with create_alert and
-    update_field; the worker (process_outbox, batches of
+    update_field; the worker (outbox_process, batches of
     AUTOMATION_OUTBOX_BATCH_SIZE) drains them. Target: ≥ 200 executions/s on SQLite.
 
     python bench/automation_bench.py                       # SQLite, var/bench_automation.sqlite3
@@ -29,8 +29,8 @@ from django.db import connection, transaction  # noqa: E402
 from django.db.models.signals import post_delete, post_save, pre_save  # noqa: E402
 
 from automation import events  # noqa: E402
-from automation.engine import process_outbox  # noqa: E402
-from automation.entities import invalidate_watch_index, sync_entities  # noqa: E402
+from automation.engine import outbox_process  # noqa: E402
+from automation.entities import entities_sync, invalidate_watch_index  # noqa: E402
 from automation.models import (  # noqa: E402
     Alert,
     AlertRecipient,
@@ -43,7 +43,7 @@ from automation.models import (  # noqa: E402
     RuleDependency,
     TriggerType,
 )
-from automation.services import rule_create  # noqa: E402
+from automation.services import rule_save  # noqa: E402
 from operations.models import Tenant, Workspace  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def bench_save_overhead(actor, *, saves: int) -> tuple[float, float]:
     # 200 active rules, none for (Tenant, on_update): 150 watch Workspace, 50 watch Tenant deletes.
     for n in range(200):
         on_workspace = n < 150
-        rule_create(
+        rule_save(
             actor=actor,
             name=f"bench watcher {n}",
             entity=entities["operations.Workspace" if on_workspace else "operations.Tenant"],
@@ -112,7 +112,7 @@ def bench_save_overhead(actor, *, saves: int) -> tuple[float, float]:
 
 
 def bench_worker(actor, *, n_events: int) -> tuple[float, int]:
-    rule_create(
+    rule_save(
         actor=actor,
         name="bench firing rule",
         entity=Entity.objects.get(model_label="operations.Tenant"),
@@ -159,7 +159,7 @@ def bench_worker(actor, *, n_events: int) -> tuple[float, int]:
         events.request_outbox_processing = original
     assert AutomationEvent.objects.filter(status="pending").count() == n_events
     started = time.perf_counter()
-    counts = process_outbox(max_batches=10**6)
+    counts = outbox_process(max_batches=10**6)
     elapsed = time.perf_counter() - started
     assert counts["executions"] == n_events, counts
     assert AutomationExecution.objects.filter(status="success").count() == n_events
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     args = parser.parse_args()
 
-    sync_entities()
+    entities_sync()
     actor, _ = get_user_model().objects.get_or_create(username="bench")
     clean()
     try:

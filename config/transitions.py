@@ -33,7 +33,8 @@ Services then change state only through this module:
   rows in one insert (the Knox poller and the outbox worker);
 - :func:`transition_if` is the lock-free form for hot rows that have no audit
   table (the operation ledger): one conditional ``UPDATE … WHERE status IN
-  (the states the move is allowed from)``;
+  (the states the move is allowed from)``; :func:`transition_many_if` the same
+  for a batch of rows in one statement (the outbox worker);
 - :func:`each_or_all` is the "whole batch in one savepoint, then item by item
   when it fails" loop.
 """
@@ -195,18 +196,22 @@ def lock_many(
     pks: Iterable[Any] | None = None,
     *,
     skip_locked: bool = False,
+    limit: int | None = None,
 ) -> list[M]:
     """Rows locked in primary-key order (a fixed lock order: two workers
     locking overlapping sets never deadlock). ``skip_locked`` leaves rows
-    another transaction holds (PostgreSQL; SQLite has one writer anyway)."""
+    another transaction holds (PostgreSQL; SQLite has one writer anyway);
+    ``limit`` takes the first so many (a worker's batch: with ``skip_locked``,
+    two workers take two batches)."""
     _require_atomic(queryset)
     if isinstance(queryset, type):
         queryset = queryset._default_manager.all()
     if pks is not None:
         queryset = queryset.filter(pk__in=list(pks))
-    return [
-        mark_locked(obj) for obj in _for_update(queryset, skip_locked=skip_locked).order_by("pk")
-    ]
+    rows = _for_update(queryset, skip_locked=skip_locked).order_by("pk")
+    if limit is not None:
+        rows = rows[:limit]
+    return [mark_locked(obj) for obj in rows]
 
 
 def lock_first(queryset: models.QuerySet[M], *, skip_locked: bool = False) -> M | None:
@@ -423,6 +428,38 @@ def transition_if(obj: M, to: str, *, guard: Q | None = None, **fields: Any) -> 
     for name, value in values.items():
         setattr(obj, name, value)
     return obj
+
+
+def transition_many_if(objs: Sequence[M], to: str, **fields: Any) -> int:
+    """The lock-free form for a batch of rows of one model (the outbox worker
+    marking its batch processed): one ``UPDATE … WHERE pk IN (…) AND status
+    IN (the states that may move to ``to``)``. ``fields`` may be expressions
+    (``F("attempts") + 1``). Raises the machine's ``InvalidTransition`` for a
+    row that did not move (the whole UPDATE is then the caller's to undo)."""
+    if not objs:
+        return 0
+    model = type(objs[0])
+    machine = machine_of(model)
+    values = {machine.field: to, **fields}
+    now = timezone.now()
+    values.update(
+        {
+            f.name: now
+            for f in model._meta.concrete_fields
+            if getattr(f, "auto_now", False) and f.name not in values
+        }
+    )
+    pks = [obj.pk for obj in objs]
+    updated = model._default_manager.filter(
+        pk__in=pks, **{f"{machine.field}__in": machine.sources(to)}
+    ).update(**values)
+    if updated != len(set(pks)):
+        now_in = dict(model._default_manager.filter(pk__in=pks).values_list("pk", machine.field))
+        stuck = next((obj for obj in objs if now_in.get(obj.pk) != to), objs[0])
+        raise machine.refuse(stuck, to, current=now_in.get(stuck.pk, "missing"))
+    for obj in objs:
+        setattr(obj, machine.field, to)
+    return updated
 
 
 # --- batches with a fallback ----------------------------------------------------------------

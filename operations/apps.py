@@ -36,3 +36,10 @@ class OperationsConfig(AppConfig):
             from operations.approval_handlers import register
 
             register()
+        if apps.is_installed("automation"):
+            # Rules may watch tenants and workspaces and rename them.
+            from automation.registry import entity_registry
+            from operations.models import Tenant, Workspace
+
+            entity_registry.register(Tenant, writable_fields=("name",))
+            entity_registry.register(Workspace, writable_fields=("name",))

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class ScanningConfig(AppConfig):
@@ -49,3 +49,10 @@ class ScanningConfig(AppConfig):
         schedule_registry.register(
             "scanning.purge_files", "scanning.tasks.purge_files_task", cron="40 3 * * *"
         )
+        if apps.is_installed("automation"):
+            # Rules may watch scan jobs; they write none of their fields
+            # (every change goes through scanning's services).
+            from automation.registry import entity_registry
+            from scanning.models import ScanJob
+
+            entity_registry.register(ScanJob, writable_fields=())

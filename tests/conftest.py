@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from operations.catalog import operation_catalog
 from operations.choices import MemberRole, RunScope
+from tests import watched_writes
 from tests.live_server import start_manage, stop_process
 from tests.operations.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -18,6 +19,25 @@ def _remove_test_media():
     """MEDIA_ROOT is per test run (config.test_settings); leave nothing behind."""
     yield
     shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _watched_writes_guard():
+    """Automation sees a change to a model it watches only through save():
+    app code that writes one otherwise fails the test (tests/watched_writes.py)."""
+    with watched_writes.installed() as guard:
+        yield guard
+
+
+@pytest.fixture(autouse=True)
+def _no_write_around_save(_watched_writes_guard):
+    with watched_writes.recording() as seen:
+        yield
+    if seen:
+        pytest.fail(
+            "app code wrote a model automation watches without save():\n" + "\n".join(seen),
+            pytrace=False,
+        )
 
 
 def on_postgres() -> bool:

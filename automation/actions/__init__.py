@@ -10,8 +10,10 @@ An action type is an object with ``key``, ``label`` and three methods:
 - ``run(config, ctx) -> dict``: do it; the returned JSON-safe dict is stored
   in the idempotency table and in the execution's per-action detail.
 
-Built-in types are registered from ``AutomationConfig.ready()``. Another app
-adds one with a single call from its own ``ready()``::
+This module is the protocol and the registry only. The built-in types
+(``automation.actions.alerts``, ``.fields``, ``.notifications``) are
+registered from ``AutomationConfig.ready()``; another app adds one with a
+single call from its own ``ready()``::
 
     from automation.actions import action_registry
     action_registry.register(SeekApprovalAction())
@@ -100,12 +102,3 @@ class ActionRegistry:
 
 
 action_registry = ActionRegistry()
-
-
-def register_builtin_actions() -> None:
-    from automation.actions.alerts import CreateAlertAction
-    from automation.actions.fields import UpdateFieldAction
-    from automation.actions.notifications import SendNotificationAction
-
-    for action_type in (CreateAlertAction(), SendNotificationAction(), UpdateFieldAction()):
-        action_registry.register(action_type)

@@ -9,7 +9,9 @@ from django.utils import timezone
 from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
-from automation.choices import AlertStatus, RecipientType, Severity, alert_statuses_leading_to
+from automation.choices import ALERT_STATES, AlertStatus, RecipientType, Severity
+from automation.models import Alert, AlertRecipient
+from config.transitions import TransitionBatch, lock_many
 
 _KEYS = {
     "alert_type",
@@ -73,14 +75,12 @@ class CreateAlertAction:
         return severity
 
     def _prior(self, config, ctx: ActionContext):
-        from automation.models import Alert
-
         return Alert.objects.filter(
             alert_type=config["alert_type"],
             source_entity_name=ctx.entity_name,
             source_entity_id=ctx.object_pk,
             source_rule=ctx.rule,
-            status__in=alert_statuses_leading_to(AlertStatus.RESOLVED),
+            status__in=ALERT_STATES.sources(AlertStatus.RESOLVED),
         )
 
     def preview(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
@@ -102,14 +102,17 @@ class CreateAlertAction:
         }
 
     def run(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
-        from automation.models import Alert, AlertRecipient
-
         users, groups = recipient_refs.resolve(config.get("recipients"), cache=ctx.cache)
         resolved = 0
         if config.get("resolve_prior"):
-            resolved = self._prior(config, ctx).update(
-                status=AlertStatus.RESOLVED, updated_date=timezone.now()
+            prior = lock_many(self._prior(config, ctx))
+            reason = f"resolved by rule {ctx.rule.name!r}" + (
+                f" (execution {ctx.execution.pk})" if ctx.execution else ""
             )
+            with TransitionBatch() as batch:
+                for alert in prior:
+                    batch.move(alert, AlertStatus.RESOLVED, reason=reason)
+            resolved = len(prior)
         expires = config.get("expires_in_minutes")
         alert = Alert.objects.create(
             alert_type=str(config["alert_type"])[:100],

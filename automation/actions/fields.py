@@ -5,9 +5,9 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
-from automation import conf
 from automation.actions import ActionContext
-from automation.entities import _json_value, is_secret_name
+from automation.entities import is_secret_name, json_value
+from automation.registry import entity_registry
 
 _KEYS = {"field", "value"}
 
@@ -53,7 +53,7 @@ def _check_writable(model, field) -> None:
         raise ValidationError(
             f"update_field: {model._meta.label}.{field.name} holds a secret; rules cannot set it."
         )
-    allowed = conf.rule_writable_fields(model._meta.label)
+    allowed = entity_registry.writable_fields(model._meta.label)
     if allowed is not None and field.name not in allowed:
         writable = ", ".join(allowed) if allowed else "none"
         raise ValidationError(
@@ -121,10 +121,10 @@ class UpdateFieldAction:
         return {
             "would_update": {
                 "model": instance._meta.label,
-                "pk": _json_value(instance.pk),
+                "pk": json_value(instance.pk),
                 "field": field.name,
-                "old": _json_value(field.value_from_object(instance)),
-                "new": _json_value(value),
+                "old": json_value(field.value_from_object(instance)),
+                "new": json_value(value),
             }
         }
 
@@ -136,8 +136,8 @@ class UpdateFieldAction:
         instance.save(update_fields=[field.name])
         return {
             "model": instance._meta.label,
-            "pk": _json_value(instance.pk),
+            "pk": json_value(instance.pk),
             "field": field.name,
-            "old": _json_value(old),
-            "new": _json_value(value),
+            "old": json_value(old),
+            "new": json_value(value),
         }

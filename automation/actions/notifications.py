@@ -1,18 +1,22 @@
 from __future__ import annotations
 
-import re
+import logging
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from automation import conf
 from automation.actions import ActionContext
 from automation.actions import recipients as recipient_refs
 from automation.choices import PEOPLE_CHANNELS, DeliveryChannel, DeliveryStatus
+from automation.models import NotificationDelivery
+from automation.webhooks import MASK, is_masked, mask_webhook_url, webhook_recipient
+
+logger = logging.getLogger(__name__)
 
 _KEYS = {
     "channels",
@@ -23,75 +27,6 @@ _KEYS = {
     "secret_env",
     "max_attempts",
 }
-
-
-MASK = "***"
-# Query keys whose values are credentials (token=, api_key=, sig=, …).
-_SECRET_QUERY_KEY = re.compile(
-    r"(?i)pass|pwd|secret|token|key|sig|auth|credential|session|code|otp|jwt"
-)
-
-
-def _mask_query(query: str) -> str:
-    parts = []
-    for part in query.split("&"):
-        key, sep, _value = part.partition("=")
-        if sep and _SECRET_QUERY_KEY.search(unquote_plus(key)):
-            part = f"{key}={MASK}"
-        parts.append(part)
-    return "&".join(parts)
-
-
-def mask_webhook_url(url: Any) -> Any:
-    """The URL as readers see it: ``http://***@host/path?token=***``. Its
-    user and password, and the values of secret-looking query (and fragment)
-    keys, are masked; the rest is kept as written. Anything that is not text
-    is returned as it is."""
-    if not isinstance(url, str):
-        return url
-    try:
-        scheme, netloc, path, query, fragment = urlsplit(url)
-    except ValueError:  # e.g. an unbalanced "[" in the host: show none of it
-        return MASK
-    if not netloc and "@" in url:
-        return MASK  # not a URL we can take apart, and it may hold credentials
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    return urlunsplit((scheme, netloc, path, _mask_query(query), _mask_query(fragment)))
-
-
-def is_masked(url: Any) -> bool:
-    return isinstance(url, str) and MASK in url
-
-
-def mask_config(config: Any) -> Any:
-    """An action config as readers see it: its webhook_url masked."""
-    if isinstance(config, dict) and "webhook_url" in config:
-        return {**config, "webhook_url": mask_webhook_url(config["webhook_url"])}
-    return config
-
-
-def unmask_config(config: Any, *, stored: list[Any]) -> Any:
-    """``config`` as a client sent it back after reading it masked: a masked
-    webhook_url that is the mask of one of the ``stored`` configs' URLs
-    becomes that URL again, so an edit that did not touch the URL keeps it.
-    A masked URL matching none is left as it is (validation refuses it)."""
-    if not (isinstance(config, dict) and is_masked(config.get("webhook_url"))):
-        return config
-    for previous in stored:
-        url = previous.get("webhook_url") if isinstance(previous, dict) else None
-        if isinstance(url, str) and mask_webhook_url(url) == config["webhook_url"]:
-            return {**config, "webhook_url": url}
-    return config
-
-
-def webhook_recipient(url: str) -> str:
-    """The URL as stored on the delivery row: no credentials, no query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))[:500]
 
 
 def _secret_source_errors(config: dict[str, Any], *, webhook: bool) -> list[str]:
@@ -219,8 +154,6 @@ class SendNotificationAction:
         }
 
     def run(self, config: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
-        from automation.models import NotificationDelivery
-
         now = timezone.now()
         max_attempts = config.get("max_attempts") or conf.delivery_max_attempts()
         subject = str(config.get("subject") or ctx.rule.name)
@@ -264,7 +197,12 @@ class SendNotificationAction:
         NotificationDelivery.objects.bulk_create(rows)
         ids = [row.pk for row in rows]
         if ids:
-            from automation.deliveries import request_sending
-
-            transaction.on_commit(lambda: request_sending(ids), robust=True)
+            transaction.on_commit(lambda: _queue_sending(ids), robust=True)
         return {"deliveries": ids}
+
+
+def _queue_sending(ids: list[int]) -> None:
+    try:
+        async_task("automation.tasks.send_deliveries_task", list(ids), task_name="automation.send")
+    except Exception:  # noqa: BLE001 - the retry schedule sends what is due
+        logger.exception("could not queue delivery sending; the retry schedule will")

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from automation.actions.notifications import mask_config
 from automation.choices import (
     AlertStatus,
     DeliveryChannel,
@@ -21,6 +20,7 @@ from automation.models import (
     RuleAction,
     TriggerType,
 )
+from automation.webhooks import mask_config
 
 
 class JSONValueField(serializers.JSONField):
@@ -106,6 +106,10 @@ class RuleSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
 
+    # The seed's names in the answers; the models say created_at / updated_at.
+    created_date = serializers.DateTimeField(source="created_at", read_only=True)
+    updated_date = serializers.DateTimeField(source="updated_at", read_only=True)
+
     class Meta:
         model = AutomationRule
         fields = [
@@ -178,6 +182,10 @@ class DeliverySerializer(serializers.ModelSerializer):
     subject = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()
 
+    # The seed's names in the answers; the models say created_at / updated_at.
+    created_date = serializers.DateTimeField(source="created_at", read_only=True)
+    updated_date = serializers.DateTimeField(source="updated_at", read_only=True)
+
     class Meta:
         model = NotificationDelivery
         fields = [
@@ -227,6 +235,10 @@ class AlertSerializer(serializers.ModelSerializer):
         choices=AlertStatus.choices,
         help_text="The alert as a whole: acknowledged once any recipient acknowledged it.",
     )
+
+    # The seed's names in the answers; the models say created_at / updated_at.
+    created_date = serializers.DateTimeField(source="created_at", read_only=True)
+    updated_date = serializers.DateTimeField(source="updated_at", read_only=True)
 
     class Meta:
         model = Alert

@@ -21,8 +21,6 @@ from automation.api.serializers import (
     RuleSerializer,
 )
 from automation.choices import DeliveryChannel, DeliveryStatus, ExecutionStatus
-from automation.deliveries import delivery_retry
-from automation.dry_run import rule_dry_run
 from automation.models import AutomationExecution, AutomationRule, NotificationDelivery
 from automation.permissions import DRY_RUN_RULE, may
 from config.api import Pagination
@@ -93,7 +91,7 @@ class RuleViewSet(viewsets.ModelViewSet):
     def create(self, request):
         data = RuleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rule = services.rule_create(actor=request.user, **data.validated_data)
+        rule = services.rule_save(actor=request.user, **data.validated_data)
         return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, pk=None, partial=False):
@@ -107,7 +105,7 @@ class RuleViewSet(viewsets.ModelViewSet):
             actions = actions if "actions" in request.data else None
             depends_on = depends_on if "depends_on" in request.data else None
             values = {k: v for k, v in values.items() if k in request.data}
-        rule = services.rule_update(
+        rule = services.rule_save(
             rule=rule, actor=request.user, actions=actions, depends_on=depends_on, **values
         )
         return Response(RuleSerializer(rule).data)
@@ -132,7 +130,7 @@ class RuleViewSet(viewsets.ModelViewSet):
         rule = self.get_object()
         data = DryRunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = rule_dry_run(
+        result = services.rule_dry_run(
             rule=rule,
             entity=data.validated_data["entity"],
             object_id=data.validated_data["id"],
@@ -201,7 +199,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         # A delivery the caller may not see is a 404 (get_object); the service
         # refuses (403) one they may see but not retry.
         delivery = self.get_object()
-        delivery = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+        delivery = services.delivery_retry(delivery_id=delivery.pk, actor=request.user)
         return Response(DeliverySerializer(delivery).data)
 
 

@@ -9,10 +9,10 @@ from django_q.conf import Conf
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.models import PendingAction
 from approvals.services import knox_profile_set, pending_actions_poll
-from automation.dry_run import rule_dry_run
-from automation.engine import process_outbox
-from automation.entities import invalidate_watch_index, sync_entities
+from automation.engine import outbox_process
+from automation.entities import entities_sync, invalidate_watch_index
 from automation.models import AutomationExecution
+from automation.services import rule_dry_run
 from operations.models import Tenant
 from tests.automation.factories import make_rule
 from tests.operations.factories import TenantFactory, UserFactory, WorkspaceFactory
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _automation(db, monkeypatch):
     invalidate_watch_index()
-    sync_entities()
+    entities_sync()
     monkeypatch.setattr(Conf, "SYNC", True)
     yield
     invalidate_watch_index()
@@ -56,7 +56,7 @@ def test_a_rule_requests_approval_and_the_document_reaches_knox_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         TenantFactory(name="Initech", workspace=WorkspaceFactory())
     with django_capture_on_commit_callbacks(execute=True):
-        process_outbox()
+        outbox_process()
 
     # then: one pending action, submitted to Knox once the worker committed
     action = PendingAction.objects.get()
@@ -80,7 +80,7 @@ def test_nothing_reaches_knox_when_the_workers_transaction_does_not_commit(
     TenantFactory(name="Initech")  # its event waits in the outbox (on-commit not run)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        process_outbox()
+        outbox_process()
 
     action = PendingAction.objects.get()
     assert knox.document(action.ap_inf_id) is None  # the submit waits for the commit
@@ -160,7 +160,7 @@ def test_a_rule_cannot_ask_in_someone_elses_name_for_what_its_editor_may_not(
     with django_capture_on_commit_callbacks(execute=True):
         TenantFactory(name="Initech", workspace=WorkspaceFactory())
     with django_capture_on_commit_callbacks(execute=True):
-        process_outbox()
+        outbox_process()
 
     # then: refused as if the workspace did not exist; nothing written or sent
     execution = AutomationExecution.objects.get()
@@ -204,7 +204,7 @@ def test_without_approvers_the_templates_default_line_is_used(
     with django_capture_on_commit_callbacks(execute=True):
         TenantFactory(name="Initech", workspace=WorkspaceFactory())
     with django_capture_on_commit_callbacks(execute=True):
-        process_outbox()
+        outbox_process()
 
     # then
     action = PendingAction.objects.get()

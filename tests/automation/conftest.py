@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 from django_q.conf import Conf
 
-from automation.entities import invalidate_watch_index, sync_entities
+from automation.entities import entities_sync, invalidate_watch_index
 from automation.models import Entity
+from automation.registry import entity_registry
+from operations.models import Workspace
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +27,7 @@ def _tasks_run_inline(monkeypatch):
 
 @pytest.fixture
 def entities(db):
-    sync_entities()
+    entities_sync()
     return {entity.model_label: entity for entity in Entity.objects.all()}
 
 
@@ -42,13 +44,14 @@ def fast_backoff(settings):
 
 
 @pytest.fixture
-def workspace_slug_writable(monkeypatch):
-    """Lets rules write Workspace.slug, which the allowlist in automation.conf
-    leaves out: a unique slug is the handy way to make an action fail at run
-    time (and be fixed before a replay)."""
-    from automation import conf
-
-    monkeypatch.setitem(conf.RULE_WRITABLE_FIELDS, "operations.Workspace", ("name", "slug"))
+def workspace_slug_writable():
+    """Lets rules write Workspace.slug, which operations registers as not
+    writable by rules: a unique slug is the handy way to make an action fail
+    at run time (and be fixed before a replay)."""
+    writable = entity_registry.writable_fields("operations.Workspace")
+    entity_registry.register(Workspace, writable_fields=(*writable, "slug"))
+    yield
+    entity_registry.register(Workspace, writable_fields=writable)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import factory
 from django.contrib.auth.models import Group
 
 from automation.models import Alert, AlertRecipient, Entity, TriggerType
-from automation.services import rule_create
+from automation.services import rule_save
 from tests.operations.factories import TenantFactory, UserFactory, WorkspaceFactory  # noqa: F401
 
 
@@ -49,7 +49,7 @@ def make_rule(
     depends_on=(),
     cron_expression: str = "",
 ):
-    return rule_create(
+    return rule_save(
         actor=actor or UserFactory(),
         name=name,
         entity=Entity.objects.get(model_label=entity),

@@ -4,7 +4,7 @@ partial failure, and idempotent replays."""
 import pytest
 from django.core.management import CommandError, call_command
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import (
     ActionTemplate,
     Alert,
@@ -12,7 +12,7 @@ from automation.models import (
     AutomationExecution,
     IdempotencyRecord,
 )
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import GroupFactory, alert_action, make_rule, update_field_action
 from tests.operations.factories import TenantFactory, UserFactory
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def _rename(tenant, name):
     tenant.name = name
     tenant.save()
-    return process_outbox()
+    return outbox_process()
 
 
 def test_create_alert_with_user_and_role_recipients_and_placeholders(tenant_entity):
@@ -208,7 +208,7 @@ def test_each_execution_records_the_rule_version_it_ran(tenant_entity):
     rule = make_rule(name="versioned", actions=[alert_action()])
     tenant = TenantFactory()
     _rename(tenant, "one")
-    rule = rule_update(rule=rule, actor=rule.created_by, description="changed")
+    rule = rule_save(rule=rule, actor=rule.created_by, description="changed")
     _rename(tenant, "two")
 
     versions = list(

@@ -4,7 +4,7 @@ dry-run page, read-only executions, delivery retry, alert bulk actions."""
 import pytest
 from django.urls import reverse
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import (
     Alert,
     AutomationExecution,
@@ -43,7 +43,7 @@ def test_an_operator_creates_a_rule_with_an_action_and_it_fires(admin_client, ro
     tenant = TenantFactory(name="Old")
     tenant.name = "Acme"
     tenant.save()
-    process_outbox()
+    outbox_process()
     assert Alert.objects.get().title == "Acme"
 
 
@@ -112,7 +112,7 @@ def test_execution_pages_are_read_only(admin_client, tenant_entity):
     tenant = TenantFactory()
     tenant.name = "x"
     tenant.save()
-    process_outbox()
+    outbox_process()
     execution = AutomationExecution.objects.get()
 
     listing = admin_client.get(reverse("admin:automation_automationexecution_changelist"))

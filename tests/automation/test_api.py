@@ -9,7 +9,7 @@ from django.apps import apps
 from django.core import mail
 from rest_framework.test import APIClient
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import AutomationRule
 from tests.automation.factories import alert_action, make_rule
 from tests.operations.factories import TenantFactory, UserFactory
@@ -200,7 +200,7 @@ def test_deleting_a_rule_with_history_deactivates_it(admin_api, tenant_entity):
     tenant = TenantFactory()
     tenant.name = "x"
     tenant.save()
-    process_outbox()
+    outbox_process()
 
     kept = admin_api.delete(f"{RULES}{used.pk}/")
     gone = admin_api.delete(f"{RULES}{unused.pk}/")

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from automation.actions.fields import resolve_target
-from automation.entities import sync_entities
+from automation.entities import entities_sync
 from automation.models import AutomationEvent, AutomationRule, RuleAction, RuleDependency
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import make_rule
 from tests.operations.factories import TenantFactory, UserFactory
 
@@ -32,7 +32,7 @@ def user_entity(settings, entities):
     """auth.User as an extra entity: a model outside the allowlist, with an
     editable DateTimeField (last_login)."""
     settings.AUTOMATION_ENTITIES = ("auth.User",)
-    sync_entities()
+    entities_sync()
 
 
 def _counts():
@@ -226,7 +226,7 @@ def test_the_service_refuses_null_conditions_for_any_caller(tenant_entity):
 
     # when / then: null conditions are a field error, not an IntegrityError
     with pytest.raises(ValidationError) as refused:
-        rule_update(rule=rule, actor=rule.created_by, trigger_conditions=None)
+        rule_save(rule=rule, actor=rule.created_by, trigger_conditions=None)
     assert "trigger_conditions" in refused.value.message_dict
 
 

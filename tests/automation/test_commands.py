@@ -1,7 +1,16 @@
-import pytest
-from django.core.management import CommandError, call_command
+from pathlib import Path
 
+import pytest
+from django.core.management import (
+    CommandError,
+    call_command,
+    find_commands,
+    load_command_class,
+)
+
+import automation
 from automation.models import Entity, NotificationDelivery
+from config.commands import BureauCommand
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +60,13 @@ def test_retry_of_a_delivered_or_unknown_delivery_is_a_clear_error(capsys):
     err = capsys.readouterr().err
     assert f"Delivery {delivered.pk} is delivered; it cannot become retrying." in err
     assert "Delivery 999999 does not exist." in err
+
+
+@pytest.mark.parametrize(
+    "name", find_commands(str(Path(automation.__file__).parent / "management"))
+)
+def test_every_automation_command_turns_domain_errors_into_one_line(name):
+    # BureauCommand: a domain error is one CommandError line, never a traceback
+    command = load_command_class("automation", name)
+
+    assert isinstance(command, BureauCommand)

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from automation import senders, services
 from automation.models import NotificationDelivery
 from automation.tasks import retry_deliveries_task
 from operations.models import OperationRun
@@ -90,3 +91,25 @@ def test_a_delivery_whose_worker_died_on_its_last_attempt_is_failed_and_counted(
     run = OperationRun.objects.filter(type="automation.retry_deliveries").get()
     assert [f["code"] for f in run.failure_summary] == ["automation.delivery_abandoned"]
     assert run.summary_counts["abandoned_failed"] == 1
+
+
+def test_an_attempt_whose_lease_was_taken_over_leaves_the_new_record(monkeypatch):
+    # given: a worker's send that outlives its lease, and meanwhile an
+    # operator's retry (allowed: the lease had run out) that took the delivery
+    delivery = _in_app(status="pending", max_attempts=3)
+
+    def slow_send(sending):  # stands in for the sender: the race happens while it sends
+        NotificationDelivery.objects.filter(pk=sending.pk).update(
+            status="retrying", lease_until=None, next_attempt_at=timezone.now()
+        )
+        return senders.SendResult("delivered")
+
+    monkeypatch.setitem(senders.SENDERS, "in_app", slow_send)
+
+    # when: the first worker's attempt ends
+    outcome = services.delivery_send(delivery.pk)
+
+    # then: its outcome is not written over the retry's record
+    assert outcome == "skipped"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.delivered_at, delivery.attempts) == ("retrying", None, 1)

@@ -4,9 +4,9 @@ cycles refused when saved with the cycle's path."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import AutomationExecution, RuleDependency
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import alert_action, make_rule, update_field_action
 from tests.operations.factories import TenantFactory
 
@@ -17,7 +17,7 @@ def _rename(name="x"):
     tenant = TenantFactory()
     tenant.name = name
     tenant.save()
-    process_outbox()
+    outbox_process()
     return tenant
 
 
@@ -26,8 +26,8 @@ def test_parents_run_before_their_children_whatever_the_ids(tenant_entity):
     grandchild = make_rule(name="grandchild", actions=[alert_action()])
     child = make_rule(name="child", actions=[alert_action()])
     parent = make_rule(name="parent", actions=[alert_action()])
-    rule_update(rule=child, actor=child.created_by, depends_on=[parent])
-    rule_update(rule=grandchild, actor=grandchild.created_by, depends_on=[child])
+    rule_save(rule=child, actor=child.created_by, depends_on=[parent])
+    rule_save(rule=grandchild, actor=grandchild.created_by, depends_on=[child])
 
     _rename()
 
@@ -71,7 +71,7 @@ def test_a_cycle_is_refused_when_saved_with_its_path(tenant_entity):
     c = make_rule(name="C", depends_on=[b])
 
     with pytest.raises(ValidationError) as error:
-        rule_update(rule=a, actor=a.created_by, depends_on=[c])
+        rule_save(rule=a, actor=a.created_by, depends_on=[c])
 
     message = error.value.message_dict["depends_on"][0]
     assert message == f"Dependency cycle: C (#{c.pk}) → A (#{a.pk}) → B (#{b.pk}) → C (#{c.pk})."
@@ -84,4 +84,4 @@ def test_a_rule_cannot_depend_on_itself(tenant_entity):
     a = make_rule(name="A")
 
     with pytest.raises(ValidationError, match="Dependency cycle"):
-        rule_update(rule=a, actor=a.created_by, depends_on=[a])
+        rule_save(rule=a, actor=a.created_by, depends_on=[a])

@@ -4,7 +4,7 @@ never run twice per rule, and stopped when rules keep re-triggering."""
 import pytest
 from django.db import transaction
 
-from automation.engine import process_outbox
+from automation.engine import outbox_process
 from automation.models import Alert, AutomationEvent, AutomationExecution, Entity
 from automation.tasks import drain_outbox_task
 from operations.models import OperationRun
@@ -102,11 +102,11 @@ def test_each_event_and_rule_pair_executes_at_most_once(tenant_entity):
     tenant = TenantFactory()
     tenant.name = "x"
     tenant.save()
-    process_outbox()
+    outbox_process()
 
     # a second worker finds the event pending again (say, a replay of the batch)
     AutomationEvent.objects.update(status="pending")
-    counts = process_outbox()
+    counts = outbox_process()
 
     assert counts["duplicates"] == 1 and counts.get("executions", 0) == 0
     assert AutomationExecution.objects.filter(rule=rule).count() == 1
@@ -130,6 +130,47 @@ def test_processing_runs_after_commit_through_the_queued_task(
     assert set(AutomationEvent.objects.values_list("status", flat=True)) == {"processed"}
 
 
+def test_an_event_after_a_rolled_back_savepoint_still_queues_processing(
+    tenant_entity, django_capture_on_commit_callbacks
+):
+    # given: the first event of a transaction rolled back with its savepoint
+    make_rule(name="any update", actions=[alert_action()])
+    tenant = TenantFactory()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            tenant.name = "undone"
+            tenant.save()
+            raise RuntimeError("roll the savepoint back")
+        # when: the transaction writes another event
+        tenant.name = "kept"
+        tenant.save()
+
+    # then: its commit queues the processing (once) and the kept change ran
+    assert len(callbacks) == 1
+    assert list(Alert.objects.values_list("title", flat=True)) == ["Tenant kept changed"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_after_a_rolled_back_one_queues_processing_again(tenant_entity):
+    # given: a transaction that wrote an event and rolled back
+    make_rule(name="any update", actions=[alert_action()])
+    tenant = TenantFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        tenant.name = "undone"
+        tenant.save()
+        raise RuntimeError("roll it back")
+
+    # when: the next transaction writes one and commits
+    with transaction.atomic():
+        tenant.name = "kept"
+        tenant.save()
+
+    # then: the queued task (run inline here) processed it
+    assert list(Alert.objects.values_list("title", flat=True)) == ["Tenant kept changed"]
+    assert not AutomationEvent.objects.filter(status="pending").exists()
+
+
 def test_the_chain_guard_stops_a_rule_that_keeps_retriggering_itself(settings, tenant_entity):
     # given: a rule that renames the tenant on every update of it
     settings.AUTOMATION_MAX_CHAIN_DEPTH = 3
@@ -139,7 +180,7 @@ def test_the_chain_guard_stops_a_rule_that_keeps_retriggering_itself(settings, t
     # when: one update by a person
     tenant.name = "t0"
     tenant.save()
-    process_outbox()
+    outbox_process()
 
     # then: depth 0..3 ran, depth 4 was recorded as skipped with the reason
     executions = list(AutomationExecution.objects.filter(rule=rule).order_by("depth"))
@@ -172,7 +213,7 @@ def test_a_broken_event_does_not_hold_up_the_rest_of_its_batch(settings, tenant_
     last.save()
 
     # when
-    counts = process_outbox()
+    counts = outbox_process()
 
     # then: the good ones ran; the broken one was tried, recorded, and failed for good
     assert counts["events"] == 2 and counts["events_failed"] == 1

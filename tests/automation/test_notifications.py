@@ -12,8 +12,9 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from automation.deliveries import SIGNATURE_HEADER, backoff_delay
 from automation.models import AutomationExecution, NotificationDelivery
+from automation.senders import SIGNATURE_HEADER
+from automation.services import backoff_delay
 from automation.tasks import retry_deliveries_task
 from operations.models import OperationRun
 from tests.automation.factories import GroupFactory, make_rule

@@ -12,9 +12,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from automation.deliveries import delivery_retry
-from automation.dry_run import rule_dry_run
-from automation.engine import replay_event
+from automation.engine import event_replay
 from automation.models import (
     Alert,
     AutomationEvent,
@@ -22,7 +20,13 @@ from automation.models import (
     AutomationRule,
     NotificationDelivery,
 )
-from automation.services import alert_set_status_by_operator, rule_deactivate, rule_delete
+from automation.services import (
+    alert_set_status_by_operator,
+    delivery_retry,
+    rule_deactivate,
+    rule_delete,
+    rule_dry_run,
+)
 from config.errors import Forbidden
 from tests.automation.factories import AlertFactory, make_rule
 from tests.operations.factories import TenantFactory, UserFactory
@@ -91,7 +95,7 @@ def _state(world) -> tuple:
 
 SERVICES = {
     "retry a delivery": lambda w, actor: delivery_retry(delivery_id=w["delivery"].pk, actor=actor),
-    "replay an event": lambda w, actor: replay_event(w["event"].pk, actor=actor),
+    "replay an event": lambda w, actor: event_replay(w["event"].pk, actor=actor),
     "dry-run a rule": lambda w, actor: rule_dry_run(
         rule=w["rule"], entity="operations_tenant", object_id=w["tenant"].pk, actor=actor
     ),

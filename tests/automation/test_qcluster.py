@@ -7,7 +7,7 @@ import time
 import pytest
 from django_q.conf import Conf
 
-from automation.entities import sync_entities
+from automation.entities import entities_sync
 from automation.models import Alert, AutomationEvent, NotificationDelivery
 from tests.automation.factories import alert_action, make_rule
 from tests.operations.factories import TenantFactory, UserFactory
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_committed_change_is_processed_by_a_real_cluster(qcluster, monkeypatch):
     # given: tasks go to the real broker (not run inline), and a rule with two actions
     monkeypatch.setattr(Conf, "SYNC", False)
-    sync_entities()
+    entities_sync()
     operator = UserFactory(username="operator")
     make_rule(
         name="renamed",

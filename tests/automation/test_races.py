@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from automation import events
-from automation.engine import RuleBook, process_outbox, run_event
-from automation.entities import sync_entities
+from automation.engine import RuleBook, event_run, outbox_process
+from automation.entities import entities_sync
 from automation.models import Alert, AutomationEvent, AutomationExecution, RuleDependency
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import alert_action, make_rule
 from tests.concurrency import run_concurrently
 from tests.operations.factories import TenantFactory
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def two_rules(monkeypatch):
     # Events are left for the workers below: no processing is queued on commit.
     monkeypatch.setattr(events, "request_outbox_processing", lambda: None)
-    sync_entities()
+    entities_sync()
     return [
         make_rule(name="first", actions=[alert_action()]),
         make_rule(name="second", actions=[alert_action()]),
@@ -43,7 +43,7 @@ def test_two_workers_draining_one_outbox_execute_each_event_and_rule_exactly_onc
     assert AutomationEvent.objects.filter(status="pending").count() == 30
 
     # when: two workers drain concurrently, in small batches
-    results, errors = run_concurrently(lambda: process_outbox(batch_size=3), n=2)
+    results, errors = run_concurrently(lambda: outbox_process(batch_size=3), n=2)
 
     # then
     assert errors == []
@@ -65,7 +65,7 @@ def test_many_workers_running_the_same_event_make_one_execution_per_rule(two_rul
         counts: Counter = Counter()
         with transaction.atomic():
             event = AutomationEvent.objects.select_related("entity").get(pk=event_id)
-            run_event(event, RuleBook(), counts)
+            event_run(event, RuleBook(), counts)
         return counts
 
     # when
@@ -81,10 +81,10 @@ def test_many_workers_running_the_same_event_make_one_execution_per_rule(two_rul
 
 def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
     # given: A → B → C → D with the middle link missing on both sides of a loop
-    sync_entities()
+    entities_sync()
     a, b, c, d = (make_rule(name=n) for n in "ABCD")
-    rule_update(rule=b, actor=b.created_by, depends_on=[a])  # A → B
-    rule_update(rule=d, actor=d.created_by, depends_on=[c])  # C → D
+    rule_save(rule=b, actor=b.created_by, depends_on=[a])  # A → B
+    rule_save(rule=d, actor=d.created_by, depends_on=[c])  # C → D
     edits = iter([(c, b), (a, d)])  # B → C and D → A would close A→B→C→D→A
     lock = threading.Lock()
 
@@ -92,7 +92,7 @@ def test_two_concurrent_edits_cannot_close_a_dependency_loop_together():
         with lock:
             child, parent = next(edits)
         try:
-            rule_update(rule=child, actor=child.created_by, depends_on=[parent])
+            rule_save(rule=child, actor=child.created_by, depends_on=[parent])
         except ValidationError as error:
             return error.message_dict["depends_on"][0]
         return "ok"
@@ -113,16 +113,16 @@ def test_a_console_save_waits_for_a_concurrent_edit_and_sees_its_loop(client):
     from automation.models import Entity, TriggerType
     from tests.operations.factories import UserFactory
 
-    sync_entities()
+    entities_sync()
     a, b, c = (make_rule(name=n) for n in "ABC")
-    rule_update(rule=b, actor=b.created_by, depends_on=[a])
+    rule_save(rule=b, actor=b.created_by, depends_on=[a])
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     locked, release = threading.Event(), threading.Event()
 
     def service_edit():
         try:
             with transaction.atomic():
-                rule_update(rule=c, actor=c.created_by, depends_on=[b])
+                rule_save(rule=c, actor=c.created_by, depends_on=[b])
                 locked.set()
                 release.wait(timeout=2)  # the console save starts meanwhile
         finally:

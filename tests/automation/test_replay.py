@@ -17,7 +17,7 @@ from automation.models import (
     EntityType,
     IdempotencyRecord,
 )
-from automation.services import rule_update
+from automation.services import rule_save
 from tests.automation.factories import alert_action, make_rule, update_field_action
 from tests.operations.factories import TenantFactory, UserFactory
 
@@ -45,7 +45,7 @@ def _partial_execution_then_edit(django_capture_on_commit_callbacks):
     execution = AutomationExecution.objects.get(rule=rule)
     assert execution.status == "partial" and Alert.objects.count() == 1
     tenant.workspace.__class__.objects.filter(slug="taken").update(slug="was-taken")
-    rule_update(
+    rule_save(
         rule=rule,
         actor=rule.created_by,
         actions=[alert_action(order=1), update_field_action("workspace.slug", "{{name}}", order=2)],

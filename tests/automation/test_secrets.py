@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from automation.actions.fields import resolve_target
-from automation.entities import field_names, snapshot, sync_entities
+from automation.entities import entities_sync, field_names, snapshot
 from automation.models import AutomationEvent
 from automation.validation import condition_errors
 from tests.automation.factories import make_rule
@@ -26,7 +26,7 @@ def user_entity(settings, entities):
     from automation.events import connect_signals
 
     settings.AUTOMATION_ENTITIES = ("auth.User",)
-    sync_entities()
+    entities_sync()
     user_model = get_user_model()
     connect_signals([user_model])
     yield

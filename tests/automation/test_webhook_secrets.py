@@ -14,8 +14,9 @@ from django.core.checks import run_checks
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from automation.deliveries import SIGNATURE_HEADER, send_delivery
 from automation.models import AutomationRule, NotificationDelivery
+from automation.senders import SIGNATURE_HEADER
+from automation.services import delivery_send
 from tests.automation.factories import admin_rule_form, make_rule
 from tests.automation.receivers import Receiver
 from tests.operations.factories import TenantFactory, UserFactory
@@ -196,7 +197,7 @@ def test_a_stored_delivery_naming_another_setting_is_not_signed_with_it(secrets)
         )
 
         # when: a worker sends it
-        status = send_delivery(delivery.pk)
+        status = delivery_send(delivery.pk)
 
     # then: nothing is sent, and the delivery says why
     delivery.refresh_from_db()

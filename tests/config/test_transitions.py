@@ -19,6 +19,7 @@ from config.transitions import (
     lock_many,
     transition,
     transition_if,
+    transition_many_if,
 )
 from operations.choices import RUN_STATES, RunOutcome, RunStatus
 from operations.models import OperationRun
@@ -70,6 +71,34 @@ def test_the_conditional_form_refuses_with_the_state_the_row_has_now():
     assert refused.value.code == "operation.invalid_transition"
     assert refused.value.current == RunStatus.COMPLETED
     assert run.status == RunStatus.QUEUED  # our copy is left as it was
+
+
+def test_the_batched_conditional_form_moves_many_rows_in_one_statement():
+    from django.db.models import F
+
+    runs = [OperationRunFactory(status=RunStatus.QUEUED, initiator_name="x") for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as queries:
+        moved = transition_many_if(runs, RunStatus.RUNNING, initiator_name=F("type"))
+
+    assert moved == 3 and len(queries) == 1
+    assert [r.status for r in runs] == [RunStatus.RUNNING] * 3
+    stored = OperationRun.objects.filter(pk__in=[r.pk for r in runs])
+    assert {(r.status, r.initiator_name == r.type) for r in stored} == {(RunStatus.RUNNING, True)}
+
+
+def test_the_batched_conditional_form_names_a_row_that_could_not_move():
+    queued, done = OperationRunFactory(status=RunStatus.QUEUED), _completed_run()
+
+    with pytest.raises(InvalidTransition) as refused, transaction.atomic():
+        transition_many_if([queued, done], RunStatus.RUNNING)
+
+    assert (refused.value.current, refused.value.code) == (
+        RunStatus.COMPLETED,
+        "operation.invalid_transition",
+    )
+    assert str(refused.value.message).startswith(f"Operation run {done.pk} is completed")
+    assert OperationRun.objects.get(pk=queued.pk).status == RunStatus.QUEUED  # undone with it
 
 
 def test_a_guard_narrows_the_conditional_move():
@@ -245,6 +274,15 @@ def test_rows_are_locked_in_primary_key_order():
     assert [r.pk for r in locked] == sorted(r.pk for r in runs)
 
 
+def test_a_limited_lock_takes_the_first_rows_in_primary_key_order():
+    runs = [OperationRunFactory() for _ in range(4)]
+
+    with transaction.atomic():
+        locked = lock_many(OperationRun.objects.filter(pk__in=[r.pk for r in runs]), limit=2)
+
+    assert [r.pk for r in locked] == sorted(r.pk for r in runs)[:2]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_skip_locked_leaves_the_rows_another_transaction_holds():
     if not on_postgres():
@@ -267,11 +305,14 @@ def test_skip_locked_leaves_the_rows_another_transaction_holds():
         assert held.wait(30)
         with transaction.atomic():
             free = lock_many(OperationRun, skip_locked=True)
+        with transaction.atomic():  # a worker's batch: the first free rows
+            batch = lock_many(OperationRun, skip_locked=True, limit=1)
     finally:
         release.set()
         thread.join(30)
 
     assert [r.pk for r in free] == [second.pk]
+    assert [r.pk for r in batch] == [second.pk]
 
 
 def test_the_first_row_of_a_queue_is_locked_in_the_queues_order_or_none():

@@ -31,7 +31,7 @@ from rest_framework.authtoken.models import Token
 from approvals.knox.launcher import start_simulator, stop_simulator
 from approvals.models import PendingAction
 from approvals.services import approval_request, knox_profile_set
-from automation.entities import invalidate_watch_index, sync_entities
+from automation.entities import entities_sync, invalidate_watch_index
 from automation.models import Alert, AutomationExecution, AutomationRule, NotificationDelivery
 from operations.choices import MemberRole
 from operations.models import OperationRun, Tenant, Workspace
@@ -84,7 +84,7 @@ def seeded(knox, settings, monkeypatch, tmp_path):
     settings.KNOX_BASE_URL = knox.url
     monkeypatch.setattr(Conf, "SYNC", True)  # automation's outbox runs inline here
     call_command("seed_demo", verbosity=0)
-    sync_entities()
+    entities_sync()
     invalidate_watch_index()
     admin = UserFactory(username="root", is_staff=True, is_superuser=True)
     member = UserFactory(username="member")

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from automation.entities import sync_entities
+from automation.entities import entities_sync
 from automation.models import Entity
 from operations.choices import RunOutcome, RunStatus
 from operations.models import OperationRun
@@ -130,7 +130,7 @@ def test_metrics_report_backlogs_ages_and_ledger_totals(client, metrics_from_loc
     _completed_run("approvals.poll_knox", RunOutcome.FAILED, seconds=None, ago=20)
     OperationRunFactory(type="scanning.check_agent", status=RunStatus.RUNNING)
     # the outbox: two waiting, the oldest for 5 minutes
-    sync_entities()
+    entities_sync()
     entity = Entity.objects.get(model_label="operations.Tenant")
     _aged(AutomationEventFactory(entity=entity), "created_at", 300)
     AutomationEventFactory(entity=entity)
@@ -232,7 +232,7 @@ def test_ages_that_have_no_subject_yet_are_absent_or_zero(client, metrics_from_l
 
 
 def _fill(rows: int) -> None:
-    sync_entities()
+    entities_sync()
     entity = Entity.objects.get(model_label="operations.Tenant")
     statuses = ["pending", "executed", "failed", "rejected"]
     for i in range(rows):

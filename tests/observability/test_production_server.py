@@ -165,7 +165,6 @@ def _session_of(user) -> str:
     the admin's login would leave it."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
-
     from django.test import override_settings
 
     # Signed with the server's key, not the test run's: the session hash and

@@ -1,6 +1,6 @@
 from django.core.management.base import CommandError
 
-from automation.engine import replay_event
+from automation.engine import event_replay
 from config.commands import BureauCommand
 from operations.sanitize import sanitize_message
 
@@ -17,7 +17,7 @@ class Command(BureauCommand):
 
     def run(self, *args, event_id, **options):
         try:
-            counts = replay_event(event_id)
+            counts = event_replay(event_id)
         except (LookupError, ValueError) as error:
             # The event's entity no longer resolves to a model, or its data does not fit it.
             raise CommandError(

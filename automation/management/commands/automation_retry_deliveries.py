@@ -1,10 +1,12 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from automation.deliveries import delivery_retry
+from automation.services import delivery_retry
+from automation.tasks import retry_deliveries_task
+from config.commands import BureauCommand
 from config.errors import ApplicationError
 
 
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "Send the notification deliveries that are due now (recorded as an "
         "automation.retry_deliveries run), or with --id retry the given ones at once, "
@@ -14,10 +16,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--id", dest="ids", type=int, action="append", default=[], metavar="ID")
 
-    def handle(self, *args, ids, **options):
+    def run(self, *args, ids, **options):
         if not ids:
-            from automation.tasks import retry_deliveries_task
-
             counts = retry_deliveries_task()
             if counts is None:
                 raise CommandError(

@@ -1,16 +1,15 @@
-from django.core.management.base import BaseCommand
+from automation.entities import entities_sync
+from config.commands import BureauCommand
 
-from automation.entities import sync_entities
 
-
-class Command(BaseCommand):
+class Command(BureauCommand):
     help = (
         "Register Bureau's models and those listed in AUTOMATION_ENTITIES as automation "
         "entities (idempotent). Listed models that do not exist are reported and skipped."
     )
 
-    def handle(self, *args, **options):
-        report = sync_entities()
+    def run(self, *args, **options):
+        report = entities_sync()
         for label in report.created:
             self.stdout.write(f"registered {label}")
         for label in report.updated:

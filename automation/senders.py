@@ -1,13 +1,11 @@
-"""Sending notification deliveries: e-mail, SMS, push, in-app, webhook.
+"""How a delivery reaches its recipient, one sender per channel: e-mail
+(Django's mail backend), SMS and push (pluggable backends), in-app (the row
+itself), webhook (a signed POST). A sender sends and says what happened; it
+writes nothing (the delivery service records the outcome).
 
-A worker takes a delivery with a conditional UPDATE (sendable status, due,
-no live lease) that also counts the attempt, sends outside any transaction,
-then records the outcome. A failure that may pass (connection error,
-timeout, 408/425/429/5xx, SMTP 4xx) is retried with exponential backoff
-until ``max_attempts``, then the delivery is ``failed``; a permanent refusal
-by the provider (SMTP 5xx, a gateway's 4xx, an unknown push token) makes it
-``bounced``; any other failure fails it at once. Provider responses and
-errors are stored sanitised.
+A failure that may pass (connection error, timeout, 408/425/429/5xx, SMTP
+4xx) is ``retryable``; a permanent refusal by the provider (SMTP 5xx, a
+gateway's 4xx, an unknown push token) is ``bounced``.
 """
 
 from __future__ import annotations
@@ -15,17 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import smtplib
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import requests
 from django.core.mail import EmailMessage, get_connection
-from django.db.models import F, Q
-from django.db.models.functions import Greatest
-from django.utils import timezone
 
 from automation import conf
 from automation.backends import (
@@ -37,18 +30,8 @@ from automation.backends import (
     get_sms_backend,
 )
 from automation.backends.http import RETRYABLE_HTTP, sanitized_response
-from automation.choices import (
-    RETRYABLE_BY_HAND_STATUSES,
-    SENDABLE_DELIVERY_STATUSES,
-    DeliveryChannel,
-    DeliveryStatus,
-)
+from automation.choices import DeliveryChannel, DeliveryStatus
 from automation.models import NotificationDelivery, NotificationProfile
-from automation.permissions import RETRY_DELIVERY, require
-from config.errors import Conflict, InvalidTransition, NotFound
-from operations.sanitize import sanitize_message
-
-logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Bureau-Signature-256"
 _session = requests.Session()
@@ -258,169 +241,3 @@ SENDERS = {
     DeliveryChannel.IN_APP: _send_in_app,
     DeliveryChannel.WEBHOOK: _send_webhook,
 }
-
-
-def backoff_delay(attempts: int) -> timedelta:
-    seconds = conf.delivery_backoff_seconds() * (2 ** max(attempts - 1, 0))
-    return timedelta(seconds=min(seconds, conf.delivery_backoff_max_seconds()))
-
-
-def _claim(delivery_id: int, now) -> bool:
-    claimed = (
-        NotificationDelivery.objects.filter(
-            pk=delivery_id, status__in=SENDABLE_DELIVERY_STATUSES, attempts__lt=F("max_attempts")
-        )
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            lease_until=now + timedelta(seconds=conf.delivery_lease_seconds()),
-            attempts=F("attempts") + 1,
-            updated_date=now,
-        )
-    )
-    return bool(claimed)
-
-
-def send_delivery(delivery_id: int) -> str:
-    """One attempt at one delivery: returns its new status, or ``"skipped"``
-    when it is not due, already final, or another worker holds it."""
-    now = timezone.now()
-    if not _claim(delivery_id, now):
-        return "skipped"
-    delivery = NotificationDelivery.objects.select_related("recipient_user").get(pk=delivery_id)
-    try:
-        result = SENDERS[delivery.channel](delivery)
-    except Exception as error:  # noqa: BLE001 - a sender bug must not lose the delivery
-        logger.exception("delivery %s raised", delivery_id)
-        result = SendResult(
-            DeliveryStatus.FAILED, retryable=True, error=f"{type(error).__name__}: {error}"
-        )
-    done = timezone.now()
-    values: dict[str, Any] = {
-        "lease_until": None,
-        "provider_response": result.provider_response or None,
-        "error_message": sanitize_message(result.error) if result.error else "",
-        "updated_date": done,
-    }
-    if result.status == DeliveryStatus.DELIVERED:
-        values.update(status=DeliveryStatus.DELIVERED, sent_at=done, delivered_at=done)
-    elif result.status == DeliveryStatus.SENT:
-        values.update(status=DeliveryStatus.SENT, sent_at=done)
-    elif result.status == DeliveryStatus.BOUNCED:
-        values.update(status=DeliveryStatus.BOUNCED, failed_at=done, next_attempt_at=None)
-    elif result.retryable and delivery.attempts < delivery.max_attempts:
-        values.update(
-            status=DeliveryStatus.RETRYING, next_attempt_at=done + backoff_delay(delivery.attempts)
-        )
-    else:
-        values.update(status=DeliveryStatus.FAILED, failed_at=done, next_attempt_at=None)
-    NotificationDelivery.objects.filter(pk=delivery_id).update(**values)
-    return values["status"]
-
-
-def due_delivery_ids(*, now=None, limit: int = 500) -> list[int]:
-    now = now or timezone.now()
-    return list(
-        NotificationDelivery.objects.filter(
-            status__in=SENDABLE_DELIVERY_STATUSES, attempts__lt=F("max_attempts")
-        )
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .order_by("next_attempt_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
-def fail_abandoned_deliveries(*, now=None) -> int:
-    """Deliveries whose worker died during their last allowed attempt: every
-    attempt is used and the lease ran out, so no worker will take them again.
-    They become ``failed``; returns how many."""
-    now = now or timezone.now()
-    reason = sanitize_message(
-        "The worker sending the last attempt stopped before recording its outcome "
-        "(lease expired); no attempts left."
-    )
-    return NotificationDelivery.objects.filter(
-        status__in=SENDABLE_DELIVERY_STATUSES,
-        attempts__gte=F("max_attempts"),
-        lease_until__lt=now,
-    ).update(
-        status=DeliveryStatus.FAILED,
-        failed_at=now,
-        next_attempt_at=None,
-        lease_until=None,
-        error_message=reason,
-        updated_date=now,
-    )
-
-
-def send_deliveries(ids) -> dict[str, int]:
-    counts = {
-        "attempted": 0,
-        "delivered": 0,
-        "sent": 0,
-        "retrying": 0,
-        "failed": 0,
-        "bounced": 0,
-        "skipped": 0,
-    }
-    for delivery_id in ids:
-        status = send_delivery(delivery_id)
-        if status != "skipped":
-            counts["attempted"] += 1
-        counts[status] = counts.get(status, 0) + 1
-    return counts
-
-
-def request_sending(ids: list[int]) -> None:
-    from django_q.tasks import async_task
-
-    try:
-        async_task("automation.tasks.send_deliveries_task", list(ids), task_name="automation.send")
-    except Exception:  # noqa: BLE001 - the retry schedule sends what is due
-        logger.exception("could not queue delivery sending; the retry schedule will")
-
-
-def delivery_retry(*, delivery_id: int, actor=None) -> NotificationDelivery:
-    """An operator's retry: a failed (or waiting) delivery gets one more attempt
-    now. Delivered or sent ones cannot be retried (409)."""
-    require(actor, RETRY_DELIVERY, doing="retry notification deliveries")
-    now = timezone.now()
-    # A worker holding a live lease may be sending it right now: retrying
-    # would send it twice. Only a free or expired lease can be taken over.
-    updated = (
-        NotificationDelivery.objects.filter(pk=delivery_id, status__in=RETRYABLE_BY_HAND_STATUSES)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            status=DeliveryStatus.RETRYING,
-            next_attempt_at=now,
-            lease_until=None,
-            failed_at=None,
-            max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
-            updated_date=now,
-        )
-    )
-    if not updated:
-        row = (
-            NotificationDelivery.objects.filter(pk=delivery_id)
-            .values_list("status", "lease_until")
-            .first()
-        )
-        if row is None:
-            raise NotFound(f"Delivery {delivery_id} does not exist.", code="automation.no_delivery")
-        current, lease_until = row
-        if current in RETRYABLE_BY_HAND_STATUSES and lease_until is not None:
-            raise Conflict(
-                f"Delivery {delivery_id} is in flight (a worker holds it until "
-                f"{lease_until.isoformat()}); retry after that.",
-                code="automation.delivery_in_flight",
-                extra={"current_state": current},
-            )
-        raise InvalidTransition(
-            subject=f"Delivery {delivery_id}",
-            current=current,
-            target=DeliveryStatus.RETRYING,
-            code="automation.delivery_not_retryable",
-        )
-    send_delivery(delivery_id)
-    return NotificationDelivery.objects.get(pk=delivery_id)

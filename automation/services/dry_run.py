@@ -13,13 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from automation.actions import ActionContext, action_registry
-from automation.actions.notifications import mask_config
 from automation.choices import Trigger
 from automation.conditions import evaluate
 from automation.engine import Target, action_config, active_actions
 from automation.entities import fetch_snapshot, field_key_for, field_names, resolve_model
 from automation.models import AutomationRule
 from automation.permissions import DRY_RUN_RULE, require
+from automation.webhooks import mask_config
 from config.errors import InvalidInput, NotFound
 
 

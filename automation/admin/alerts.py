@@ -1,0 +1,113 @@
+"""Alerts: read-only, with their recipients, acknowledgements and status
+history; operators acknowledge or dismiss them for everyone."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from automation.choices import AlertStatus
+from automation.models import (
+    Alert,
+    AlertAcknowledgement,
+    AlertRecipient,
+    AlertStatusChange,
+)
+from automation.services import (
+    alert_set_status_by_operator,
+)
+from config.errors import ApplicationError, Forbidden
+from operations.admin import pretty_json
+
+
+class RecipientInline(admin.TabularInline):
+    model = AlertRecipient
+    extra = 0
+    fields = ["recipient_type", "user", "group", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AcknowledgementInline(RecipientInline):
+    model = AlertAcknowledgement
+    fields = ["acknowledged_by", "kind", "acknowledged_date", "notes"]
+    readonly_fields = fields
+
+
+class StatusChangeInline(RecipientInline):
+    """Who or what moved the alert as a whole, and why."""
+
+    model = AlertStatusChange
+    fields = ["created_at", "from_status", "to_status", "actor_name", "reason"]
+    readonly_fields = fields
+    verbose_name_plural = "status history"
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "title",
+        "severity",
+        "status",
+        "alert_type",
+        "source_entity_name",
+        "source_entity_id",
+        "created_at",
+    ]
+    list_filter = ["status", "severity", "alert_type"]
+    search_fields = ["=id", "title", "alert_type", "source_entity_id"]
+    inlines = [RecipientInline, AcknowledgementInline, StatusChangeInline]
+    actions = ["acknowledge", "dismiss"]
+    fields = [
+        "alert_type",
+        "severity",
+        "title",
+        "message",
+        "status",
+        "source_entity_name",
+        "source_entity_id",
+        "source_rule",
+        "source_execution",
+        "expires_date",
+        "created_at",
+        "updated_at",
+        "context_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="context")
+    def context_pretty(self, alert):
+        return pretty_json(alert.context)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _bulk(self, request, queryset, status):
+        done = 0
+        for alert in queryset.order_by("pk"):
+            try:
+                alert_set_status_by_operator(alert=alert, status=status, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request, queryset):
+        self._bulk(request, queryset, AlertStatus.ACKNOWLEDGED)
+
+    @admin.action(description="Dismiss selected alerts")
+    def dismiss(self, request, queryset):
+        self._bulk(request, queryset, AlertStatus.DISMISSED)

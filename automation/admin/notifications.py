@@ -1,0 +1,89 @@
+"""Notification deliveries (read-only, with a retry action) and where each
+person's SMS and push go."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from automation.admin.base import ReadOnlyAdmin
+from automation.models import (
+    NotificationDelivery,
+    NotificationProfile,
+)
+from automation.services import (
+    delivery_retry,
+)
+from config.errors import ApplicationError, Forbidden
+from operations.admin import pretty_json
+
+
+@admin.register(NotificationProfile)
+class NotificationProfileAdmin(admin.ModelAdmin):
+    """Where each person's SMS and push notifications go."""
+
+    list_display = ["user", "phone_number", "has_push_token", "updated_at"]
+    search_fields = ["user__username", "user__email", "phone_number"]
+    autocomplete_fields = ["user"]
+    fields = ["user", "phone_number", "push_token", "updated_at"]
+    readonly_fields = ["updated_at"]
+
+    @admin.display(boolean=True, description="push token")
+    def has_push_token(self, profile):
+        return bool(profile.push_token)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "channel",
+        "recipient",
+        "status",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "updated_at",
+    ]
+    list_filter = ["status", "channel"]
+    search_fields = ["=id", "recipient", "=notification_id"]
+    actions = ["retry"]
+    fields = [
+        "id",
+        "notification_id",
+        "execution",
+        "rule",
+        "action",
+        "channel",
+        "recipient",
+        "status",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "sent_at",
+        "delivered_at",
+        "failed_at",
+        "error_message",
+        "provider_pretty",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="provider response")
+    def provider_pretty(self, delivery):
+        return pretty_json(delivery.provider_response)
+
+    @admin.action(description="Retry selected deliveries now")
+    def retry(self, request, queryset):
+        for delivery in queryset.order_by("pk"):
+            try:
+                result = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+            except Forbidden as refused:
+                self.message_user(request, refused.message, messages.ERROR)
+                return
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.WARNING)
+            else:
+                self.message_user(
+                    request, f"Delivery {result.pk}: {result.status}.", messages.SUCCESS
+                )
