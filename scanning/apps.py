@@ -20,6 +20,7 @@ class ScanningConfig(AppConfig):
                 "checked",
                 "agent_stale",
                 "failed_agent_lost",
+                "assembly_requeued",
                 "failed_stalled",
                 "canceled_idle",
             ),

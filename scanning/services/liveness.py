@@ -5,9 +5,10 @@ kept)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -32,7 +33,11 @@ from scanning.services.assembly import scan_job_assemble, scan_job_assembly_enqu
 def scan_agent_check(*, now: datetime | None = None) -> dict[str, int]:
     """The scheduled liveness check. A lost agent fails the job that is
     scanning (``agent.lost``, batches kept); a ``ready`` job idle too long is
-    canceled; a ``scanning`` job without progress too long fails. Queued jobs
+    canceled; a ``scanning`` job without progress too long fails. An
+    ``assembling`` job whose merge has not finished within a run lease is
+    queued for assembly again: a worker that died mid-merge leaves it there,
+    and the fresh task takes over its run once the lease has run out (a merge
+    still alive keeps its run, and the extra task is skipped). Queued jobs
     are never touched: they wait for a scanner, not for an agent."""
     now = now or timezone.now()
     counts = {
@@ -41,6 +46,7 @@ def scan_agent_check(*, now: datetime | None = None) -> dict[str, int]:
         "failed_agent_lost": 0,
         "failed_stalled": 0,
         "canceled_idle": 0,
+        "assembly_requeued": 0,
     }
     stale_before = now - conf.agent_stale_after()
 
@@ -48,6 +54,14 @@ def scan_agent_check(*, now: datetime | None = None) -> dict[str, int]:
         heartbeat = scan_agent_status_get().last_heartbeat
         return heartbeat is None or heartbeat < stale_before
 
+    # Half a lease: a merge that just began is not queued twice in the common
+    # case, and a dead one is queued again before its lease has run out.
+    lease_before = now - timedelta(seconds=settings.RUN_LEASE_SECONDS / 2)
+    for job_id in ScanJob.objects.filter(
+        status=ScanJobStatus.ASSEMBLING, updated_at__lt=lease_before
+    ).values_list("pk", flat=True):
+        transaction.on_commit(partial(scan_job_assembly_enqueue, job_id=job_id))
+        counts["assembly_requeued"] += 1
     stale = agent_is_stale()
     counts["agent_stale"] = int(stale)
     for job_id in ScanJob.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):

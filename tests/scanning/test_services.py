@@ -1165,3 +1165,33 @@ def test_the_permission_is_checked_before_the_job_is_looked_up():
     # a refusal is the same whether the job exists or not
     with pytest.raises(OperatorPermissionRequired):
         services.scan_job_queue(job_id=424242, actor=UserFactory())
+
+
+def test_an_assembly_left_by_a_dead_worker_is_queued_again_a_fresh_one_is_not(
+    settings, django_capture_on_commit_callbacks
+):
+    # given: a job assembling for longer than half a run lease
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    settings.RUN_LEASE_SECONDS = 60
+    left = ScanJobFactory(status=ScanJobStatus.ASSEMBLING)
+    ScanJob.objects.filter(pk=left.pk).update(updated_at=timezone.now() - timedelta(seconds=45))
+    ScanJobFactory(status=ScanJobStatus.QUEUED)  # waits for a scanner, not a merge
+    OrmQ.objects.all().delete()
+
+    # when: the liveness check runs
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = services.scan_agent_check()
+
+    # then: the left one's merge is queued again (a live merge would skip it)
+    assert counts["assembly_requeued"] == 1
+    (queued,) = OrmQ.objects.all()
+    package = SignedPackage.loads(queued.payload)
+    assert (package["func"], package["args"]) == (
+        "scanning.tasks.assemble_scan_job_task",
+        (left.pk,),
+    )
+    # and a merge that began a moment ago is left to its worker
+    ScanJob.objects.filter(pk=left.pk).update(updated_at=timezone.now())
+    assert services.scan_agent_check()["assembly_requeued"] == 0
