@@ -115,6 +115,7 @@ def test_the_scheduled_task_runs_inside_tracked_run():
         "failed_agent_lost",
         "failed_stalled",
         "canceled_idle",
+        "assembly_requeued",
     }
 
 

@@ -860,6 +860,7 @@ def test_a_live_agent_keeps_its_scanning_job(agent, heartbeat):
         "failed_agent_lost": 0,
         "failed_stalled": 0,
         "canceled_idle": 0,
+        "assembly_requeued": 0,
     }
 
 
