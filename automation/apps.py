@@ -92,6 +92,8 @@ class AutomationConfig(AppConfig):
                 "failed",
                 "bounced",
                 "skipped",
+                "queued",
+                "released",
                 "abandoned_failed",
             ),
             stale_running_after=timedelta(minutes=30),

@@ -3,9 +3,11 @@ delivery sender; the scheduled ones run inside tracked_run."""
 
 from __future__ import annotations
 
+from automation import conf
+from automation.actions.notifications import queue_delivery_sending
 from automation.engine import outbox_process, scheduled_rules_run
 from automation.selectors import deliveries_due_ids
-from automation.services import alerts_expire, deliveries_fail_abandoned, deliveries_send
+from automation.services import alerts_expire, deliveries_release_abandoned, deliveries_send
 from operations.tracking import tracked_run
 
 
@@ -36,9 +38,17 @@ def scheduled_rules_task(tracker) -> dict[str, int]:
 
 @tracked_run("automation.retry_deliveries", initiator_name="schedule")
 def retry_deliveries_task(tracker) -> dict[str, int]:
-    abandoned = deliveries_fail_abandoned()
-    counts = deliveries_send(deliveries_due_ids())
-    counts["abandoned_failed"] = abandoned
+    """Every minute: deliveries whose worker died go back to be sent again,
+    then what is due is sent: the first chunk here, the others as tasks of
+    their own, so every cluster shares a large backlog."""
+    released = deliveries_release_abandoned()
+    due = deliveries_due_ids()
+    size = conf.delivery_task_size()
+    for start in range(size, len(due), size):
+        queue_delivery_sending(due[start : start + size])
+    counts = deliveries_send(due[:size])
+    counts["queued"] = max(len(due) - size, 0)
+    counts.update(released)
     if counts.get("failed"):
         tracker.add_failure(
             "automation.delivery_failed", f"{counts['failed']} deliveries failed for good."
@@ -48,10 +58,11 @@ def retry_deliveries_task(tracker) -> dict[str, int]:
             "automation.delivery_bounced",
             f"{counts['bounced']} deliveries bounced (the provider refused them for good).",
         )
-    if abandoned:
+    if released["abandoned_failed"]:
         tracker.add_failure(
             "automation.delivery_abandoned",
-            f"{abandoned} deliveries failed: their worker stopped during the last attempt.",
+            f"{released['abandoned_failed']} deliveries failed: their worker stopped while "
+            "sending them too many times.",
         )
     return counts
 
