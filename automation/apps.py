@@ -77,6 +77,7 @@ class AutomationConfig(AppConfig):
                 "failed",
                 "skipped",
                 "duplicates",
+                "helpers",
             ),
             stale_running_after=timedelta(minutes=30),
         )

@@ -42,6 +42,13 @@ def outbox_max_batches() -> int:
     return int(getattr(settings, "AUTOMATION_OUTBOX_MAX_BATCHES", 50))
 
 
+def outbox_drainers() -> int:
+    """How many drain tasks share a backlog larger than one batch: the task
+    that finds it queues helpers up to this many (one per batch waiting), so
+    the workers of every cluster drain side by side."""
+    return max(1, int(getattr(settings, "AUTOMATION_OUTBOX_DRAINERS", 4)))
+
+
 def event_max_attempts() -> int:
     return int(getattr(settings, "AUTOMATION_EVENT_MAX_ATTEMPTS", 5))
 

@@ -3,17 +3,42 @@ delivery sender; the scheduled ones run inside tracked_run."""
 
 from __future__ import annotations
 
+import logging
+
+from django_q.tasks import async_task
+
 from automation import conf
 from automation.actions.notifications import queue_delivery_sending
-from automation.engine import outbox_process, scheduled_rules_run
+from automation.engine import outbox_helpers_needed, outbox_process, scheduled_rules_run
 from automation.selectors import deliveries_due_ids
 from automation.services import alerts_expire, deliveries_release_abandoned, deliveries_send
 from operations.tracking import tracked_run
 
+logger = logging.getLogger(__name__)
 
-def process_outbox_task() -> dict[str, int]:
-    """Queued after a transaction that wrote events commits."""
+
+def process_outbox_task(fan_out: bool = True) -> dict[str, int]:
+    """Queued after a transaction that wrote events commits. A backlog of
+    more than one batch is shared: helpers are queued first (``fan_out``;
+    helpers do not queue more), then this task drains beside them."""
+    if fan_out:
+        queue_outbox_helpers()
     return outbox_process()
+
+
+def queue_outbox_helpers() -> int:
+    """Queue the drain tasks the backlog calls for; how many."""
+    helpers = outbox_helpers_needed()
+    try:
+        for _ in range(helpers):
+            async_task(
+                "automation.tasks.process_outbox_task",
+                False,
+                task_name="automation.process_outbox",
+            )
+    except Exception:  # noqa: BLE001 - this task drains alone; the schedule helps later
+        logger.exception("could not queue outbox helpers")
+    return helpers
 
 
 def send_deliveries_task(ids: list[int]) -> dict[str, int]:
@@ -24,8 +49,11 @@ def send_deliveries_task(ids: list[int]) -> dict[str, int]:
 @tracked_run("automation.drain_outbox", initiator_name="schedule")
 def drain_outbox_task(tracker) -> dict[str, int]:
     """Every minute: process events a nudge missed (a worker that died, a
-    queue that was down)."""
-    return outbox_process()
+    queue that was down), with helpers when there are many."""
+    helpers = queue_outbox_helpers()
+    counts = outbox_process()
+    counts["helpers"] = helpers
+    return counts
 
 
 @tracked_run("automation.scheduled_rules", initiator_name="schedule")

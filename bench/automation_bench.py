@@ -47,6 +47,18 @@ from automation.services import rule_save  # noqa: E402
 from operations.models import Tenant, Workspace  # noqa: E402
 
 
+class StatementCounter:
+    """Counts every SQL statement the connection runs (``execute_wrapper``:
+    not capped as Django's query log is, and on whatever DEBUG says)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
 def clean() -> None:
     with transaction.atomic():
         IdempotencyRecord.objects.all().delete()
@@ -158,12 +170,14 @@ def bench_worker(actor, *, n_events: int) -> tuple[float, int]:
     finally:
         events.request_outbox_processing = original
     assert AutomationEvent.objects.filter(status="pending").count() == n_events
+    statements = StatementCounter()
     started = time.perf_counter()
-    counts = outbox_process(max_batches=10**6)
+    with connection.execute_wrapper(statements):
+        counts = outbox_process(max_batches=10**6)
     elapsed = time.perf_counter() - started
     assert counts["executions"] == n_events, counts
     assert AutomationExecution.objects.filter(status="success").count() == n_events
-    return elapsed, counts["executions"]
+    return elapsed, counts["executions"], statements.count
 
 
 def main() -> None:
@@ -178,7 +192,7 @@ def main() -> None:
     try:
         monitored, unmonitored = bench_save_overhead(actor, saves=args.saves)
         clean()
-        worker_s, executions = bench_worker(actor, n_events=args.events)
+        worker_s, executions, statements = bench_worker(actor, n_events=args.events)
     finally:
         clean()
 
@@ -194,6 +208,11 @@ def main() -> None:
     print(f"(b) {executions} events → one rule each (create_alert + update_field)")
     print(
         f"    worker: {rate:8.0f} executions/s  ({worker_s:.2f}s)  target ≥ 200: {'met' if rate >= 200 else 'NOT met'}"
+    )
+    per_event = statements / executions
+    print(
+        f"    SQL statements per event: {per_event:.2f} ({statements} in all)  "
+        f"target ≤ 3: {'met' if per_event <= 3 else 'NOT met'}"
     )
 
 
