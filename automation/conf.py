@@ -76,7 +76,7 @@ def delivery_lease_seconds() -> float:
     """A worker sending a delivery holds it this long; a worker that died
     mid-send releases it when the lease runs out. Keep it above the longest
     send (AUTOMATION_WEBHOOK_TIMEOUT_SECONDS, the mail server's timeout)."""
-    return float(getattr(settings, "AUTOMATION_DELIVERY_LEASE_SECONDS", 120))
+    return float(getattr(settings, "AUTOMATION_DELIVERY_LEASE_SECONDS", 60))
 
 
 def delivery_max_abandoned() -> int:
