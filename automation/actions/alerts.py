@@ -132,8 +132,10 @@ class CreateAlertAction:
             AlertRecipient(alert=alert, recipient_type=RecipientType.ROLE, group=g) for g in groups
         ]
         result = {"alert_id": None, "resolved_prior": resolved}
-        if ctx.writes is not None:
+        if ctx.writes is not None and not config.get("resolve_prior"):
             # Inserted with the rest of the batch; alert_id is filled in then.
+            # (An alert that resolves earlier ones is written at once: a later
+            # event of the batch must find it to resolve it.)
             ctx.writes.add_alert(alert, recipients, result)
             return result
         alert.save()

@@ -164,3 +164,21 @@ def test_a_backlog_of_one_batch_queues_no_helper(settings, tenant_entity, monkey
 
     assert queued == []
     assert counts["events"] == 60
+
+
+def test_an_alert_resolving_prior_ones_finds_those_of_its_own_batch(tenant_entity):
+    # given: a rule whose alert resolves its earlier one for the same row, and
+    # two renames of one tenant in one transaction (so in one batch)
+    make_rule(name="renamed", actions=[alert_action(resolve_prior=True)])
+    tenant = TenantFactory()
+    with transaction.atomic():
+        for name in ("one", "two"):
+            tenant.name = name
+            tenant.save()
+
+    # when
+    outbox_process()
+
+    # then: the second alert resolved the first
+    statuses = {a.title: a.status for a in Alert.objects.all()}
+    assert statuses == {"Tenant one changed": "resolved", "Tenant two changed": "active"}
