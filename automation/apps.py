@@ -77,6 +77,7 @@ class AutomationConfig(AppConfig):
                 "failed",
                 "skipped",
                 "duplicates",
+                "helpers",
             ),
             stale_running_after=timedelta(minutes=30),
         )
@@ -92,6 +93,8 @@ class AutomationConfig(AppConfig):
                 "failed",
                 "bounced",
                 "skipped",
+                "queued",
+                "released",
                 "abandoned_failed",
             ),
             stale_running_after=timedelta(minutes=30),

@@ -42,6 +42,13 @@ def outbox_max_batches() -> int:
     return int(getattr(settings, "AUTOMATION_OUTBOX_MAX_BATCHES", 50))
 
 
+def outbox_drainers() -> int:
+    """How many drain tasks share a backlog larger than one batch: the task
+    that finds it queues helpers up to this many (one per batch waiting), so
+    the workers of every cluster drain side by side."""
+    return max(1, int(getattr(settings, "AUTOMATION_OUTBOX_DRAINERS", 4)))
+
+
 def event_max_attempts() -> int:
     return int(getattr(settings, "AUTOMATION_EVENT_MAX_ATTEMPTS", 5))
 
@@ -67,8 +74,22 @@ def delivery_backoff_max_seconds() -> float:
 
 def delivery_lease_seconds() -> float:
     """A worker sending a delivery holds it this long; a worker that died
-    mid-send releases it when the lease runs out."""
-    return float(getattr(settings, "AUTOMATION_DELIVERY_LEASE_SECONDS", 120))
+    mid-send releases it when the lease runs out. Keep it above the longest
+    send (AUTOMATION_WEBHOOK_TIMEOUT_SECONDS, the mail server's timeout)."""
+    return float(getattr(settings, "AUTOMATION_DELIVERY_LEASE_SECONDS", 60))
+
+
+def delivery_max_abandoned() -> int:
+    """How many times a delivery's worker may die mid-send before the delivery
+    is failed instead of sent again (a delivery that kills its worker every
+    time must not loop forever)."""
+    return int(getattr(settings, "AUTOMATION_DELIVERY_MAX_ABANDONED", 3))
+
+
+def delivery_task_size() -> int:
+    """Deliveries one sending task takes: a larger set is split into tasks of
+    this many, so that several workers send side by side."""
+    return max(1, int(getattr(settings, "AUTOMATION_DELIVERY_TASK_SIZE", 20)))
 
 
 def webhook_timeout_seconds() -> float:

@@ -34,6 +34,9 @@ from automation.choices import DeliveryChannel, DeliveryStatus
 from automation.models import NotificationDelivery, NotificationProfile
 
 SIGNATURE_HEADER = "X-Bureau-Signature-256"
+# The same on every attempt at one delivery (its notification_id), also when a
+# worker died mid-send and another sends it again: a receiver drops repeats by it.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 _session = requests.Session()
 
 
@@ -74,6 +77,7 @@ def _send_webhook(delivery: NotificationDelivery) -> SendResult:
         "Content-Type": "application/json",
         "User-Agent": "Bureau-Automation/1",
         "X-Bureau-Delivery": str(delivery.notification_id),
+        IDEMPOTENCY_HEADER: str(delivery.notification_id),
         "X-Bureau-Attempt": str(delivery.attempts),
         SIGNATURE_HEADER: sign(body, secret),
     }

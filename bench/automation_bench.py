@@ -8,9 +8,20 @@
     update_field; the worker (outbox_process, batches of
     AUTOMATION_OUTBOX_BATCH_SIZE) drains them. Target: ≥ 200 executions/s on SQLite.
 
+(c) --clusters 1,2,4: 5,000 events committed in one transaction (one rule:
+    create_alert + update_field on the tenant's own workspace) are drained by
+    1, 2 and 4 real ``qcluster`` processes of one worker each (the task queued
+    on commit fans out to helper drain tasks); executions/s from the commit to
+    the last event processed, with exactly-once counts, and the SQL statements
+    per event of the same drain done in this process (counted with
+    ``connection.execute_wrapper``). Targets (issue 11): ≥ 1,000 executions/s
+    with 2 clusters, ≥ 1.6× the 1-cluster rate, ≤ 3 statements per event.
+    Meant for PostgreSQL.
+
     python bench/automation_bench.py                       # SQLite, var/bench_automation.sqlite3
     DATABASE_URL=postgres://… python bench/automation_bench.py
     SECRET_KEY=bench bash scripts/with-postgres.sh .venv/bin/python bench/automation_bench.py
+    bash scripts/with-postgres.sh .venv/bin/python bench/automation_bench.py --clusters 1,2,4
 
 Not a test: it prints figures and always exits 0 unless something breaks.
 """
@@ -18,7 +29,14 @@ Not a test: it prints figures and always exits 0 unless something breaks.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import bootstrap  # noqa: E402 - bench/bootstrap.py: configures Django, migrates
 
@@ -45,6 +63,18 @@ from automation.models import (  # noqa: E402
 )
 from automation.services import rule_save  # noqa: E402
 from operations.models import Tenant, Workspace  # noqa: E402
+
+
+class StatementCounter:
+    """Counts every SQL statement the connection runs (``execute_wrapper``:
+    not capped as Django's query log is, and on whatever DEBUG says)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
 
 
 def clean() -> None:
@@ -158,19 +188,186 @@ def bench_worker(actor, *, n_events: int) -> tuple[float, int]:
     finally:
         events.request_outbox_processing = original
     assert AutomationEvent.objects.filter(status="pending").count() == n_events
+    statements = StatementCounter()
     started = time.perf_counter()
-    counts = outbox_process(max_batches=10**6)
+    with connection.execute_wrapper(statements):
+        counts = outbox_process(max_batches=10**6)
     elapsed = time.perf_counter() - started
     assert counts["executions"] == n_events, counts
     assert AutomationExecution.objects.filter(status="success").count() == n_events
-    return elapsed, counts["executions"]
+    return elapsed, counts["executions"], statements.count
+
+
+def _fan_out_rule(actor) -> None:
+    rule_save(
+        actor=actor,
+        name="bench fan-out rule",
+        entity=Entity.objects.get(model_label="operations.Tenant"),
+        trigger_type=TriggerType.objects.get(name="on_update"),
+        trigger_conditions={
+            "field_conditions": [{"field_name": "name", "operator": "contains", "value": "fire"}]
+        },
+        actions=[
+            {
+                "name": "alert",
+                "action_type": "create_alert",
+                "execution_order": 1,
+                "action_config": {
+                    "alert_type": "bench",
+                    "title": "Tenant {{name}}",
+                    "message": "{{id}} changed from {{old.name}}",
+                    "recipients": {"users": [actor.pk]},
+                },
+            },
+            {
+                "name": "mark workspace",
+                "action_type": "update_field",
+                "execution_order": 2,
+                "action_config": {"field": "workspace.name", "value": "last: {{name}}"},
+            },
+        ],
+    )
+
+
+def _fan_out_events(n_events: int, *, tag: str) -> None:
+    """``n_events`` tenants (each in its own workspace, so concurrent drainers
+    do not queue on the same rows), renamed in one transaction."""
+    workspaces = Workspace.objects.bulk_create(
+        [Workspace(name=f"Bench {tag}{n}", slug=f"bench-{tag}{n}") for n in range(n_events)]
+    )
+    tenants = Tenant.objects.bulk_create(
+        [Tenant(workspace=w, name=f"bench {n}") for n, w in enumerate(workspaces)]
+    )
+    with transaction.atomic():
+        for tenant in tenants:
+            tenant.name = f"fire {tenant.pk}"
+            tenant.save()
+
+
+def _exactly_once(n_events: int) -> str:
+    processed = AutomationEvent.objects.filter(status="processed").count()
+    executions = AutomationExecution.objects.filter(status="success").count()
+    distinct = AutomationExecution.objects.values("event").distinct().count()
+    alerts = Alert.objects.count()
+    records = IdempotencyRecord.objects.count()
+    ok = processed == executions == distinct == alerts == n_events and records == 2 * n_events
+    return (
+        f"events processed {processed}, executions {executions} ({distinct} distinct events), "
+        f"alerts {alerts}, idempotency records {records}: "
+        + ("exactly once" if ok else "NOT exactly once")
+    )
+
+
+def _start_cluster(log: str) -> subprocess.Popen:
+    env = {**os.environ, "Q_WORKERS": "1"}
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=bootstrap.ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop_cluster(process: subprocess.Popen) -> None:
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def bench_clusters(actor, *, n_events: int, cluster_counts: list[int]) -> list[str]:
+    lines = []
+    # Statements per event: the same drain, in this process.
+    _fan_out_rule(actor)
+    original = events.request_outbox_processing
+    events.request_outbox_processing = lambda: None
+    try:
+        _fan_out_events(n_events, tag="s")
+    finally:
+        events.request_outbox_processing = original
+    statements = StatementCounter()
+    started = time.perf_counter()
+    with connection.execute_wrapper(statements):
+        outbox_process(max_batches=10**6)
+    in_process = n_events / (time.perf_counter() - started)
+    per_event = statements.count / n_events
+    lines.append(
+        f"(c) {n_events} events committed in one transaction; one rule (create_alert + "
+        "update_field)"
+    )
+    lines.append(
+        f"    in this process: {in_process:6.0f} executions/s, {per_event:.2f} SQL statements "
+        f"per event  target ≤ 3: {'met' if per_event <= 3 else 'NOT met'}"
+    )
+    lines.append(f"    {_exactly_once(n_events)}")
+    rates: dict[int, float] = {}
+    for count in cluster_counts:
+        clean()
+        _fan_out_rule(actor)
+        logs = [tempfile.mkstemp(prefix=f"bench-cluster-{count}-{n}-")[1] for n in range(count)]
+        clusters = [_start_cluster(log) for log in logs]
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not all(
+                "running." in Path(log).read_text() for log in logs
+            ):
+                time.sleep(0.2)
+            _fan_out_events(n_events, tag=f"c{count}-")  # its commit queues the drain
+            started = time.perf_counter()
+            while AutomationEvent.objects.filter(status="pending").exists():
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError("the clusters did not drain the outbox in 10 minutes")
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+        finally:
+            for process in clusters:
+                _stop_cluster(process)
+            for log in logs:
+                os.unlink(log)
+        rates[count] = n_events / elapsed
+        lines.append(
+            f"    {count} qcluster (1 worker each): {rates[count]:6.0f} executions/s "
+            f"({elapsed:.2f}s)  {_exactly_once(n_events)}"
+        )
+    if 1 in rates and 2 in rates:
+        speedup = rates[2] / rates[1]
+        lines.append(
+            f"    2 clusters: {rates[2]:.0f}/s  target ≥ 1000: "
+            f"{'met' if rates[2] >= 1000 else 'NOT met'}; {speedup:.2f}× the 1-cluster rate  "
+            f"target ≥ 1.6×: {'met' if speedup >= 1.6 else 'NOT met'}"
+        )
+    lines.append(f"    load average when done: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--saves", type=int, default=4000)
     parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument(
+        "--clusters",
+        default="",
+        help="only (c): drain with this many qcluster processes, e.g. 1,2,4",
+    )
+    parser.add_argument("--fan-out-events", type=int, default=5000)
     args = parser.parse_args()
+    if args.clusters:
+        entities_sync()
+        actor, _ = get_user_model().objects.get_or_create(username="bench")
+        clean()
+        try:
+            counts = [int(n) for n in args.clusters.split(",")]
+            lines = bench_clusters(actor, n_events=args.fan_out_events, cluster_counts=counts)
+        finally:
+            clean()
+        print(f"database: {connection.vendor} ({connection.settings_dict['NAME']})")
+        print("\n".join(lines))
+        return
 
     entities_sync()
     actor, _ = get_user_model().objects.get_or_create(username="bench")
@@ -178,7 +375,7 @@ def main() -> None:
     try:
         monitored, unmonitored = bench_save_overhead(actor, saves=args.saves)
         clean()
-        worker_s, executions = bench_worker(actor, n_events=args.events)
+        worker_s, executions, statements = bench_worker(actor, n_events=args.events)
     finally:
         clean()
 
@@ -194,6 +391,11 @@ def main() -> None:
     print(f"(b) {executions} events → one rule each (create_alert + update_field)")
     print(
         f"    worker: {rate:8.0f} executions/s  ({worker_s:.2f}s)  target ≥ 200: {'met' if rate >= 200 else 'NOT met'}"
+    )
+    per_event = statements / executions
+    print(
+        f"    SQL statements per event: {per_event:.2f} ({statements} in all)  "
+        f"target ≤ 3: {'met' if per_event <= 3 else 'NOT met'}"
     )
 
 

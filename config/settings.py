@@ -295,6 +295,16 @@ for _name in AUTOMATION_WEBHOOK_SECRETS:
 AUTOMATION_MAX_CHAIN_DEPTH = env_int("AUTOMATION_MAX_CHAIN_DEPTH", 5)
 AUTOMATION_DELIVERY_MAX_ATTEMPTS = env_int("AUTOMATION_DELIVERY_MAX_ATTEMPTS", 5)
 AUTOMATION_DELIVERY_BACKOFF_SECONDS = env_int("AUTOMATION_DELIVERY_BACKOFF_SECONDS", 30)
+# Automation's workers (issues 10 and 11): a delivery being sent holds a lease this long (keep
+# it above the webhook and mail timeouts); a send whose worker died is sent again with the same
+# idempotency key, failed only after its workers died this many times. An outbox backlog beyond
+# one batch is shared by up to AUTOMATION_OUTBOX_DRAINERS drain tasks; deliveries are sent
+# AUTOMATION_DELIVERY_TASK_SIZE a task.
+AUTOMATION_DELIVERY_LEASE_SECONDS = env_int("AUTOMATION_DELIVERY_LEASE_SECONDS", 60)
+AUTOMATION_DELIVERY_MAX_ABANDONED = env_int("AUTOMATION_DELIVERY_MAX_ABANDONED", 3)
+AUTOMATION_OUTBOX_BATCH_SIZE = env_int("AUTOMATION_OUTBOX_BATCH_SIZE", 100)
+AUTOMATION_OUTBOX_DRAINERS = env_int("AUTOMATION_OUTBOX_DRAINERS", 4)
+AUTOMATION_DELIVERY_TASK_SIZE = env_int("AUTOMATION_DELIVERY_TASK_SIZE", 20)
 # SMS and push notifications go through pluggable backends (as e-mail does): console while
 # DEBUG, else the HTTP gateway named by URL and key (a bearer token).
 SMS_BACKEND = env_str("SMS_BACKEND") or (

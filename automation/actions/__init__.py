@@ -56,6 +56,10 @@ class ActionContext:
     old_values: dict[str, Any] | None
     # Lives for one worker batch: actions may memoise lookups in it.
     cache: dict[Any, Any] = field(default_factory=dict)
+    # The outbox batch's deferred rows (engine.execution.BatchWrites), when the
+    # whole batch is undone by any failure: an action may add its inserts to it
+    # instead of writing them one by one. None elsewhere.
+    writes: Any = None
 
     @property
     def values(self) -> dict[str, Any]:

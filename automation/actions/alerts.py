@@ -114,7 +114,7 @@ class CreateAlertAction:
                     batch.move(alert, AlertStatus.RESOLVED, reason=reason)
             resolved = len(prior)
         expires = config.get("expires_in_minutes")
-        alert = Alert.objects.create(
+        alert = Alert(
             alert_type=str(config["alert_type"])[:100],
             severity=self._severity(config),
             title=str(config["title"])[:300],
@@ -126,11 +126,19 @@ class CreateAlertAction:
             source_execution=ctx.execution,
             expires_date=timezone.now() + timedelta(minutes=expires) if expires else None,
         )
-        AlertRecipient.objects.bulk_create(
-            [AlertRecipient(alert=alert, recipient_type=RecipientType.USER, user=u) for u in users]
-            + [
-                AlertRecipient(alert=alert, recipient_type=RecipientType.ROLE, group=g)
-                for g in groups
-            ]
-        )
-        return {"alert_id": alert.pk, "resolved_prior": resolved}
+        recipients = [
+            AlertRecipient(alert=alert, recipient_type=RecipientType.USER, user=u) for u in users
+        ] + [
+            AlertRecipient(alert=alert, recipient_type=RecipientType.ROLE, group=g) for g in groups
+        ]
+        result = {"alert_id": None, "resolved_prior": resolved}
+        if ctx.writes is not None and not config.get("resolve_prior"):
+            # Inserted with the rest of the batch; alert_id is filled in then.
+            # (An alert that resolves earlier ones is written at once: a later
+            # event of the batch must find it to resolve it.)
+            ctx.writes.add_alert(alert, recipients, result)
+            return result
+        alert.save()
+        AlertRecipient.objects.bulk_create(recipients)
+        result["alert_id"] = alert.pk
+        return result

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
+from asgiref.local import Local
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -197,12 +199,55 @@ class SendNotificationAction:
         NotificationDelivery.objects.bulk_create(rows)
         ids = [row.pk for row in rows]
         if ids:
-            transaction.on_commit(lambda: _queue_sending(ids), robust=True)
+            send_on_commit(ids)
         return {"deliveries": ids}
 
 
-def _queue_sending(ids: list[int]) -> None:
+def queue_delivery_sending(ids: list[int]) -> None:
+    """Queue sending tasks for ``ids``, AUTOMATION_DELIVERY_TASK_SIZE a task:
+    deliveries are independent, so several workers may send them side by side."""
+    size = conf.delivery_task_size()
     try:
-        async_task("automation.tasks.send_deliveries_task", list(ids), task_name="automation.send")
+        for start in range(0, len(ids), size):
+            async_task(
+                "automation.tasks.send_deliveries_task",
+                list(ids[start : start + size]),
+                task_name="automation.send",
+            )
     except Exception:  # noqa: BLE001 - the retry schedule sends what is due
         logger.exception("could not queue delivery sending; the retry schedule will")
+
+
+class _SendingOnCommit:
+    """The on-commit hook that queues the sending of every delivery a
+    transaction created (an outbox batch creates many: one hook, a few tasks,
+    not a task per execution)."""
+
+    __slots__ = ("ids", "__weakref__")
+
+    def __init__(self) -> None:
+        self.ids: list[int] | None = []
+
+    def __call__(self) -> None:
+        ids, self.ids = self.ids, None
+        queue_delivery_sending(ids)
+
+
+# Per connection, as automation.events' outbox nudge: the hook registered by
+# the open transaction, alive until it commits (runs) or is rolled back with
+# the savepoint that registered it. Ids from a savepoint rolled back later are
+# harmless: their rows do not exist, and a send finds nothing to claim.
+_sending = Local()
+
+
+def send_on_commit(ids: list[int]) -> None:
+    """Queue the sending of ``ids`` when the current transaction commits."""
+    ref = getattr(_sending, "hook", None)
+    hook = ref() if ref is not None else None
+    if hook is not None and hook.ids is not None:
+        hook.ids.extend(ids)
+        return
+    hook = _SendingOnCommit()
+    hook.ids.extend(ids)
+    _sending.hook = weakref.ref(hook)
+    transaction.on_commit(hook, robust=True)

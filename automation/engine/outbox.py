@@ -23,7 +23,7 @@ from django.utils import timezone
 from automation import conf
 from automation.choices import EventStatus, ExecutionStatus, Trigger
 from automation.conditions import evaluate
-from automation.engine.execution import Target, rule_execute
+from automation.engine.execution import BatchWrites, Target, rule_execute
 from automation.engine.rules import LoadedRule, RuleBook, dependency_order
 from automation.entities import field_key_for, resolve_model
 from automation.models import AutomationEvent
@@ -75,9 +75,11 @@ def event_run(
     *,
     rerun: bool = False,
     claimed: bool = False,
+    writes: BatchWrites | None = None,
 ) -> None:
     """Run the rules ``event`` matches. ``claimed``: the caller holds the
-    event's row lock from the outbox claim."""
+    event's row lock from the outbox claim; ``writes``: the batch inserts the
+    rows (engine.execution.BatchWrites)."""
     target = event_target(event)
     matched = {loaded.rule.pk: loaded for loaded in event_matched_rules(book, event, target)}
     counts["matched"] += len(matched)
@@ -112,6 +114,7 @@ def event_run(
             rerun=rerun,
             cache=book.cache,
             first_claim=claimed and event.attempts == 0,
+            writes=writes,
         )
         outcome[rule_id] = execution.status
         if ran:
@@ -140,9 +143,11 @@ def _event_failed(event: AutomationEvent, error: Exception, counts: Counter) -> 
         event.save(update_fields=["attempts", "note"])
 
 
-def _run_one(event: AutomationEvent, book: RuleBook) -> tuple[AutomationEvent, Counter]:
+def _run_one(
+    event: AutomationEvent, book: RuleBook, writes: BatchWrites | None = None
+) -> tuple[AutomationEvent, Counter]:
     counts: Counter = Counter()
-    event_run(event, book, counts, claimed=True)
+    event_run(event, book, counts, claimed=True, writes=writes)
     counts["events"] += 1
     return event, counts
 
@@ -155,7 +160,14 @@ def _run_events(events: list[AutomationEvent], counts: Counter) -> list[Automati
 
     def together(batch: list[AutomationEvent]) -> list[tuple[AutomationEvent, Counter]]:
         book = RuleBook()
-        return [_run_one(event, book) for event in batch]
+        # The batch's executions, alerts and idempotency records are inserted
+        # together at its end; any failure undoes the lot, and each_or_all
+        # redoes the events one by one, writing as they go.
+        writes = BatchWrites(reserve=len(batch)) if BatchWrites.possible() else None
+        done = [_run_one(event, book, writes) for event in batch]
+        if writes is not None:
+            writes.flush()
+        return done
 
     retry_book = RuleBook()
     done = each_or_all(
@@ -212,6 +224,21 @@ def outbox_process(
         if not outbox_process_batch(batch_size=batch_size, counts=counts):
             break
     return dict(counts)
+
+
+def outbox_helpers_needed() -> int:
+    """How many more drain tasks the pending backlog calls for: one per batch
+    waiting beyond the first, up to AUTOMATION_OUTBOX_DRAINERS in all. One
+    bounded count (it stops at that many batches' worth of events)."""
+    batch, drainers = conf.outbox_batch_size(), conf.outbox_drainers()
+    if drainers < 2:
+        return 0
+    waiting = (
+        AutomationEvent.objects.filter(status=EventStatus.PENDING)
+        .values("pk")[: batch * drainers]
+        .count()
+    )
+    return min(-(-waiting // batch), drainers) - 1
 
 
 def event_replay(event_id: int, *, actor=None) -> dict[str, int]:

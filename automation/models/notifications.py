@@ -45,6 +45,9 @@ class NotificationDelivery(models.Model):
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Attempts whose worker died before recording an outcome (lease expired):
+    # each is given back and sent again, up to AUTOMATION_DELIVERY_MAX_ABANDONED.
+    abandoned_attempts = models.PositiveIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

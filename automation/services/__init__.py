@@ -13,7 +13,7 @@ from automation.services.alerts import (
 )
 from automation.services.deliveries import (
     backoff_delay,
-    deliveries_fail_abandoned,
+    deliveries_release_abandoned,
     deliveries_send,
     delivery_retry,
     delivery_send,
@@ -31,7 +31,7 @@ __all__ = [
     "alerts_acknowledge_selected",
     "alerts_expire",
     "backoff_delay",
-    "deliveries_fail_abandoned",
+    "deliveries_release_abandoned",
     "deliveries_send",
     "delivery_retry",
     "delivery_send",

@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -51,7 +51,14 @@ def _claim(delivery_id: int, now) -> datetime | None:
         )
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=lease, attempts=F("attempts") + 1, updated_at=now)
+        .update(
+            lease_until=lease,
+            attempts=F("attempts") + 1,
+            # An expired lease still set: the last worker died mid-send.
+            abandoned_attempts=F("abandoned_attempts")
+            + Case(When(lease_until__isnull=False, then=Value(1)), default=Value(0)),
+            updated_at=now,
+        )
     )
     return lease if claimed else None
 
@@ -108,34 +115,56 @@ def delivery_send(delivery_id: int) -> str:
     return status
 
 
-def deliveries_fail_abandoned(*, now=None) -> int:
-    """Deliveries whose worker died during their last allowed attempt: every
-    attempt is used and the lease ran out, so no worker will take them again.
-    They become ``failed``; returns how many."""
+def deliveries_release_abandoned(*, now=None) -> dict[str, int]:
+    """Deliveries whose worker died mid-send: the lease ran out and no outcome
+    was recorded (an outcome clears the lease). Each goes back to ``retrying``,
+    due now, with its attempt given back when it was the last one, so another
+    worker sends it again with the same idempotency key (the receiver drops
+    the repeat, should the dead worker's attempt have arrived). One whose
+    worker died ``AUTOMATION_DELIVERY_MAX_ABANDONED`` times is ``failed``
+    instead. Returns ``{"released": …, "abandoned_failed": …}``."""
     now = now or timezone.now()
-    reason = sanitize_message(
-        "The worker sending the last attempt stopped before recording its outcome "
-        "(lease expired); no attempts left."
-    )
-    abandoned = Q(attempts__gte=F("max_attempts"), lease_until__lt=now)
-    failed = 0
+    expired = Q(lease_until__lt=now)
+    counts = {"released": 0, "abandoned_failed": 0}
     for delivery in NotificationDelivery.objects.filter(
-        abandoned, status__in=SENDABLE_DELIVERY_STATUSES
-    ).only("pk", "status"):
+        expired, status__in=SENDABLE_DELIVERY_STATUSES
+    ).only("pk", "status", "attempts", "abandoned_attempts"):
+        if delivery.abandoned_attempts + 1 >= conf.delivery_max_abandoned():
+            target, values, key = _abandoned_failed(delivery, now)
+        else:
+            target, key = DeliveryStatus.RETRYING, "released"
+            values = {
+                "next_attempt_at": now,
+                "max_attempts": Greatest(F("max_attempts"), F("attempts") + 1),
+                "error_message": sanitize_message(
+                    f"Attempt {delivery.attempts}: the worker sending it stopped before "
+                    "recording its outcome (lease expired); sent again with the same "
+                    "idempotency key."
+                ),
+            }
         try:
+            # Guarded by the expired lease: a worker that claimed it meanwhile keeps it.
             transition_if(
                 delivery,
-                DeliveryStatus.FAILED,
-                guard=abandoned,
-                failed_at=now,
-                next_attempt_at=None,
+                target,
+                guard=expired,
                 lease_until=None,
-                error_message=reason,
+                abandoned_attempts=F("abandoned_attempts") + 1,
+                **values,
             )
         except InvalidTransition:
-            continue  # settled or retried meanwhile
-        failed += 1
-    return failed
+            continue  # settled, retried or taken meanwhile
+        counts[key] += 1
+    return counts
+
+
+def _abandoned_failed(delivery: NotificationDelivery, now) -> tuple[str, dict, str]:
+    reason = sanitize_message(
+        f"The worker sending it stopped before recording the outcome "
+        f"{delivery.abandoned_attempts + 1} times (lease expired); not sent again."
+    )
+    values = {"failed_at": now, "next_attempt_at": None, "error_message": reason}
+    return DeliveryStatus.FAILED, values, "abandoned_failed"
 
 
 def deliveries_send(ids) -> dict[str, int]:
