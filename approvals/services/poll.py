@@ -26,7 +26,11 @@ from approvals.knox import KnoxError, KnoxProtocolError, StatusReport, get_knox_
 from approvals.models import ApprovalLog, PendingAction
 from approvals.selectors import pending_action_is_visible, pending_action_pages_in_flight
 from approvals.services.access import pending_action_authorize, pending_action_lock
-from approvals.services.execute import pending_action_execute, pending_action_run
+from approvals.services.execute import (
+    HandlerFailed,
+    pending_action_execute,
+    pending_action_run,
+)
 from config.errors import NotFound
 from config.transitions import TransitionBatch, each_or_all, lock_many
 
@@ -166,13 +170,19 @@ def _settle_batch(batch: list[_Changed], counts, tracker) -> None:
             item.ap_inf_id,
         )
 
+    # A handler that failed in the batch: its error, recorded when its
+    # document is settled alone, rather than running the handler again.
+    handler_failed: dict[int, Exception] = {}
     results = each_or_all(
         batch,
-        together=_settle_together,
+        together=lambda items: _settle_together(items, handler_failed),
         alone=lambda item: (
             item,
-            *pending_action_settle(
-                pending_action_id=item.pk, report=item.report, submitted=item.submitted
+            *_settle_one(
+                pending_action_id=item.pk,
+                report=item.report,
+                submitted=item.submitted,
+                failed_with=handler_failed.get(item.pk),
             ),
         ),
         failed=failed,
@@ -228,12 +238,15 @@ def _settle(
     now,
     submitted: bool,
     actor=None,
+    isolated: bool = True,
+    failed_with: Exception | None = None,
 ) -> str | None:
     """Apply what Knox said to a locked action, in ``batch`` (written when the
     batch ends): an approval runs the handler right there, in the same
     transaction (a crash rolls it all back, and the next poll sees the approval
     again). Returns "executed", "execution_failed", "rejected", "cancelled",
-    "submit_failed", "updated", or None when someone else settled it meanwhile."""
+    "submit_failed", "updated", or None when someone else settled it meanwhile.
+    ``isolated`` and ``failed_with`` go to ``pending_action_run``."""
     if report.error is not None:
         raise report.error
     if action.status not in IN_FLIGHT:
@@ -271,7 +284,13 @@ def _settle(
             actor=actor,
             reason=f"Knox status {int(status)} ({status.label})",
         )
-        pending_action_run(batch=batch, pending_action=action, actor=actor)
+        pending_action_run(
+            batch=batch,
+            pending_action=action,
+            actor=actor,
+            isolated=isolated,
+            failed_with=failed_with,
+        )
         return "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
     if status == KnoxStatus.REJECTED:
         batch.move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
@@ -291,22 +310,47 @@ def pending_action_settle(
 ) -> tuple[str | None, PendingAction]:
     """Settle one document with what Knox said about it, in its own transaction:
     ``(outcome, action)`` as ``_settle`` says them."""
+    return _settle_one(
+        pending_action_id=pending_action_id, report=report, submitted=submitted, actor=actor
+    )
+
+
+def _settle_one(
+    *,
+    pending_action_id: int,
+    report: StatusReport,
+    submitted: bool,
+    actor=None,
+    failed_with: Exception | None = None,
+) -> tuple[str | None, PendingAction]:
     if report.error is not None:
         raise report.error
     with transaction.atomic(), TransitionBatch() as batch:
         action = pending_action_lock(pk=pending_action_id)
         outcome = _settle(
-            batch, action, report, now=timezone.now(), submitted=submitted, actor=actor
+            batch,
+            action,
+            report,
+            now=timezone.now(),
+            submitted=submitted,
+            actor=actor,
+            failed_with=failed_with,
         )
     return outcome, action
 
 
-def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | None, PendingAction]]:
+def _settle_together(
+    items: Sequence[_Changed], handler_failed: dict[int, Exception]
+) -> list[tuple[_Changed, str | None, PendingAction]]:
     """Settle a batch of documents in the caller's transaction: the rows locked
-    in primary-key order, written with one statement per table. Any error
-    raises; ``each_or_all`` then settles them one by one."""
+    in primary-key order, written with one statement per table, the handlers
+    run without a savepoint each. Any error raises (a handler's is noted in
+    ``handler_failed``); ``each_or_all`` then settles them one by one."""
+    # The requesters come with the lock (only the actions' rows are locked):
+    # running a handler asks whether its requester still may, without a query each.
     locked = lock_many(
-        PendingAction.objects.select_related("approval_log"), [item.pk for item in items]
+        PendingAction.objects.select_related("approval_log", "created_by"),
+        [item.pk for item in items],
     )
     actions = {action.pk: action for action in locked}
     now = timezone.now()
@@ -315,7 +359,18 @@ def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | No
         for item in items:
             action = actions.get(item.pk)
             if action is not None:
-                outcome = _settle(batch, action, item.report, now=now, submitted=item.submitted)
+                try:
+                    outcome = _settle(
+                        batch,
+                        action,
+                        item.report,
+                        now=now,
+                        submitted=item.submitted,
+                        isolated=False,
+                    )
+                except HandlerFailed as failure:
+                    handler_failed[item.pk] = failure.error
+                    raise
                 results.append((item, outcome, action))
     return results
 

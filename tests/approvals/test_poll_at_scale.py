@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 
 import pytest
+from django.db import connection
 from django.db.backends.signals import connection_created
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from approvals.models import PendingAction
 from approvals.registry import any_requester, register_action_handler, unregister_action_handler
 from approvals.selectors import pending_action_pages_in_flight
 from approvals.services import pending_actions_poll
+from operations.models import Tenant
 from tests.approvals.factories import in_flight_actions
 from tests.operations.factories import UserFactory
 
@@ -41,8 +43,10 @@ def executed():
 def in_flight(knox, executed):
     user = UserFactory()
 
-    def make(count: int):
-        return in_flight_actions(count, user=user, action_type="test.counted", knox=knox)
+    def make(count: int, prefix: str = "flight"):
+        return in_flight_actions(
+            count, user=user, action_type="test.counted", knox=knox, prefix=prefix
+        )
 
     return make
 
@@ -163,6 +167,74 @@ def test_the_in_flight_documents_are_read_a_page_at_a_time(in_flight, django_ass
     # then: pages of at most three, in primary-key order, every document once
     assert [len(page) for page in pages] == [3, 3, 1]
     assert [row.pk for page in pages for row in page] == [action.pk for action in actions]
+
+
+@pytest.fixture
+def writes_a_tenant(demo_workspace):
+    """A handler that writes a tenant for its document, and fails for document 2."""
+    runs: Counter[int] = Counter()
+
+    def handler(payload, *, pending_action):
+        runs[payload["n"]] += 1
+        Tenant.objects.create(workspace=demo_workspace, name=f"Tenant {payload['n']}")
+        if payload["n"] == 2:
+            raise RuntimeError("ERP said no")
+        return {"ok": True}
+
+    register_action_handler("test.tenant", handler, authorize=any_requester)
+    yield runs
+    unregister_action_handler("test.tenant")
+
+
+def test_a_handler_failing_in_a_batch_is_recorded_once_and_the_others_execute_once(
+    knox, writes_a_tenant
+):
+    # given: five approved documents settled in one batch; the handler fails on the third
+    actions = in_flight_actions(5, user=UserFactory(), action_type="test.tenant", knox=knox)
+    for action in actions:
+        knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    # when
+    counts = pending_actions_poll()
+
+    # then: the failure is recorded without running that handler a second time,
+    # and each other document's writes are there exactly once
+    assert counts["executed"] == 4 and counts["failed"] == 1
+    assert writes_a_tenant[2] == 1
+    assert (
+        _statuses(actions)
+        == [ActionStatus.EXECUTED] * 2 + [ActionStatus.FAILED] + [ActionStatus.EXECUTED] * 2
+    )
+    failed = PendingAction.objects.get(pk=actions[2].pk)
+    assert "ERP said no" in failed.error_message
+    assert sorted(Tenant.objects.values_list("name", flat=True)) == [
+        f"Tenant {n}" for n in (0, 1, 3, 4)
+    ]
+
+
+def test_an_approved_document_costs_about_one_statement(knox, in_flight):
+    # given: two polls, one with 20 approved documents and one with 40
+    def statements_to_settle(approved: int) -> int:
+        actions = in_flight(approved, prefix=f"batch{approved}-")
+        for action in actions:
+            knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+        statements = []
+
+        def count(execute, sql, params, many, context):
+            statements.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            assert pending_actions_poll()["executed"] == approved
+        return len(statements)
+
+    # when
+    twenty = statements_to_settle(20)
+    forty = statements_to_settle(40)
+
+    # then: twenty more approved documents cost about twenty more statements
+    # (the action's UPDATE each; no requester query, no savepoint per handler)
+    assert forty - twenty <= 22
 
 
 def _statuses(actions):
