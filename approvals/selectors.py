@@ -3,6 +3,7 @@ may use, the documents the poll asks Knox about. Selectors import no service."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from django.db.models import F, Q, QuerySet
@@ -29,26 +30,37 @@ def approval_template_list_active() -> QuerySet[ApprovalTemplate]:
     return ApprovalTemplate.objects.filter(is_active=True).order_by("name")
 
 
-def pending_action_list_in_flight(*, created_before: datetime) -> list:
-    """The documents the poll asks Knox about, as rows with ``pk``,
-    ``ap_inf_id``, ``status``, ``knox_status`` and ``submitted_at`` (what Knox
-    last said): every pending or submit-unknown action, except a pending one
-    never submitted and created after ``created_before`` (its submit is still
-    under way and has not heard from Knox yet)."""
+def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000) -> Iterator[list]:
+    """The documents the poll asks Knox about, a page of at most ``size`` rows
+    at a time in primary-key order (a keyset: each page starts after the last
+    one's key, so memory stays one page whatever is in flight), as rows with
+    ``pk``, ``ap_inf_id``, ``status``, ``knox_status`` and ``submitted_at``
+    (what Knox last said): every pending or submit-unknown action, except a
+    pending one never submitted and created after ``created_before`` (its
+    submit is still under way and has not heard from Knox yet)."""
     submitting = Q(
         status=ActionStatus.PENDING,
         approval_log__submitted_at__isnull=True,
         created_at__gte=created_before,
     )
-    return list(
+    rows = (
         PendingAction.objects.filter(status__in=IN_FLIGHT)
         .exclude(submitting)
         .annotate(
             knox_status=F("approval_log__knox_status"),
             submitted_at=F("approval_log__submitted_at"),
         )
+        .order_by("pk")
         .values_list("pk", "ap_inf_id", "status", "knox_status", "submitted_at", named=True)
     )
+    after = 0
+    while True:
+        page = list(rows.filter(pk__gt=after)[:size])
+        if page:
+            yield page
+        if len(page) < size:
+            return
+        after = page[-1].pk
 
 
 def knox_ep_id_get(*, user) -> str | None:

@@ -361,6 +361,9 @@ KNOX_CONNECT_TIMEOUT = float(env_str("KNOX_CONNECT_TIMEOUT", "3"))
 KNOX_READ_TIMEOUT = float(env_str("KNOX_READ_TIMEOUT", "10"))
 KNOX_STATUS_BATCH_SIZE = env_int("KNOX_STATUS_BATCH_SIZE", 100)
 KNOX_STATUS_RETRIES = env_int("KNOX_STATUS_RETRIES", 2)
+# Status calls the poll keeps under way at once (issue 11): enough to overlap Knox's
+# answers with our settling, few enough not to overload Knox.
+KNOX_POLL_CONCURRENCY = env_int("KNOX_POLL_CONCURRENCY", 4)
 KNOX_SUBMIT_PATH = env_str("KNOX_SUBMIT_PATH", "/approval/api/v2.0/approvals/submit")
 KNOX_STATUS_PATH = env_str("KNOX_STATUS_PATH", "/approval/api/v2.0/approvals/statuses")
 KNOX_WITHDRAW_PATH = env_str("KNOX_WITHDRAW_PATH", "/approval/api/v2.0/approvals/withdraw")

@@ -9,8 +9,11 @@ be dropped in by configuration.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +23,13 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from approvals.choices import KnoxStatus
-from approvals.knox.errors import KnoxProtocolError, KnoxRejected, KnoxTimeout, KnoxUnavailable
+from approvals.knox.errors import (
+    KnoxError,
+    KnoxProtocolError,
+    KnoxRejected,
+    KnoxTimeout,
+    KnoxUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,7 @@ class KnoxConfig:
     status_path: str
     withdraw_path: str
     status_retries: int
+    poll_concurrency: int
 
     @classmethod
     def from_settings(cls) -> KnoxConfig:
@@ -62,20 +72,35 @@ class KnoxConfig:
             status_path=settings.KNOX_STATUS_PATH,
             withdraw_path=settings.KNOX_WITHDRAW_PATH,
             status_retries=settings.KNOX_STATUS_RETRIES,
+            poll_concurrency=max(1, settings.KNOX_POLL_CONCURRENCY),
         )
 
 
 class KnoxClient:
     def __init__(self, config: KnoxConfig):
         self.config = config
-        self.session = requests.Session()
-        # Retries are decided per call below (only safe ones repeat), not by urllib3.
-        self.session.mount("http://", HTTPAdapter(max_retries=0, pool_maxsize=4))
-        self.session.mount("https://", HTTPAdapter(max_retries=0, pool_maxsize=4))
-        self.session.headers.update({"System-ID": config.system_id, "Accept": "application/json"})
-        if config.token:
-            self.session.headers["Authorization"] = f"Bearer {config.token}"
+        # A Session is not documented as thread-safe: each thread that calls
+        # Knox (the caller, the poll's pool) keeps its own.
+        self._local = threading.local()
+        self._calls_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self.calls = 0  # HTTP requests made, for the benchmark and the tests
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            # Retries are decided per call below (only safe ones repeat), not by urllib3.
+            session.mount("http://", HTTPAdapter(max_retries=0, pool_maxsize=4))
+            session.mount("https://", HTTPAdapter(max_retries=0, pool_maxsize=4))
+            session.headers.update(
+                {"System-ID": self.config.system_id, "Accept": "application/json"}
+            )
+            if self.config.token:
+                session.headers["Authorization"] = f"Bearer {self.config.token}"
+            self._local.session = session
+        return session
 
     # --- calls ----------------------------------------------------------------------
 
@@ -125,12 +150,65 @@ class KnoxClient:
         reports: dict[str, StatusReport] = {}
         size = self.config.batch_size
         for start in range(0, len(ids), size):
-            chunk = ids[start : start + size]
-            answer = self._post(
-                self.config.status_path, {"apInfIds": chunk}, retries=self.config.status_retries
-            )
-            reports.update(self._parse_statuses(chunk, answer))
+            reports.update(self._status_chunk(ids[start : start + size]))
         return reports
+
+    def statuses_each(
+        self, chunks: Iterable[list[str]]
+    ) -> Iterator[tuple[list[str], dict[str, StatusReport] | KnoxError]]:
+        """Ask about each chunk of ids (at most ``batch_size`` each), at most
+        ``poll_concurrency`` calls at a time, and yield ``(chunk, reports)`` in
+        the chunks' order, or ``(chunk, error)`` for a chunk whose call failed:
+        one failed chunk spoils only itself.
+
+        Only the HTTP runs on the pool's threads. ``chunks`` is drawn, and the
+        caller's work between two answers runs, on the calling thread (so its
+        database connection is never shared), while the pool asks about the
+        next chunks; at most twice the pool's size are asked ahead, so memory
+        stays bounded however many chunks there are."""
+        workers = self.config.poll_concurrency
+        pool = self._status_pool()
+        ahead: deque[tuple[list[str], Future]] = deque()
+        try:
+            for chunk in chunks:
+                if len(chunk) > self.config.batch_size:
+                    raise ValueError(f"a status chunk holds at most {self.config.batch_size} ids")
+                ahead.append((chunk, pool.submit(self._status_chunk, chunk)))
+                if len(ahead) >= 2 * workers:
+                    yield self._answer(*ahead.popleft())
+            while ahead:
+                yield self._answer(*ahead.popleft())
+        finally:
+            # The caller stopped early (or failed): ask nothing more, and wait
+            # for the calls under way, so none outlives the cycle.
+            for _chunk, future in ahead:
+                future.cancel()
+            wait([future for _chunk, future in ahead])
+
+    def _status_pool(self) -> ThreadPoolExecutor:
+        """The pool the status calls run from: one per client, its threads
+        (and their Sessions, kept alive between cycles) made on first use."""
+        with self._calls_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.config.poll_concurrency, thread_name_prefix="knox-status"
+                )
+            return self._pool
+
+    @staticmethod
+    def _answer(
+        chunk: list[str], future: Future
+    ) -> tuple[list[str], dict[str, StatusReport] | KnoxError]:
+        try:
+            return chunk, future.result()
+        except KnoxError as error:
+            return chunk, error
+
+    def _status_chunk(self, chunk: list[str]) -> dict[str, StatusReport]:
+        answer = self._post(
+            self.config.status_path, {"apInfIds": chunk}, retries=self.config.status_retries
+        )
+        return self._parse_statuses(chunk, answer)
 
     def withdraw(self, *, ap_inf_id: str, reason: str = "") -> dict:
         return self._post(self.config.withdraw_path, {"apInfId": ap_inf_id, "opinion": reason})
@@ -150,7 +228,8 @@ class KnoxClient:
                 time.sleep(min(0.2 * 2**attempt, 2.0))
 
     def _post_once(self, url: str, body: dict) -> dict:
-        self.calls += 1
+        with self._calls_lock:
+            self.calls += 1
         try:
             response = self.session.post(
                 url, json=body, timeout=(self.config.connect_timeout, self.config.read_timeout)

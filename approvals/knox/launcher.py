@@ -55,6 +55,10 @@ class Simulator:
     def calls(self) -> dict:
         return requests.get(f"{self.url}/sim/stats", timeout=5).json()["calls"]
 
+    def max_concurrent_calls(self) -> int:
+        """The most API calls it answered at once since the last reset."""
+        return requests.get(f"{self.url}/sim/stats", timeout=5).json()["max_concurrent_calls"]
+
     def stop(self) -> None:
         self.process.terminate()
         try:

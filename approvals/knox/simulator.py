@@ -14,6 +14,7 @@ Faults (``--fault`` on the command line or ``POST /sim/faults``):
       timeout    do the work, then answer only after ``hang`` seconds (default 30)
       malformed  HTTP 200 with a body that is not JSON
   malformed_ids=ID,ID        statuses answer an unreadable status for these documents
+  error_ids=ID,ID            a status call asking about any of these documents gets HTTP 500
   hang=SECONDS               how long "timeout" waits
   message=TEXT               what "reject" and "error" answer (as Knox's errorMessage, or
                              in the error page), e.g. to echo a token back
@@ -59,7 +60,7 @@ def parse_fault(spec: str, faults: dict) -> None:
                 f"fault mode for {key} must be one of {', '.join(sorted(FAULT_MODES))}"
             )
         faults[key] = value if value not in ("", "none") else None
-    elif key == "malformed_ids":
+    elif key in ("malformed_ids", "error_ids"):
         faults[key] = [v for v in value.split(",") if v]
     elif key == "message":
         faults[key] = value
@@ -75,6 +76,7 @@ def default_faults() -> dict:
         "statuses": None,
         "withdraw": None,
         "malformed_ids": [],
+        "error_ids": [],
         "message": "",
     }
 
@@ -88,6 +90,10 @@ class SimulatorState:
         self.documents: dict[str, dict] = {}
         self.faults = default_faults()
         self.calls: Counter[str] = Counter()
+        # API calls being answered right now, and the most there ever were at
+        # once (since the last reset): how tests see a client's concurrency.
+        self.in_flight = 0
+        self.max_in_flight = 0
         if path.exists():
             self.documents = json.loads(path.read_text() or "{}")
 
@@ -294,7 +300,12 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/sim/stats":
             with self.state.lock:
                 return self._send(
-                    200, {"calls": dict(self.state.calls), "documents": len(self.state.documents)}
+                    200,
+                    {
+                        "calls": dict(self.state.calls),
+                        "documents": len(self.state.documents),
+                        "max_concurrent_calls": self.state.max_in_flight,
+                    },
                 )
         if path == "/sim/documents":
             with self.state.lock:
@@ -356,6 +367,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.documents.clear()
                 self.state.calls.clear()
+                self.state.max_in_flight = 0
                 self.state.faults = default_faults()
                 self.state.save()
             return self._send(200, {"status": "reset"})
@@ -364,7 +376,16 @@ class Handler(BaseHTTPRequestHandler):
     def _api(self, name: str) -> None:
         with self.state.lock:
             self.state.calls[name] += 1
+            self.state.in_flight += 1
+            self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
             faults = dict(self.state.faults)
+        try:
+            self._answer_api(name, faults)
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
+
+    def _answer_api(self, name: str, faults: dict) -> None:
         if faults["latency"]:
             time.sleep(faults["latency"])
         if not self._authorised():
@@ -386,6 +407,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self._json_body()
         if body is None:
             return self._send(400, _fail("INVALID_REQUEST", "body must be a JSON object"))
+        if name == "statuses" and set(faults["error_ids"]) & set(body.get("apInfIds") or []):
+            return self._send(500, b"<html><body>Internal Server Error</body></html>", "text/html")
         status, answer = getattr(self.state, name)(body)
         if mode == "timeout":
             time.sleep(faults["hang"])

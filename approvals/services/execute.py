@@ -5,6 +5,7 @@ executed (or failed, with a code)."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -65,13 +66,39 @@ def pending_action_retry(*, pending_action_id: int, actor=None) -> PendingAction
     return action
 
 
+class HandlerFailed(Exception):
+    """A handler (or the checks before it) failed in a batch that runs
+    handlers without a savepoint each: the caller undoes the batch and
+    records ``error`` for this action without running its handler again."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 def pending_action_run(
-    *, batch: TransitionBatch, pending_action: PendingAction, actor, reason: str = ""
+    *,
+    batch: TransitionBatch,
+    pending_action: PendingAction,
+    actor,
+    reason: str = "",
+    isolated: bool = True,
+    failed_with: Exception | None = None,
 ) -> None:
     """Run the handler of a locked pending action, in ``batch``: only the payload that was submitted
     for approval, re-validated, and only while the requester may still have it
-    run. Any refusal or failure fails the action (stage execute) with a code."""
+    run. Any refusal or failure fails the action (stage execute) with a code.
+
+    ``isolated=False`` is for a caller that undoes its whole batch when one
+    raises (the poll, through ``each_or_all``): the handler runs without a
+    savepoint of its own (two statements fewer an execution) and a refusal or
+    failure raises ``HandlerFailed``. The caller then settles the action alone
+    with ``failed_with`` its error: recorded as the failure, the handler not
+    run a second time."""
     batch.move(pending_action, ActionStatus.EXECUTING, actor=actor, reason=reason, **NO_FAILURE)
+    if failed_with is not None:
+        _record_failure(batch, pending_action, actor, failed_with)
+        return
     try:
         handler = get_registered_handlers().get(pending_action.action_type)
         if handler is None:
@@ -96,20 +123,16 @@ def pending_action_run(
             payload = serializer.validated_data
         handler_authorize(handler, _requester_now(pending_action), payload)
         # The handler's writes go if it fails; its log lines name the action.
-        with transaction.atomic(), log_context(pending_action_id=pending_action.pk):
+        with (
+            transaction.atomic() if isolated else nullcontext(),
+            log_context(pending_action_id=pending_action.pk),
+        ):
             result = handler.handler(payload, pending_action=pending_action)
             result = json.loads(json.dumps(result, default=str))
     except Exception as error:  # noqa: BLE001 - any failure is recorded, never lost
-        message = sanitize_message(error_text(error, sep="; "))
-        batch.move(
-            pending_action,
-            ActionStatus.FAILED,
-            actor=actor,
-            reason=message,
-            failure_stage=FailureStage.EXECUTE,
-            failure_code=_failure_code(error),
-            error_message=message,
-        )
+        if not isolated:
+            raise HandlerFailed(error) from error
+        _record_failure(batch, pending_action, actor, error)
         return
     batch.move(
         pending_action,
@@ -121,11 +144,30 @@ def pending_action_run(
     )
 
 
+def _record_failure(
+    batch: TransitionBatch, pending_action: PendingAction, actor, error: Exception
+) -> None:
+    message = sanitize_message(error_text(error, sep="; "))
+    batch.move(
+        pending_action,
+        ActionStatus.FAILED,
+        actor=actor,
+        reason=message,
+        failure_stage=FailureStage.EXECUTE,
+        failure_code=_failure_code(error),
+        error_message=message,
+    )
+
+
 def _requester_now(action: PendingAction):
-    """The requester as the database has them now (None once deleted; one query
-    per execution, not locked: a membership change after this is too late)."""
+    """The requester as the database has them now (None once deleted; not
+    locked: a membership change after this is too late). Read with the
+    action's lock when the caller joined them (the poll's batch: no query per
+    execution), else one query."""
     if action.created_by_id is None:
         return None
+    if PendingAction.created_by.is_cached(action):
+        return action.created_by
     return get_user_model().objects.filter(pk=action.created_by_id).first()
 
 

@@ -1,10 +1,12 @@
 """Asking Knox what became of the documents in flight, and acting on it: the
-scheduled poll (all of them, in batches) and the refresh of one."""
+scheduled poll (all of them, in chunks asked about from a bounded pool, settled
+in batches) and the refresh of one."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,9 +24,13 @@ from approvals.choices import (
 )
 from approvals.knox import KnoxError, KnoxProtocolError, StatusReport, get_knox_client
 from approvals.models import ApprovalLog, PendingAction
-from approvals.selectors import pending_action_is_visible, pending_action_list_in_flight
+from approvals.selectors import pending_action_is_visible, pending_action_pages_in_flight
 from approvals.services.access import pending_action_authorize, pending_action_lock
-from approvals.services.execute import pending_action_execute, pending_action_run
+from approvals.services.execute import (
+    HandlerFailed,
+    pending_action_execute,
+    pending_action_run,
+)
 from config.errors import NotFound
 from config.transitions import TransitionBatch, each_or_all, lock_many
 
@@ -33,31 +39,82 @@ logger = logging.getLogger(__name__)
 # What a poll writes to the approval log, beside the action's move.
 LOG_FIELDS = ("knox_status", "last_checked_at", "last_knox_response", "submitted_at", "decided_at")
 
+# In-flight documents read per query (a keyset page).
+IN_FLIGHT_PAGE = 1000
+
 # Changed documents settled per transaction.
 SETTLE_BATCH = 100
+
+# Unchanged documents whose last check is written per UPDATE.
+TOUCH_BATCH = 500
+
+# Status calls failing one after another before the cycle stops asking.
+GIVE_UP_AFTER_FAILED_CALLS = 10
 
 COUNT_KEYS = ("checked", "updated", "executed", "rejected", "cancelled", "failed")
 
 
 def pending_actions_poll(*, tracker=None) -> dict[str, int]:
-    """One poll cycle: ask Knox about every in-flight document in batches, act on
-    what changed, execute what is approved. One bad item never stops the cycle."""
+    """One poll cycle: ask Knox about every in-flight document, a chunk of
+    ``KNOX_STATUS_BATCH_SIZE`` per call and ``KNOX_POLL_CONCURRENCY`` calls at
+    a time, act on what changed, execute what is approved. The documents are
+    read a page at a time and settled here, on the calling thread, while the
+    next chunks are asked about. One bad item, or one failed call, never stops
+    the cycle; calls that keep failing do (Knox is down: the next cycle tries)."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     now = timezone.now()
+    client = get_knox_client()
     # A submit still under way has not heard from Knox yet: don't race it.
-    rows = pending_action_list_in_flight(
-        created_before=now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS)
+    pages = pending_action_pages_in_flight(
+        created_before=now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS),
+        size=IN_FLIGHT_PAGE,
     )
-    reports: dict[str, StatusReport] = {}
-    if rows:
-        try:
-            reports = get_knox_client().statuses(row.ap_inf_id for row in rows)
-        except KnoxError as error:
-            # The whole cycle is blind: record it and let the next one try.
-            _record_failure(tracker, counts, error.code, f"Status request failed: {error.message}")
-            rows = []
+    rows_by_id: dict[str, object] = {}
+
+    def chunks():
+        size = client.config.batch_size
+        for page in pages:
+            for start in range(0, len(page), size):
+                chunk = page[start : start + size]
+                rows_by_id.update((row.ap_inf_id, row) for row in chunk)
+                yield [row.ap_inf_id for row in chunk]
+
     unchanged: list[str] = []
     changed: list[_Changed] = []
+    failed_in_a_row = 0
+    with closing(client.statuses_each(chunks())) as answers:
+        for chunk, reports in answers:
+            rows = [rows_by_id.pop(ap_inf_id) for ap_inf_id in chunk]
+            if isinstance(reports, KnoxError):
+                # This chunk is blind this cycle: record it, and the next one asks again.
+                _record_failure(
+                    tracker, counts, reports.code, f"Status request failed: {reports.message}"
+                )
+                failed_in_a_row += 1
+                if failed_in_a_row >= GIVE_UP_AFTER_FAILED_CALLS:
+                    logger.warning(
+                        "approvals: %s status calls in a row failed; the poll stops here",
+                        failed_in_a_row,
+                    )
+                    break
+                continue
+            failed_in_a_row = 0
+            _sort(rows, reports, counts, tracker, unchanged=unchanged, changed=changed)
+            while len(changed) >= SETTLE_BATCH:
+                _settle_batch(changed[:SETTLE_BATCH], counts, tracker)
+                del changed[:SETTLE_BATCH]
+            while len(unchanged) >= TOUCH_BATCH:
+                _touch(unchanged[:TOUCH_BATCH], now)
+                del unchanged[:TOUCH_BATCH]
+    if changed:
+        _settle_batch(changed, counts, tracker)
+    if unchanged:
+        _touch(unchanged, now)
+    return counts
+
+
+def _sort(rows, reports, counts, tracker, *, unchanged: list[str], changed: list) -> None:
+    """Sort Knox's answers on a chunk: unreadable (a failure), unchanged, or changed."""
     for row in rows:
         counts["checked"] += 1
         report = reports[row.ap_inf_id]
@@ -77,14 +134,11 @@ def pending_actions_poll(*, tracker=None) -> dict[str, int]:
             changed.append(
                 _Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted_at is not None)
             )
-    for start in range(0, len(changed), SETTLE_BATCH):
-        _settle_batch(changed[start : start + SETTLE_BATCH], counts, tracker)
-    # Unchanged documents: one UPDATE per 500, not a query each (no state moves).
-    for start in range(0, len(unchanged), 500):
-        ApprovalLog.objects.filter(ap_inf_id__in=unchanged[start : start + 500]).update(
-            last_checked_at=now
-        )
-    return counts
+
+
+def _touch(ap_inf_ids: list[str], now) -> None:
+    """Unchanged documents: one UPDATE for many, not a query each (no state moves)."""
+    ApprovalLog.objects.filter(ap_inf_id__in=ap_inf_ids).update(last_checked_at=now)
 
 
 @dataclass(frozen=True)
@@ -116,13 +170,19 @@ def _settle_batch(batch: list[_Changed], counts, tracker) -> None:
             item.ap_inf_id,
         )
 
+    # A handler that failed in the batch: its error, recorded when its
+    # document is settled alone, rather than running the handler again.
+    handler_failed: dict[int, Exception] = {}
     results = each_or_all(
         batch,
-        together=_settle_together,
+        together=lambda items: _settle_together(items, handler_failed),
         alone=lambda item: (
             item,
-            *pending_action_settle(
-                pending_action_id=item.pk, report=item.report, submitted=item.submitted
+            *_settle_one(
+                pending_action_id=item.pk,
+                report=item.report,
+                submitted=item.submitted,
+                failed_with=handler_failed.get(item.pk),
             ),
         ),
         failed=failed,
@@ -178,12 +238,15 @@ def _settle(
     now,
     submitted: bool,
     actor=None,
+    isolated: bool = True,
+    failed_with: Exception | None = None,
 ) -> str | None:
     """Apply what Knox said to a locked action, in ``batch`` (written when the
     batch ends): an approval runs the handler right there, in the same
     transaction (a crash rolls it all back, and the next poll sees the approval
     again). Returns "executed", "execution_failed", "rejected", "cancelled",
-    "submit_failed", "updated", or None when someone else settled it meanwhile."""
+    "submit_failed", "updated", or None when someone else settled it meanwhile.
+    ``isolated`` and ``failed_with`` go to ``pending_action_run``."""
     if report.error is not None:
         raise report.error
     if action.status not in IN_FLIGHT:
@@ -221,7 +284,13 @@ def _settle(
             actor=actor,
             reason=f"Knox status {int(status)} ({status.label})",
         )
-        pending_action_run(batch=batch, pending_action=action, actor=actor)
+        pending_action_run(
+            batch=batch,
+            pending_action=action,
+            actor=actor,
+            isolated=isolated,
+            failed_with=failed_with,
+        )
         return "executed" if action.status == ActionStatus.EXECUTED else "execution_failed"
     if status == KnoxStatus.REJECTED:
         batch.move(action, ActionStatus.REJECTED, actor=actor, reason=opinion or "rejected in Knox")
@@ -241,22 +310,47 @@ def pending_action_settle(
 ) -> tuple[str | None, PendingAction]:
     """Settle one document with what Knox said about it, in its own transaction:
     ``(outcome, action)`` as ``_settle`` says them."""
+    return _settle_one(
+        pending_action_id=pending_action_id, report=report, submitted=submitted, actor=actor
+    )
+
+
+def _settle_one(
+    *,
+    pending_action_id: int,
+    report: StatusReport,
+    submitted: bool,
+    actor=None,
+    failed_with: Exception | None = None,
+) -> tuple[str | None, PendingAction]:
     if report.error is not None:
         raise report.error
     with transaction.atomic(), TransitionBatch() as batch:
         action = pending_action_lock(pk=pending_action_id)
         outcome = _settle(
-            batch, action, report, now=timezone.now(), submitted=submitted, actor=actor
+            batch,
+            action,
+            report,
+            now=timezone.now(),
+            submitted=submitted,
+            actor=actor,
+            failed_with=failed_with,
         )
     return outcome, action
 
 
-def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | None, PendingAction]]:
+def _settle_together(
+    items: Sequence[_Changed], handler_failed: dict[int, Exception]
+) -> list[tuple[_Changed, str | None, PendingAction]]:
     """Settle a batch of documents in the caller's transaction: the rows locked
-    in primary-key order, written with one statement per table. Any error
-    raises; ``each_or_all`` then settles them one by one."""
+    in primary-key order, written with one statement per table, the handlers
+    run without a savepoint each. Any error raises (a handler's is noted in
+    ``handler_failed``); ``each_or_all`` then settles them one by one."""
+    # The requesters come with the lock (only the actions' rows are locked):
+    # running a handler asks whether its requester still may, without a query each.
     locked = lock_many(
-        PendingAction.objects.select_related("approval_log"), [item.pk for item in items]
+        PendingAction.objects.select_related("approval_log", "created_by"),
+        [item.pk for item in items],
     )
     actions = {action.pk: action for action in locked}
     now = timezone.now()
@@ -265,7 +359,18 @@ def _settle_together(items: Sequence[_Changed]) -> list[tuple[_Changed, str | No
         for item in items:
             action = actions.get(item.pk)
             if action is not None:
-                outcome = _settle(batch, action, item.report, now=now, submitted=item.submitted)
+                try:
+                    outcome = _settle(
+                        batch,
+                        action,
+                        item.report,
+                        now=now,
+                        submitted=item.submitted,
+                        isolated=False,
+                    )
+                except HandlerFailed as failure:
+                    handler_failed[item.pk] = failure.error
+                    raise
                 results.append((item, outcome, action))
     return results
 

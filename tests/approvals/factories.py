@@ -35,3 +35,49 @@ def requester_in(workspace, *, role=MemberRole.OPERATOR, ep_id: str, **fields):
     if role is not None:
         MembershipFactory(workspace=workspace, user=user, role=role)
     return user
+
+
+def in_flight_actions(count: int, *, user, action_type: str, knox=None, prefix: str = "flight"):
+    """``count`` submitted, pending actions (and their approval logs) in one
+    go, in primary-key order, and the same documents in progress in ``knox``
+    (the simulator) when given: the shape of a large poll, without a submit
+    each."""
+    from django.utils import timezone
+
+    from approvals.choices import ActionStatus, KnoxStatus
+    from approvals.models import ApprovalLog, PendingAction
+    from approvals.services import payload_sha256
+
+    ids = [f"{prefix}{n:0{32 - len(prefix)}d}" for n in range(count)]
+    logs = ApprovalLog.objects.bulk_create(
+        [
+            ApprovalLog(
+                ap_inf_id=ap_inf_id,
+                knox_status=KnoxStatus.IN_PROGRESS,
+                subject=f"Document {n}",
+                contents="<p>in flight</p>",
+                contents_sha256="0" * 64,
+                payload_sha256=payload_sha256({"n": n}),
+                approvers=[{"ep_id": "EP-BOSS-1", "seq": 1, "role": 1}],
+                submitted_by=user,
+                submitted_at=timezone.now(),
+            )
+            for n, ap_inf_id in enumerate(ids)
+        ]
+    )
+    actions = PendingAction.objects.bulk_create(
+        [
+            PendingAction(
+                ap_inf_id=log.ap_inf_id,
+                approval_log=log,
+                action_type=action_type,
+                action_payload={"n": n},
+                status=ActionStatus.PENDING,
+                created_by=user,
+            )
+            for n, log in enumerate(logs)
+        ]
+    )
+    if knox is not None:
+        knox.add(*({"apInfId": ap_inf_id, "subject": "Document"} for ap_inf_id in ids))
+    return sorted(actions, key=lambda action: action.pk)
