@@ -30,11 +30,12 @@ def alerts_for_recipient(user) -> QuerySet[Alert]:
     A semi-join (``EXISTS``), not a join with ``DISTINCT``: each alert is
     listed once without sorting every wide alert row to drop duplicates, so
     a page of the newest is read straight from the ``(created_at, id)``
-    index, probing the recipients index per alert."""
-    named = AlertRecipient.objects.filter(alert=OuterRef("pk")).filter(
-        Q(user=user) | Q(group__in=user.groups.values("pk"))
-    )
-    return Alert.objects.filter(Exists(named))
+    index, probing the recipients indexes (user, alert) and (group, alert)
+    per alert."""
+    recipients = AlertRecipient.objects.filter(alert=OuterRef("pk"))
+    by_name = recipients.filter(user=user)
+    by_role = recipients.filter(group__in=user.groups.values("pk"))
+    return Alert.objects.filter(Exists(by_name) | Exists(by_role))
 
 
 def alerts_mine(user, *, status: str | None = None, severity: str | None = None) -> QuerySet[Alert]:
@@ -42,7 +43,10 @@ def alerts_mine(user, *, status: str | None = None, severity: str | None = None)
     the alert's own state when it is closed (resolved, dismissed, expired),
     else the user's acknowledgement (acknowledged / dismissed), else active.
     ``status`` filters on it."""
-    mine = AlertAcknowledgement.objects.filter(alert=OuterRef("pk"), acknowledged_by=user)
+    # One at most (unique per alert and user): no ordering to sort by.
+    mine = AlertAcknowledgement.objects.filter(
+        alert=OuterRef("pk"), acknowledged_by=user
+    ).order_by()
     alerts = (
         alerts_for_recipient(user)
         .filter(Q(expires_date__isnull=True) | Q(expires_date__gt=timezone.now()))
