@@ -45,6 +45,8 @@ class _ListCursor(CursorPagination):
             binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
             cursor = super().decode_cursor(request)
             if cursor.position is not None:
+                if "\x00" in cursor.position:  # PostgreSQL refuses it in any string
+                    raise ValueError("NUL in a cursor")
                 self._position_field.to_python(cursor.position)
         except (NotFound, ValueError, DjangoValidationError, binascii.Error):
             raise ValidationError({"cursor": ["Not a cursor this list gave out."]}) from None

@@ -11,6 +11,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from operations.models import OperationRun
+from tests.approvals.factories import ApprovalTemplateFactory
 from tests.operations.factories import OperationRunFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +75,7 @@ def test_page_numbers_still_count(user_client, workspace):
     assert "page_size=2" in page["previous"]
 
 
-@pytest.mark.parametrize("cursor", ["not-a-cursor", "%%%", "cD1ub3QtYS1kYXRl", "bz0tMw=="])
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "%%%", "cD1ub3QtYS1kYXRl", "bz0tMw==", "cD0A"])
 def test_a_cursor_not_given_out_is_a_400_naming_it(user_client, workspace, cursor):
     # given
     OperationRunFactory(workspace=workspace)
@@ -104,3 +105,15 @@ def test_the_schema_describes_both_ways_of_paging():
     page = schema["components"]["schemas"]["PaginatedOperationRunList"]
     assert page["required"] == ["results"]
     assert {"count", "next", "previous", "results"} <= set(page["properties"])
+
+
+def test_a_cursor_with_a_nul_character_is_a_400_not_a_database_error(user_client):
+    # given: a list ordered by a text field (templates, by name)
+    ApprovalTemplateFactory()
+
+    # when: a well-formed cursor whose position holds a NUL ("p=\x00")
+    response = user_client.get("/api/v1/approvals/templates/?cursor=cD0A")
+
+    # then
+    assert response.status_code == 400
+    assert "cursor" in response.data
