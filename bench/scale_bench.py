@@ -1,7 +1,7 @@
 """Benchmark: Bureau at 100,000 rows per table, on PostgreSQL (issue 11).
 
-Builds the data set in bulk (``bulk_create`` in batches of 5,000, timestamps
-spread by one UPDATE per table; no services), starts gunicorn
+Builds the data set in bulk (``INSERT … SELECT … FROM generate_series``: the
+rows are made inside PostgreSQL, no services, distinct timestamps), starts gunicorn
 (config/gunicorn.conf.py, 2 workers) and 1, 2 and 4 ``qcluster`` processes
 itself, and prints each row of the issue's table as one line: the figure,
 its target, and ``met`` or ``missed``, with exactly-once counts for the
@@ -65,7 +65,6 @@ import requests  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
-from django.utils import timezone  # noqa: E402
 from django_q.models import OrmQ, Task  # noqa: E402
 from django_q.tasks import async_task  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
@@ -132,25 +131,41 @@ def counting():
 
 
 # --- the data set ----------------------------------------------------------------------------
-def _spread(model, field: str, where: str, params: list, step_ms: int = 7) -> None:
-    """Distinct, ordered timestamps (auto_now_add gave every row of a batch the
-    same one): the newest row now, each older row ``step_ms`` before the next."""
-    table = model._meta.db_table
-    column = model._meta.get_field(field).column
+def insert_select(model, source: str, values: dict[str, str], params: dict | None = None) -> int:
+    """``INSERT INTO <model's table> (…) SELECT … FROM <source>``: the rows are
+    made by PostgreSQL itself (no Python object per row, no service). ``values``
+    maps field names to SQL expressions over ``source``; every other NOT NULL
+    column gets the field's default (``now()`` for auto_now fields). Named
+    placeholders (``%(user)s``) take ``params``."""
+    columns, expressions, args = [], [], dict(params or {})
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if field.name in values:
+            expression = values[field.name]
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            expression = "now()"
+        elif field.null and not field.has_default():
+            continue
+        elif field.get_default() is not None:  # a default, or "" for a blank text field
+            expression = f"%(default_{field.name})s"
+            args[f"default_{field.name}"] = field.get_db_prep_save(field.get_default(), connection)
+        else:
+            raise ValueError(f"{model.__name__}.{field.name}: NOT NULL and no value given")
+        columns.append(f'"{field.column}"')
+        expressions.append(expression)
+    sql = (
+        f'INSERT INTO "{model._meta.db_table}" ({", ".join(columns)}) '
+        f"SELECT {', '.join(expressions)} FROM {source}"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{table}" SET "{column}" = now() - '
-            f"((SELECT max(id) FROM \"{table}\" WHERE {where}) - id) * interval '{step_ms} ms' "
-            f"WHERE {where}",
-            params + params,
-        )
+        cursor.execute(sql, args)
+        return cursor.rowcount
 
 
-def _bulk(model, make, n: int) -> list:
-    created = []
-    for start in range(0, n, BATCH):
-        created += model.objects.bulk_create([make(i) for i in range(start, min(n, start + BATCH))])
-    return created
+def _newest_last(step_ms: int = 7) -> str:
+    """Distinct timestamps, row ``g`` = n the newest: ``step_ms`` apart."""
+    return f"now() - (%(n)s - g) * interval '{step_ms} ms'"
 
 
 def build(n: int):
@@ -165,75 +180,6 @@ def build(n: int):
         workspace=workspace, user=user, defaults={"role": MemberRole.ADMIN}
     )
     token, _ = Token.objects.get_or_create(user=user)
-
-    started = time.perf_counter()
-    for start in range(0, n, BATCH):
-        alerts = Alert.objects.bulk_create(
-            [
-                Alert(
-                    alert_type=TAG,
-                    title=f"Scale alert {i}",
-                    message="A wide row: " + "x" * 300,
-                    context={"i": i, "tenant": f"tenant {i % 97}"},
-                    source_entity_name="operations.Tenant",
-                    source_entity_id=str(i),
-                )
-                for i in range(start, min(n, start + BATCH))
-            ]
-        )
-        AlertRecipient.objects.bulk_create(
-            [AlertRecipient(alert=alert, recipient_type="user", user=user) for alert in alerts]
-        )
-    _spread(Alert, "created_at", "alert_type = %s", [TAG])
-
-    now = timezone.now()
-    logs = _bulk(
-        ApprovalLog,
-        lambda i: ApprovalLog(
-            ap_inf_id=f"{TAG}{i:027d}",
-            knox_status=KnoxStatus.IN_PROGRESS,
-            subject=f"Scale {i}",
-            contents="<p>scale</p>",
-            contents_sha256="0" * 64,
-            payload_sha256=payload_sha256({"i": i}),
-            approvers=[{"ep_id": "EP-S", "seq": 1, "role": 1}],
-            submitted_by=user,
-            submitted_at=now,
-        ),
-        n,
-    )
-    _bulk(
-        PendingAction,
-        lambda i: PendingAction(
-            ap_inf_id=logs[i].ap_inf_id,
-            approval_log=logs[i],
-            action_type="scale.noop",
-            action_payload={"i": i},
-            status=ActionStatus.PENDING,
-            created_by=user,
-        ),
-        n,
-    )
-    _spread(PendingAction, "created_at", "ap_inf_id LIKE %s", [f"{TAG}%"])
-
-    _bulk(
-        OperationRun,
-        lambda i: OperationRun(
-            workspace=workspace,
-            user=user,
-            initiator_name="scale bench",
-            type="ops.reconcile_runs",
-            status=RunStatus.COMPLETED,
-            outcome=RunOutcome.SUCCEEDED,
-            run_identity_hash=f"{i:064x}",
-            summary_counts={"checked": i % 10},
-            started_at=now,
-            completed_at=now,
-        ),
-        n,
-    )
-    _spread(OperationRun, "created_at", "workspace_id = %s", [workspace.pk])
-
     rule = rule_save(
         actor=user,
         name=LIST_RULE,
@@ -244,35 +190,120 @@ def build(n: int):
         },
         actions=[],
     )
-    _bulk(
-        AutomationExecution,
-        lambda i: AutomationExecution(
-            rule=rule,
-            rule_version=1,
-            entity_type="operations.Tenant",
-            object_pk=str(i),
-            trigger_data={"event": "on_update", "i": i},
-            actions_executed=[{"action": "alert", "status": "success"}],
-            status="success",
-            execution_time_ms=3,
-        ),
-        n,
-    )
-    _spread(AutomationExecution, "executed_at", "rule_id = %s", [rule.pk])
-    _bulk(
-        NotificationDelivery,
-        lambda i: NotificationDelivery(
-            rule=rule,
-            recipient=str(user.pk),
-            recipient_user=user,
-            channel="in_app",
-            status="sent",
-            payload={"subject": f"Scale {i}", "message": "x" * 200},
-            sent_at=now,
-        ),
-        n,
-    )
-    _spread(NotificationDelivery, "created_at", "rule_id = %s", [rule.pk])
+    series = f"generate_series(1, {int(n)}) AS g"
+    started = time.perf_counter()
+    with transaction.atomic():
+        insert_select(
+            Alert,
+            series,
+            {
+                "alert_type": "%(tag)s",
+                "title": "'Scale alert ' || g",
+                "message": "'A wide row: ' || repeat('x', 300)",
+                "context": "jsonb_build_object('i', g, 'tenant', 'tenant ' || mod(g, 97))",
+                "source_entity_name": "'operations.Tenant'",
+                "source_entity_id": "g::text",
+                "created_at": _newest_last(),
+            },
+            {"tag": TAG, "n": n},
+        )
+        insert_select(
+            AlertRecipient,
+            '"automation_alert" AS a WHERE a.alert_type = %(tag)s',
+            {"alert": "a.id", "recipient_type": "'user'", "user": "%(user)s"},
+            {"user": user.pk, "tag": TAG},
+        )
+        ap_inf_id = f"'{TAG}' || lpad(g::text, 27, '0')"
+        insert_select(
+            ApprovalLog,
+            series,
+            {
+                "ap_inf_id": ap_inf_id,
+                "knox_status": str(int(KnoxStatus.IN_PROGRESS)),
+                "subject": "'Scale ' || g",
+                "contents": "'<p>scale</p>'",
+                "contents_sha256": "repeat('0', 64)",
+                # payload_sha256({"i": g}): sha256 of its canonical JSON
+                "payload_sha256": """encode(sha256(convert_to('{"i":' || g || '}', 'UTF8')), 'hex')""",
+                "approvers": """'[{"ep_id": "EP-S", "seq": 1, "role": 1}]'::jsonb""",
+                "submitted_by": "%(user)s",
+                "submitted_at": "now()",
+                "created_at": _newest_last(),
+            },
+            {"user": user.pk, "n": n},
+        )
+        insert_select(
+            PendingAction,
+            '"approvals_approvallog" AS l WHERE l.ap_inf_id LIKE %(prefix)s',
+            {
+                "ap_inf_id": "l.ap_inf_id",
+                "approval_log": "l.id",
+                "action_type": "'scale.noop'",
+                "action_payload": "jsonb_build_object('i', substr(l.ap_inf_id, 6)::bigint)",
+                "status": "%(status)s",
+                "created_by": "%(user)s",
+                "created_at": "l.created_at",
+            },
+            {"status": ActionStatus.PENDING, "user": user.pk, "prefix": f"{TAG}%"},
+        )
+        insert_select(
+            OperationRun,
+            series,
+            {
+                "workspace": "%(workspace)s",
+                "user": "%(user)s",
+                "initiator_name": "'scale bench'",
+                "type": "'ops.reconcile_runs'",
+                "status": "%(status)s",
+                "outcome": "%(outcome)s",
+                "run_identity_hash": "lpad(to_hex(g), 64, '0')",
+                "summary_counts": "jsonb_build_object('checked', mod(g, 10))",
+                "started_at": "now()",
+                "completed_at": "now()",
+                "created_at": _newest_last(),
+            },
+            {
+                "workspace": workspace.pk,
+                "user": user.pk,
+                "status": RunStatus.COMPLETED,
+                "outcome": RunOutcome.SUCCEEDED,
+                "n": n,
+            },
+        )
+        insert_select(
+            AutomationExecution,
+            series,
+            {
+                "rule": "%(rule)s",
+                "rule_version": "1",
+                "entity_type": "'operations.Tenant'",
+                "object_pk": "g::text",
+                "trigger_data": "jsonb_build_object('event', 'on_update', 'i', g)",
+                "actions_executed": """'[{"action": "alert", "status": "success"}]'::jsonb""",
+                "status": "'success'",
+                "execution_time_ms": "3",
+                "executed_at": _newest_last(),
+            },
+            {"rule": rule.pk, "n": n},
+        )
+        insert_select(
+            NotificationDelivery,
+            series,
+            {
+                "notification_id": "gen_random_uuid()",
+                "rule": "%(rule)s",
+                "recipient": "%(user_text)s",
+                "recipient_user": "%(user)s",
+                "channel": "'in_app'",
+                "status": "'sent'",
+                "payload": "jsonb_build_object('subject', 'Scale ' || g, 'message', repeat('x', 200))",
+                "sent_at": "now()",
+                "created_at": _newest_last(),
+            },
+            {"rule": rule.pk, "user_text": str(user.pk), "user": user.pk, "n": n},
+        )
+    sample = PendingAction.objects.select_related("approval_log").get(ap_inf_id=f"{TAG}{n:027d}")
+    assert payload_sha256(sample.action_payload) == sample.approval_log.payload_sha256
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     note(f"data set: {n} rows per table in {time.perf_counter() - started:.0f} s")
