@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # "Production"). /metrics is open to this machine only.
 RUN_ENV := DEBUG=$${DEBUG:-true} METRICS_ALLOWED_IPS=$${METRICS_ALLOWED_IPS-127.0.0.1,::1}
 
-.PHONY: run test test-sqlite test-postgres install migrate bench lint clean
+.PHONY: run test test-sqlite test-postgres install migrate bench scale-bench lint clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ BENCHES := bench/operations_bench.py bench/approvals_bench.py bench/scanning_ben
 bench: $(STAMP)
 	for b in $(BENCHES); do env -u DATABASE_URL $(PY) $$b || exit 1; done
 	bash scripts/with-postgres.sh sh -c 'for b in $(BENCHES) bench/web_bench.py; do $(PY) $$b || exit 1; done'
+
+# Issue 11's table at 100,000 rows per table: PostgreSQL (a throwaway cluster unless
+# DATABASE_URL names one), gunicorn, 1/2/4 qclusters, the Knox simulator. About 10 minutes.
+scale-bench: $(STAMP)
+	$(PY) bench/scale_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

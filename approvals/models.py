@@ -178,6 +178,11 @@ class PendingAction(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="pending_action_status"),
             models.Index(fields=["action_type", "status"], name="pending_action_type_status"),
+            # Lists read newest first: this index is that order (issue 11).
+            models.Index(fields=["-created_at", "-id"], name="pending_action_newest"),
+            models.Index(
+                fields=["created_by", "-created_at", "-id"], name="pending_action_mine_newest"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -108,6 +108,8 @@ class OperationRun(models.Model):
             models.Index(fields=["type", "status"], name="oprun_type_status"),
             models.Index(fields=["workspace", "-created_at"], name="oprun_workspace_created"),
             models.Index(fields=["status", "created_at"], name="oprun_status_created"),
+            # Lists read newest first: this index is that order (issue 11).
+            models.Index(fields=["-created_at", "-id"], name="oprun_newest"),
         ]
         constraints = [
             # Active-run dedupe lives in the database, so two processes racing to

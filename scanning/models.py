@@ -158,6 +158,8 @@ class ScanJob(models.Model):
                 name="scanjob_queued",
             ),
             models.Index(fields=["status", "-created_at"], name="scanjob_status_created"),
+            # Lists read newest first: this index is that order (issue 11).
+            models.Index(fields=["-created_at", "-id"], name="scanjob_newest"),
         ]
         constraints = [
             # The scanner is a singleton: a unique index over a constant, limited
@@ -287,7 +289,11 @@ class Document(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["in_inbox", "-created_at"], name="document_inbox")]
+        indexes = [
+            models.Index(fields=["in_inbox", "-created_at"], name="document_inbox"),
+            # Lists read newest first: this index is that order (issue 11).
+            models.Index(fields=["-created_at", "-id"], name="document_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.title

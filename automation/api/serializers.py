@@ -136,12 +136,13 @@ class RuleSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    # ``.all()``: a list prefetches both (RuleViewSet), in RuleAction's own
+    # order (execution_order, id); a single rule reads them here.
     def get_actions(self, rule) -> list[dict]:
-        actions = rule.actions.order_by("execution_order", "id")
-        return RuleActionSerializer(actions, many=True).data
+        return RuleActionSerializer(rule.actions.all(), many=True).data
 
     def get_depends_on(self, rule) -> list[int]:
-        return sorted(rule.parent_links.values_list("parent_rule_id", flat=True))
+        return sorted(link.parent_rule_id for link in rule.parent_links.all())
 
 
 class DryRunInputSerializer(serializers.Serializer):

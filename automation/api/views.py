@@ -83,6 +83,14 @@ class RuleViewSet(viewsets.ModelViewSet):
     permission_classes = [ModelPermissions]
     filterset_class = RuleFilter
 
+    def get_queryset(self):
+        rules = super().get_queryset()
+        if self.action == "list":
+            # A page of rules in a constant number of queries. Only lists: a
+            # write answers with the rule it changed, read afresh.
+            rules = rules.prefetch_related("actions", "parent_links")
+        return rules
+
     def get_permissions(self):
         if self.action == "dry_run":
             return [CanDryRun()]

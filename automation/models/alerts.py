@@ -54,7 +54,9 @@ class Alert(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status"], name="alert_status"),
-            models.Index(fields=["created_at"], name="alert_created"),
+            # Lists read newest first: this index is that order (issue 11); it
+            # replaces alert_created, on created_at alone.
+            models.Index(fields=["-created_at", "-id"], name="alert_newest"),
             models.Index(
                 fields=["alert_type", "source_entity_name", "source_entity_id"],
                 name="alert_source",
@@ -109,7 +111,12 @@ class AlertRecipient(models.Model):
     )
 
     class Meta:
-        indexes = [models.Index(fields=["recipient_type", "user", "group"], name="alert_recipient")]
+        indexes = [
+            models.Index(fields=["recipient_type", "user", "group"], name="alert_recipient"),
+            # "My alerts": the alerts naming a user, or a group of theirs (issue 11).
+            models.Index(fields=["user", "alert"], name="alert_recipient_user"),
+            models.Index(fields=["group", "alert"], name="alert_recipient_group"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(Q(recipient_type=RecipientType.USER, user__isnull=False, group=None))

@@ -67,6 +67,11 @@ class NotificationDelivery(models.Model):
         verbose_name_plural = "notification deliveries"
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            # Lists read newest first: this index is that order (issue 11).
+            models.Index(fields=["-created_at", "-id"], name="delivery_newest"),
+            models.Index(
+                fields=["recipient_user", "-created_at", "-id"], name="delivery_recipient_newest"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

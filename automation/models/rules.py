@@ -101,6 +101,7 @@ class AutomationRule(models.Model):
                 fields=["entity", "trigger_type", "is_active"], name="rule_entity_trigger"
             ),
             models.Index(fields=["is_active", "next_run_at"], name="rule_active_next_run"),
+            models.Index(fields=["name", "id"], name="rule_name_id"),
         ]
         permissions = [("dry_run_automationrule", "Can dry-run automation rules")]
 

@@ -81,6 +81,8 @@ class AutomationExecution(models.Model):
         indexes = [
             models.Index(fields=["rule", "-executed_at"], name="execution_rule_date"),
             models.Index(fields=["status"], name="execution_status"),
+            # Lists read newest first: this index is that order (issue 11).
+            models.Index(fields=["-executed_at", "-id"], name="execution_newest"),
         ]
         constraints = [
             # Each (event, rule) pair executes at most once, whoever processes it.

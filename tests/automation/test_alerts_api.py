@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from automation.models import Alert, AlertAcknowledgement
+from automation.selectors import alerts_mine
 from tests.automation.factories import AlertFactory, AlertRecipientFactory, GroupFactory
 from tests.operations.factories import UserFactory
 
@@ -182,3 +183,21 @@ def test_the_schema_declares_mine_as_a_page_of_alerts_with_both_states(people):
     assert {"status", "alert_status"} <= set(alert) and "my_status" not in alert
     rule = schema["components"]["schemas"]["Rule"]["properties"]
     assert rule["deactivated_by"].get("nullable") is True
+
+
+def test_mine_lists_an_alert_once_without_distinct_however_i_am_named(people):
+    # given: an alert naming bob, bob again, and two roles of his
+    _, bob, _, role = people
+    second_role = GroupFactory(name="on-call")
+    bob.groups.add(second_role)
+    alert = _alert_for(user=bob, group=role)
+    AlertRecipientFactory(alert=alert, recipient_type="user", user=bob)
+    AlertRecipientFactory(alert=alert, recipient_type="role", group=second_role)
+
+    # when
+    page = _client(bob).get("/api/v1/alerts/mine/").data
+
+    # then: once, counted once, by a semi-join (no DISTINCT over wide alert rows)
+    assert [a["id"] for a in page["results"]] == [alert.pk]
+    assert page["count"] == 1
+    assert "DISTINCT" not in str(alerts_mine(bob).query).upper()
