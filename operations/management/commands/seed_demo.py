@@ -37,7 +37,10 @@ SEED_RUN_TYPE = "demo.seed"
 
 
 class Command(BaseCommand):
-    help = "Create demo data idempotently: an admin user, a workspace, two tenants, a few runs."
+    help = (
+        "Create demo data once: an admin user, a workspace, two tenants, a few runs "
+        "(rows renamed or deleted later are not created again)."
+    )
 
     def handle(self, *args, **options):
         with transaction.atomic():
