@@ -391,7 +391,11 @@ LOGGING = {
     # Every record is redacted on its way out (configured secret values and secret patterns,
     # in the message, its arguments and the exception text): set it on every handler. The
     # JSON formatter writes the message after the filters ran.
-    "filters": {"redact_secrets": {"()": "operations.sanitize.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "operations.sanitize.RedactSecretsFilter"},
+        # runserver's request log without the scan agent's answered polls (make run).
+        "quiet_agent_polls": {"()": "scanning.logs.QuietAgentPolls"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -404,7 +408,12 @@ LOGGING = {
         # Django's own handlers (an unfiltered console while DEBUG, mail_admins, the
         # runserver log) are replaced: their records go to the root's filtered handler.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
-        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {
+            "handlers": [],
+            "level": "INFO",
+            "propagate": True,
+            "filters": ["quiet_agent_polls"],
+        },
         "django.db.backends": {"level": "WARNING"},
         "pikepdf": {"level": "WARNING"},
     },

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path, reverse_lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -33,6 +35,13 @@ api_v1 = [
     path("scanning/", include("scanning.api.urls")),
 ]
 
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the page says: send them to the static file
+    (its URL is looked up per request, so it is the hashed name once collected)."""
+    return HttpResponseRedirect(static("bureau/favicon.png"))
+
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
@@ -40,6 +49,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
+    path("favicon.ico", favicon, name="favicon"),
 ]
 
 # JSON {code, detail} under /api/, Django's pages elsewhere (config.http).

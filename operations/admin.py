@@ -19,6 +19,13 @@ def pretty_json(value) -> str:
     )
 
 
+def counts_in_words(counts: dict[str, int] | None, *, nothing: str = "nothing to do") -> str:
+    """Summary counts as an operator reads them ("executions 1, skipped 2"),
+    never a Python dict; ``nothing`` when every count is zero or there are none."""
+    said = [f"{key.replace('_', ' ')} {value}" for key, value in sorted((counts or {}).items())]
+    return ", ".join(said) if any((counts or {}).values()) else nothing
+
+
 class ReadOnlyAdminMixin:
     """For records written only by services (ledgers, logs): viewable, never
     added, edited or deleted in the admin."""
@@ -132,7 +139,7 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         except ApplicationError as error:
             self.message_user(request, error.message, messages.WARNING)
         else:
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(run.summary_counts.items()))
+            counts = counts_in_words(run.summary_counts, nothing="nothing was stale")
             self.message_user(request, f"Reconciled as run {run.pk}: {counts}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:operations_operationrun_changelist"))
 

@@ -29,6 +29,13 @@ class OperationsConfig(AppConfig):
             summary_keys=("fetched", "updated", "failed"),
             identity_inputs=("source",),
         )
+        # seed_demo's record that it created the demo rows: it never creates them again.
+        operation_catalog.register(
+            "demo.seed",
+            label="Demo: seed data created",
+            scope=RunScope.WORKSPACE,
+            summary_keys=("tenants", "runs"),
+        )
         schedule_registry.register(
             "ops.reconcile_runs", "operations.tasks.reconcile_runs_task", minutes=5
         )

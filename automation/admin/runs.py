@@ -12,7 +12,7 @@ from automation.models import (
     AutomationExecution,
 )
 from config.errors import ApplicationError, Forbidden
-from operations.admin import pretty_json
+from operations.admin import counts_in_words, pretty_json
 from operations.sanitize import sanitize_message
 
 
@@ -79,7 +79,7 @@ class AutomationEventAdmin(ReadOnlyAdmin):
                 )
             else:
                 self.message_user(
-                    request, f"Event {event.pk}: {counts or 'nothing to do'}.", messages.INFO
+                    request, f"Event {event.pk} replayed: {counts_in_words(counts)}.", messages.INFO
                 )
 
 

@@ -63,6 +63,8 @@ class AgentClient:
         self.backoff = backoff or Backoff()
         self.sleep = sleep
         self.stop_requested = stop_requested
+        # While the server is unreachable the agent says so once, not on every retry.
+        self.outage = False
 
     def close(self) -> None:
         self.session.close()
@@ -80,12 +82,25 @@ class AgentClient:
                 raise ConnectionError(f"{method} {path}: {type(exc).__name__}") from None
             else:
                 if response.status_code not in RETRY_STATUSES:
+                    if self.outage:
+                        self.outage = False
+                        logger.info("the server answers again")
                     return self._checked(response)
                 problem = f"HTTP {response.status_code}"
             if not retry or self.stop_requested():
                 raise ConnectionError(f"{method} {path}: {problem}")
             delay = next(delays)
-            logger.warning("%s %s: %s; retrying in %.1fs", method, path, problem, delay)
+            if self.outage:
+                logger.debug("%s %s: %s; retrying in %.1fs", method, path, problem, delay)
+            else:
+                self.outage = True
+                logger.warning(
+                    "%s %s: %s; retrying in %.1fs, with backoff until the server answers",
+                    method,
+                    path,
+                    problem,
+                    delay,
+                )
             self.sleep(delay)
             # Files must be read again from the start on every attempt.
             for value in (kwargs.get("files") or {}).values():

@@ -72,14 +72,22 @@ class Agent:
             if resume and resume.get("status") in SCANNABLE:
                 self.out(f"resuming job {resume['id']} ({resume['status']})")
                 self._run_job(resume)
+            idle = False  # said once when the agent starts waiting, not on every poll
             while not self.stopping and not self._enough_jobs():
                 job = self.client.claim()
                 if job is None:
                     if self.options.exit_when_idle:
                         self.out("nothing queued; exiting (--exit-when-idle)")
                         break
+                    if not idle:
+                        idle = True
+                        self.out(
+                            "waiting for a queued job "
+                            f"(asking every {self.options.poll_interval:g} s)"
+                        )
                     self._stop.wait(self.options.poll_interval)
                     continue
+                idle = False
                 self._run_job(job)
         finally:
             self._stop.set()

@@ -107,6 +107,29 @@ def test_the_dry_run_page_shows_the_result(admin_client, tenant_entity):
     assert not AutomationExecution.objects.exists() and not Alert.objects.exists()
 
 
+def test_the_dry_run_page_shows_values_in_words_not_python_reprs(admin_client, tenant_entity):
+    # given: a rule whose conditions compare with a list and with nothing
+    rule = make_rule(
+        name="dry words",
+        conditions=[
+            {"field_name": "name", "operator": "in", "value": ["Acme", "Globex"]},
+            {"field_name": "name", "operator": "is_not_null"},
+        ],
+        actions=[alert_action()],
+    )
+    tenant = TenantFactory(name="Acme")
+    url = reverse("admin:automation_automationrule_dry_run", args=[rule.pk])
+
+    # when
+    result = admin_client.post(url, {"object_id": str(tenant.pk), "changes": "{}"})
+
+    # then: the list reads as words, and an absent value as a dash
+    content = result.content.decode()
+    assert result.status_code == 200
+    assert "<td>Acme, Globex</td>" in content
+    assert "[&#x27;Acme&#x27;" not in content and "<td>None</td>" not in content
+
+
 def test_execution_pages_are_read_only(admin_client, tenant_entity):
     make_rule(name="r", actions=[alert_action()])
     tenant = TenantFactory()

@@ -89,6 +89,31 @@ def test_the_admin_replay_action_reports_a_rule_edit_as_a_message(
     assert execution.status == "partial"
 
 
+def test_the_admin_replay_reports_what_it_did_in_words(admin_client, tenant_entity, settings):
+    # given: an event that failed after its last attempt, for a rule that makes an alert
+    settings.AUTOMATION_EVENT_MAX_ATTEMPTS = 1
+    make_rule(name="any", actions=[alert_action()])
+    tenant = TenantFactory()
+    tenant.name = "renamed"
+    tenant.save()
+    event = AutomationEvent.objects.get()
+    AutomationEvent.objects.filter(pk=event.pk).update(status="failed", attempts=1)
+
+    # when: replayed from its list
+    response = admin_client.post(
+        reverse("admin:automation_automationevent_changelist"),
+        {"action": "replay", "_selected_action": [event.pk]},
+        follow=True,
+    )
+
+    # then: the counts in words, not a Python dict
+    shown = [str(m) for m in response.context["messages"]]
+    assert len(shown) == 1, shown
+    assert shown[0].startswith(f"Event {event.pk} replayed: "), shown
+    assert "executions 1" in shown[0], shown
+    assert not any(c in shown[0] for c in "{}'[]"), shown
+
+
 @pytest.fixture
 def orphan_event(entities):
     """An event whose entity's model is gone (its app was removed)."""

@@ -110,6 +110,30 @@ def test_seed_demo_is_idempotent_and_prints_a_generated_password_once(monkeypatc
     assert runs.filter(status=RunStatus.RUNNING).count() == 1
 
 
+def test_seed_demo_leaves_demo_rows_an_operator_renamed_or_deleted_alone(monkeypatch):
+    # given: the demo seeded, then an operator renamed a tenant and deleted the
+    # approval template (the tenant's runs go first: they protect it)
+    from approvals.models import ApprovalTemplate
+
+    monkeypatch.setenv("BUREAU_ADMIN_PASSWORD", "from-the-environment-42")
+    _call("seed_demo")
+    Tenant.objects.filter(name="Acme Corporation").update(name="Acme Holdings")
+    ApprovalTemplate.objects.filter(name="New tenant").delete()
+    globex = Tenant.objects.get(name="Globex Ltd")
+    OperationRun.objects.filter(tenant=globex).delete()
+    globex.delete()
+
+    # when: `make run` seeds again
+    output = _call("seed_demo")
+
+    # then: nothing is created again, and the command says why
+    assert set(Tenant.objects.values_list("name", flat=True)) == {"Acme Holdings"}
+    assert not ApprovalTemplate.objects.exists()
+    assert OperationRun.objects.filter(type="demo.tenant_sync").count() == 2  # Acme's, kept
+    assert "rows renamed or deleted since then are left as they are" in output
+    assert OperationRun.objects.filter(type="demo.seed").count() == 1
+
+
 def test_seed_demo_takes_the_admin_password_from_the_environment(monkeypatch):
     monkeypatch.setenv("BUREAU_ADMIN_PASSWORD", "from-the-environment-42")
 

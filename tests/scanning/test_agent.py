@@ -19,7 +19,7 @@ from scanning.agent.runner import Agent, AgentOptions
 from scanning.agent.scanners import SaneScanner, ScannerError, SimulatedScanner
 from scanning.choices import ErrorCode, ScanJobStatus
 from scanning.models import Document, ScanJob
-from tests.live_server import free_port, start_manage, stop_process, wait_until
+from tests.live_server import free_port, start_manage, stop_process, wait_for_http, wait_until
 from tests.scanning.pdfs import page_labels, page_texts
 
 # The live server, the cluster and this process must agree on MEDIA_ROOT.
@@ -119,6 +119,12 @@ def test_scan_agent_rides_out_a_server_restart(agent):
     # then: the agent retried through the outage and finished the job
     assert scan_agent.returncode == 0, agent_output
     assert "retrying in" in agent_output
+    # each outage (the restart, and the start if the agent came up first) said
+    # once when it began and once when it ended, not on every retry: the restart
+    # alone lasted 4.5 s of retries at most 0.5 s apart
+    outages = agent_output.count("retrying in")
+    assert outages in (1, 2), agent_output
+    assert agent_output.count("the server answers again") == outages, agent_output
     assert "nothing queued; exiting" in agent_output
     job.refresh_from_db()
     assert job.status == ScanJobStatus.ASSEMBLING
@@ -272,3 +278,43 @@ def test_scan_agent_pointed_at_something_else_than_bureau_says_so_in_one_line(li
         f"the server at {server} did not answer as Bureau's agent API (HTTP 404); "
         "is --server Bureau's base URL?"
     )
+
+
+def test_the_console_shows_the_agents_state_changes_not_its_idle_polls(agent):
+    # given: runserver (as `make run` starts it) and an idle agent asking for
+    # work ten times a second and beating twice a second
+    port = free_port()
+    server_url = f"http://127.0.0.1:{port}"
+    server = start_manage("runserver", f"127.0.0.1:{port}", "--noreload")
+    scan_agent = None
+    try:
+        wait_for_http(f"{server_url}/healthz", process=server, timeout=60)
+        scan_agent = start_manage(
+            "scan_agent",
+            "--server", server_url,
+            "--token", agent.token,
+            "--poll-interval", "0.1",
+            "--heartbeat-interval", "0.5",
+        )  # fmt: skip
+        assert wait_until(
+            lambda: "waiting for a queued job" in scan_agent.log_path.read_text(),
+            timeout=60,
+            process=scan_agent,
+        ), scan_agent.log_path.read_text()
+
+        # when: it stays idle for two seconds (about twenty polls), and someone
+        # else asks the server something
+        time.sleep(2)
+        assert requests.get(f"{server_url}/healthz", timeout=10).status_code == 200
+    finally:
+        agent_output = stop_process(scan_agent) if scan_agent else ""
+        server_output = stop_process(server)
+        print(agent_output, server_output)
+
+    # then: the agent said once that it waits, and the server's log has the
+    # other request but none of the answered polls and heartbeats
+    assert agent_output.count("waiting for a queued job (asking every 0.1 s)") == 1, agent_output
+    assert selectors.scan_agent_status_get() is not None  # it did poll and beat
+    assert '"GET /healthz HTTP/1.1" 200' in server_output, server_output
+    assert "/agent/claim/" not in server_output
+    assert "/agent/heartbeat/" not in server_output

@@ -1,7 +1,12 @@
 """Run every Bureau process in the foreground: the web server, the django-q2
 cluster, the Knox simulator (when Knox is local) and the reference scan agent.
-Ctrl-C stops all of them; if one dies, the others are stopped too, so nothing
-runs half-up."""
+Ctrl-C stops all of them.
+
+The simulator and the agent are helpers around Bureau: when one exits, it is
+started again after a backoff (1 s, doubling up to 30 s; back to 1 s once it
+has stayed up a minute) and the console says so, while the web server and the
+cluster keep running. If the web server or the cluster dies, everything stops,
+so Bureau itself never runs half-up."""
 
 import os
 import signal
@@ -14,6 +19,12 @@ from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+# Restarted when they exit; any other process exiting stops everything.
+RESTARTED = ("knox", "scan-agent")
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+STEADY_AFTER = 60.0  # a helper that ran this long is restarted after the first delay again
 
 
 class Command(BaseCommand):
@@ -82,7 +93,8 @@ class Command(BaseCommand):
             )
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        for name, command in self.processes(host, port).items():
+        commands = self.processes(host, port)
+        for name, command in commands.items():
             children[name] = subprocess.Popen(command)
             self.stdout.write(f"started {name} (pid {children[name].pid})")
         base = f"http://{host}:{port}"
@@ -99,13 +111,37 @@ class Command(BaseCommand):
             )
         )
         exit_code = 0
+        started_at = dict.fromkeys(children, time.monotonic())
+        delays = dict.fromkeys(RESTARTED, RESTART_FIRST_DELAY)
+        restart_at: dict[str, float] = {}  # helpers that exited, and when to start them again
         while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
+            now = time.monotonic()
+            for name, child in list(children.items()):
+                if name in restart_at:
+                    if now >= restart_at[name]:
+                        del restart_at[name]
+                        children[name] = subprocess.Popen(commands[name])
+                        started_at[name] = now
+                        self.stdout.write(f"restarted {name} (pid {children[name].pid})")
+                    continue
+                if child.poll() is None:
+                    continue
+                if name not in RESTARTED:
                     self.stderr.write(f"{name} exited with {child.returncode}; stopping the rest")
                     exit_code = child.returncode or 1
                     stopping = True
                     break
+                if now - started_at[name] >= STEADY_AFTER:
+                    delays[name] = RESTART_FIRST_DELAY
+                delay = delays[name]
+                delays[name] = min(delay * 2, RESTART_MAX_DELAY)
+                restart_at[name] = now + delay
+                self.stderr.write(
+                    self.style.WARNING(
+                        f"{name} exited with {child.returncode}; restarting it in {delay:.0f} s "
+                        "(web and tasks keep running)"
+                    )
+                )
             time.sleep(0.5)
         for child in children.values():
             if child.poll() is None:

@@ -32,23 +32,24 @@ DEMO_RUNS = [
 ]
 
 
+# One run of this type in the ledger: the demo data was created once.
+SEED_RUN_TYPE = "demo.seed"
+
+
 class Command(BaseCommand):
-    help = "Create demo data idempotently: an admin user, a workspace, two tenants, a few runs."
+    help = (
+        "Create demo data once: an admin user, a workspace, two tenants, a few runs "
+        "(rows renamed or deleted later are not created again)."
+    )
 
     def handle(self, *args, **options):
         with transaction.atomic():
             admin, created, password = self._admin_user()
             system_workspace()
-            workspace, _ = Workspace.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
-            WorkspaceMembership.objects.get_or_create(
-                workspace=workspace, user=admin, defaults={"role": MemberRole.ADMIN}
-            )
-            tenants = {
-                name: Tenant.objects.get_or_create(workspace=workspace, name=name)[0]
-                for name in ("Acme Corporation", "Globex Ltd")
-            }
-            created_runs = self._runs(tenants, admin)
-            said = self._other_apps(admin)
+            seeded = OperationRun.objects.filter(type=SEED_RUN_TYPE).order_by("pk").first()
+            if seeded is None:
+                workspace, tenants, created_runs, said = self._demo_rows(admin)
+                self._remember(admin, tenants=len(tenants), runs=created_runs)
         if created and password:
             self.stdout.write(
                 self.style.WARNING(
@@ -67,6 +68,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Superuser {admin.username!r} already exists; its password is unchanged."
             )
+        if seeded is not None:
+            self.stdout.write(
+                f"demo data: created on {seeded.created_at:%Y-%m-%d %H:%M} (run {seeded.pk}); "
+                "rows renamed or deleted since then are left as they are"
+            )
+            return
         for line in said:
             self.stdout.write(f"  {line}")
         self.stdout.write(
@@ -75,6 +82,26 @@ class Command(BaseCommand):
                 f"{created_runs} new operation runs"
             )
         )
+
+    def _demo_rows(self, admin):
+        workspace, _ = Workspace.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
+        WorkspaceMembership.objects.get_or_create(
+            workspace=workspace, user=admin, defaults={"role": MemberRole.ADMIN}
+        )
+        tenants = {
+            name: Tenant.objects.get_or_create(workspace=workspace, name=name)[0]
+            for name in ("Acme Corporation", "Globex Ltd")
+        }
+        created_runs = self._runs(tenants, admin)
+        return workspace, tenants, created_runs, self._other_apps(admin)
+
+    def _remember(self, admin, **counts: int) -> None:
+        """The ledger remembers that the demo data was created, so a later
+        ``seed_demo`` (every ``make run``) leaves alone what an operator
+        renamed or deleted instead of creating it again."""
+        run, _ = start_run(type=SEED_RUN_TYPE, user=admin)
+        mark_run_running(run)
+        complete_run(run, outcome=RunOutcome.SUCCEEDED, counts=counts)
 
     def _other_apps(self, admin) -> list[str]:
         """Each app that has demo data seeds it through its own services."""
