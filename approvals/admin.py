@@ -27,6 +27,7 @@ from approvals.services import (
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.errors import ApplicationError, error_text
+from config.observability.attention import AttentionListFilter
 from operations.admin import ReadOnlyAdminMixin, pretty_json
 
 User = get_user_model()
@@ -62,7 +63,7 @@ class PendingActionAdmin(admin.ModelAdmin):
         "created_at",
         "executed_at",
     ]
-    list_filter = ["status", "action_type", "failure_stage"]
+    list_filter = [AttentionListFilter, "status", "action_type", "failure_stage"]
     search_fields = ["=ap_inf_id", "=id"]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"

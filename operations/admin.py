@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError, Forbidden
+from config.observability.attention import AttentionListFilter
 from operations.catalog import operation_catalog
 from operations.models import OperationRun, Tenant, Workspace, WorkspaceMembership
 from operations.tasks import reconcile_runs
@@ -63,7 +64,7 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "started_at",
         "duration_display",
     ]
-    list_filter = ["status", "outcome", OperationTypeFilter, "workspace"]
+    list_filter = [AttentionListFilter, "status", "outcome", OperationTypeFilter, "workspace"]
     search_fields = ["=id", "=run_identity_hash", "type"]
     list_select_related = ["tenant", "workspace"]
     date_hierarchy = "created_at"

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError
+from config.observability.attention import AttentionListFilter
 from scanning import services
 from scanning.choices import (
     DEFAULT_SCAN_SETTINGS,
@@ -132,7 +133,7 @@ class ScanJobAdmin(admin.ModelAdmin):
         "document",
         "updated_at",
     ]
-    list_filter = ["status"]
+    list_filter = [AttentionListFilter, "status"]
     search_fields = ["=id", "title", "file_hash"]
     list_select_related = ["document"]
     ordering = ["-created_at", "-id"]

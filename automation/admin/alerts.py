@@ -16,6 +16,7 @@ from automation.services import (
     alert_set_status_by_operator,
 )
 from config.errors import ApplicationError, Forbidden
+from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
 
 
@@ -59,7 +60,7 @@ class AlertAdmin(admin.ModelAdmin):
         "source_entity_id",
         "created_at",
     ]
-    list_filter = ["status", "severity", "alert_type"]
+    list_filter = [AttentionListFilter, "status", "severity", "alert_type"]
     search_fields = ["=id", "title", "alert_type", "source_entity_id"]
     inlines = [RecipientInline, AcknowledgementInline, StatusChangeInline]
     actions = ["acknowledge", "dismiss"]

@@ -14,6 +14,7 @@ from automation.services import (
     delivery_retry,
 )
 from config.errors import ApplicationError, Forbidden
+from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
 
 
@@ -44,7 +45,7 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
         "next_attempt_at",
         "updated_at",
     ]
-    list_filter = ["status", "channel"]
+    list_filter = [AttentionListFilter, "status", "channel"]
     search_fields = ["=id", "recipient", "=notification_id"]
     actions = ["retry"]
     fields = [
