@@ -15,6 +15,7 @@ from automation.models import (
 from automation.services import (
     alert_set_status_by_operator,
 )
+from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.errors import ApplicationError, Forbidden
 from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
@@ -49,7 +50,7 @@ class StatusChangeInline(RecipientInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "title",
@@ -64,6 +65,18 @@ class AlertAdmin(admin.ModelAdmin):
     search_fields = ["=id", "title", "alert_type", "source_entity_id"]
     inlines = [RecipientInline, AcknowledgementInline, StatusChangeInline]
     actions = ["acknowledge", "dismiss"]
+    object_actions = (
+        ObjectAction(
+            "acknowledge",
+            "Acknowledge",
+            available=lambda alert: alert.status == AlertStatus.ACTIVE,
+        ),
+        ObjectAction(
+            "dismiss",
+            "Dismiss",
+            available=lambda alert: alert.status in (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED),
+        ),
+    )
     fields = [
         "alert_type",
         "severity",
@@ -90,6 +103,16 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def do_acknowledge(self, request, alert):
+        alert_set_status_by_operator(
+            alert=alert, status=AlertStatus.ACKNOWLEDGED, actor=request.user
+        )
+        return f"Alert {alert.pk} acknowledged."
+
+    def do_dismiss(self, request, alert):
+        alert_set_status_by_operator(alert=alert, status=AlertStatus.DISMISSED, actor=request.user)
+        return f"Alert {alert.pk} dismissed."
 
     def _bulk(self, request, queryset, status):
         done = 0
