@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connections
 
 from tests.console.browser import MISSING, MISSING_IN_CI, SCREENSHOT_DIR, chromium_path, in_ci
 from tests.operations.factories import UserFactory
@@ -44,6 +45,11 @@ def browser(chromium_executable, monkeypatch):
             yield browser
         finally:
             browser.close()
+            # With Playwright's loop running, Django's connections are per
+            # context (asgiref's Local), not per thread: the ones the test
+            # opened in here are closed in here, or the test database could
+            # not be dropped at the end of the run.
+            connections.close_all()
 
 
 class Steps:
