@@ -314,7 +314,7 @@ class ScanJobAdmin(ObjectActionsMixin, admin.ModelAdmin):
             try:
                 changed = service(job_id=job.pk, actor=request.user)
             except (ApplicationError, ValidationError) as error:
-                self.message_user(request, f"Job {job.pk}: {_error_text(error)}", messages.WARNING)
+                self.message_user(request, f"Job {job.pk}: {_error_text(error)}", messages.ERROR)
             else:
                 done += 1
                 warning = notice(changed) if notice else None
@@ -400,7 +400,7 @@ class ScanJobBatchAdmin(admin.ModelAdmin):
                 services.scan_batch_discard(batch_id=batch.pk, actor=request.user)
             except (ApplicationError, ValidationError) as error:
                 self.message_user(
-                    request, f"Batch {batch.pk}: {_error_text(error)}", messages.WARNING
+                    request, f"Batch {batch.pk}: {_error_text(error)}", messages.ERROR
                 )
             else:
                 self.message_user(request, f"Batch {batch.pk} discarded.", messages.SUCCESS)

@@ -123,10 +123,11 @@ class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 self.message_user(request, refused.message, messages.ERROR)
                 return
             except ApplicationError as error:
-                self.message_user(request, error.message, messages.WARNING)
+                self.message_user(request, error.message, messages.ERROR)
             else:
                 done += 1
-        self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
+        if done:
+            self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge(self, request, queryset):

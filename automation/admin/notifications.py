@@ -101,8 +101,11 @@ class NotificationDeliveryAdmin(ObjectActionsMixin, ReadOnlyAdmin):
                 self.message_user(request, refused.message, messages.ERROR)
                 return
             except ApplicationError as error:
-                self.message_user(request, error.message, messages.WARNING)
+                self.message_user(request, error.message, messages.ERROR)
             else:
+                failed = result.status in (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
                 self.message_user(
-                    request, f"Delivery {result.pk}: {result.status}.", messages.SUCCESS
+                    request,
+                    f"Delivery {result.pk}: {result.status}.",
+                    messages.ERROR if failed else messages.SUCCESS,
                 )

@@ -138,3 +138,20 @@ def test_a_rule_page_links_to_its_dry_run(admin_client, tenant_entity):
     dry_run = reverse("admin:automation_automationrule_dry_run", args=[rule.pk])
     assert f'href="{dry_run}" class="object-action" data-action="dry_run"' in page
     assert admin_client.get(dry_run).status_code == 200
+
+
+def test_a_bulk_dismiss_the_service_refuses_is_red_and_not_counted_as_done(admin_client):
+    # given: an alert already resolved
+    alert = AlertFactory(status="resolved")
+
+    # when
+    response = admin_client.post(
+        reverse("admin:automation_alert_changelist"),
+        {"action": "dismiss", "_selected_action": [alert.pk]},
+        follow=True,
+    )
+
+    # then: one error, no "0 alert(s) dismissed" success
+    [(level, text)] = _messages(response)
+    assert level == constants.ERROR
+    assert "is resolved; it cannot become dismissed" in text

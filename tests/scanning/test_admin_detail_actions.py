@@ -169,3 +169,17 @@ def test_discarding_a_batch_twice_is_an_error_the_second_time(admin_client, agen
     [(level, text)] = _messages(again)
     assert level == constants.ERROR
     assert "cannot become discarded" in text
+
+
+def test_a_bulk_action_the_service_refuses_is_red(admin_client):
+    job = ScanJobFactory(status=ScanJobStatus.COMMITTED)
+
+    response = admin_client.post(
+        reverse("admin:scanning_scanjob_changelist"),
+        {"action": "queue_jobs", "_selected_action": [job.pk]},
+        follow=True,
+    )
+
+    [(level, text)] = _messages(response)
+    assert level == constants.ERROR
+    assert "cannot become queued" in text
