@@ -97,7 +97,8 @@ def attention(*, user, now: datetime | None = None) -> Attention:
     counts = selectors.problem_counts(model_labels=[p.model for p in problems], now=now)
     for problem in problems:
         count = counts[(problem.model, problem.key)]
-        url = _changelist(problem.model, f"attention={problem.key}")
+        query = "&".join(filter(None, [f"attention={problem.key}", problem.also]))
+        url = _changelist(problem.model, query)
         tiles.append(Tile(problem.label, str(count), url, needs_attention=count > 0))
 
     if _may_view(user, "django_q.Failure"):
@@ -112,7 +113,9 @@ def attention(*, user, now: datetime | None = None) -> Attention:
                 selectors.knox_last_successful_poll_at(),
                 now,
                 timedelta(seconds=settings.CONSOLE_KNOX_POLL_MAX_AGE),
-                _changelist("operations.OperationRun", "type=approvals.poll_knox"),
+                _changelist(
+                    "operations.OperationRun", f"type=approvals.poll_knox&{selectors.ALL_RUNS}"
+                ),
                 never="no poll yet",
             )
         )

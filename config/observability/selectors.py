@@ -30,12 +30,18 @@ from django.utils import timezone
 RECENT_FAILURES = timedelta(hours=24)
 
 
+# The ledger's list shows business runs unless told otherwise (operations.admin.RunKindFilter).
+ALL_RUNS = "kind=all"
+
+
 @dataclass(frozen=True)
 class Problem:
     key: str  # the changelist filter's value: ?attention=<key>
     label: str
     model: str  # "app_label.ModelName"
     condition: Callable[[datetime], Q]
+    # More of the changelist's query string: a filter whose default would hide some rows.
+    also: str = ""
 
 
 def _pending_action_problems() -> list[Problem]:
@@ -160,12 +166,14 @@ def _run_problems() -> list[Problem]:
             "Runs failed (24 h)",
             "operations.OperationRun",
             lambda now: Q(outcome=RunOutcome.FAILED, completed_at__gte=now - RECENT_FAILURES),
+            also=ALL_RUNS,
         ),
         Problem(
             "overdue",
             "Runs running past their limit",
             "operations.OperationRun",
             overdue,
+            also=ALL_RUNS,
         ),
     ]
 
