@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from approvals.choices import ActionStatus
+from approvals.choices import IN_FLIGHT, ActionStatus, FailureStage
 from approvals.forms import ApprovalRequestForm, ApprovalTemplateForm, KnoxProfileFormSet
 from approvals.models import (
     ApprovalLog,
@@ -26,7 +26,9 @@ from approvals.services import (
     pending_action_withdraw,
 )
 from approvals.templating import replace_template_variables, template_variables
+from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
 from config.errors import ApplicationError, error_text
+from config.observability.attention import AttentionListFilter
 from operations.admin import ReadOnlyAdminMixin, pretty_json
 
 User = get_user_model()
@@ -50,8 +52,20 @@ class TransitionInline(admin.TabularInline):
         return False
 
 
+def _failed_at(stage):
+    return lambda action: action.status == ActionStatus.FAILED and action.failure_stage == stage
+
+
+def _outcome(action: PendingAction) -> str:
+    """The action's state in words; ActionFailed when it ended failed."""
+    line = f"Pending action {action.pk}: {action.get_status_display().lower()}."
+    if action.status == ActionStatus.FAILED:
+        raise ActionFailed(f"{line} {action.failure_code}: {action.error_message}".strip(": "))
+    return line
+
+
 @admin.register(PendingAction)
-class PendingActionAdmin(admin.ModelAdmin):
+class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "action_type",
@@ -62,7 +76,7 @@ class PendingActionAdmin(admin.ModelAdmin):
         "created_at",
         "executed_at",
     ]
-    list_filter = ["status", "action_type", "failure_stage"]
+    list_filter = [AttentionListFilter, "status", "action_type", "failure_stage"]
     search_fields = ["=ap_inf_id", "=id"]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
@@ -76,6 +90,23 @@ class PendingActionAdmin(admin.ModelAdmin):
         "resubmit_action_",
         "withdraw_action_",
     ]
+    # On the detail page, the same services (and permission checks) as the bulk actions.
+    object_actions = (
+        ObjectAction(
+            "check_status",
+            "Check status in Knox",
+            available=lambda action: action.status in IN_FLIGHT,
+        ),
+        ObjectAction("retry", "Retry execution", available=_failed_at(FailureStage.EXECUTE)),
+        ObjectAction("resubmit", "Resubmit to Knox", available=_failed_at(FailureStage.SUBMIT)),
+        ObjectAction(
+            "withdraw",
+            "Withdraw from Knox",
+            available=lambda action: action.status in IN_FLIGHT,
+            confirm="Withdraw this approval request from Knox? The action will not be "
+            "executed, and this cannot be undone.",
+        ),
+    )
     fields = [
         "id",
         "ap_inf_id",
@@ -173,6 +204,28 @@ class PendingActionAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/approvals/pendingaction/request.html", context)
+
+    def do_check_status(self, request, action):
+        return _outcome(pending_action_refresh(ap_inf_id=action.ap_inf_id, actor=request.user))
+
+    def do_retry(self, request, action):
+        return _outcome(pending_action_retry(pending_action_id=action.pk, actor=request.user))
+
+    def do_resubmit(self, request, action):
+        try:
+            action = pending_action_resubmit(pending_action_id=action.pk, actor=request.user)
+        except ApprovalSubmitFailed:
+            action.refresh_from_db()  # failed again, recorded on the action
+        return _outcome(action)
+
+    def do_withdraw(self, request, action):
+        return _outcome(
+            pending_action_withdraw(
+                pending_action_id=action.pk,
+                actor=request.user,
+                reason=f"withdrawn by {request.user.get_username()}",
+            )
+        )
 
     @admin.action(description="Check status in Knox now")
     def check_status_now(self, request, queryset):

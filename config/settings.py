@@ -370,6 +370,13 @@ KNOX_WITHDRAW_PATH = env_str("KNOX_WITHDRAW_PATH", "/approval/api/v2.0/approvals
 # A submit that never got an answer is asked about again after this many seconds.
 KNOX_SUBMIT_GRACE_SECONDS = env_int("KNOX_SUBMIT_GRACE_SECONDS", 60)
 
+# --- operator console: the admin index's "Needs attention" (config.observability.attention) ---
+# Seconds past which a tile turns red: an action still pending at Knox, the last
+# successful Knox poll, the oldest unprocessed outbox event.
+CONSOLE_KNOX_PENDING_MAX_AGE = env_int("CONSOLE_KNOX_PENDING_MAX_AGE", 2 * 24 * 3600)
+CONSOLE_KNOX_POLL_MAX_AGE = env_int("CONSOLE_KNOX_POLL_MAX_AGE", 300)
+CONSOLE_OUTBOX_MAX_AGE = env_int("CONSOLE_OUTBOX_MAX_AGE", 300)
+
 # --- observability (config.observability; README "Production") -----------------------------
 # /metrics is off (404) until a bearer token or an allowlist of peer
 # addresses/networks is set; /readyz wants a cluster task within this window.

@@ -1,12 +1,15 @@
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError, Forbidden
+from config.observability.attention import AttentionListFilter
 from operations.catalog import operation_catalog
 from operations.models import OperationRun, Tenant, Workspace, WorkspaceMembership
 from operations.tasks import reconcile_runs
@@ -55,6 +58,38 @@ class OperationTypeFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RunKindFilter(admin.SimpleListFilter):
+    """Business runs by default: Bureau's own housekeeping (the Knox poll, the
+    agent check, reconcile...) runs every minute or so in the system workspace
+    and would bury them."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("business", "Business"), ("housekeeping", "Housekeeping"), ("all", "All")]
+
+    def value(self):
+        return super().value() or "business"
+
+    def choices(self, changelist):
+        # No "All" of Django's own: "all" is a choice, and no choice means business.
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        housekeeping = Q(workspace__slug=settings.BUREAU_SYSTEM_WORKSPACE_SLUG)
+        if self.value() == "housekeeping":
+            return queryset.filter(housekeeping)
+        if self.value() == "all":
+            return queryset
+        return queryset.exclude(housekeeping)
+
+
 @admin.register(OperationRun)
 class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger is written by services only: read-only here, never deleted."""
@@ -70,8 +105,16 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "started_at",
         "duration_display",
     ]
-    list_filter = ["status", "outcome", OperationTypeFilter, "workspace"]
-    search_fields = ["=id", "=run_identity_hash", "type"]
+    list_filter = [
+        RunKindFilter,
+        AttentionListFilter,
+        "status",
+        "outcome",
+        OperationTypeFilter,
+        "workspace",
+    ]
+    # An identity hash is found by its first characters, as a git hash is.
+    search_fields = ["=id", "run_identity_hash__startswith", "type"]
     list_select_related = ["tenant", "workspace"]
     date_hierarchy = "created_at"
     ordering = ["-created_at", "-id"]

@@ -12,13 +12,17 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.errors import ApplicationError
+from config.observability.attention import AttentionListFilter
 from scanning import services
 from scanning.choices import (
+    ACTIVE_STATUSES,
     DEFAULT_SCAN_SETTINGS,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     BatchStatus,
+    ErrorCode,
     ScanJobStatus,
     ScanMode,
     ScanSource,
@@ -39,6 +43,10 @@ def _error_text(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return "; ".join(error.messages)
     return str(error)
+
+
+def _job_line(job: ScanJob) -> str:
+    return f"Scan job {job.pk}: {job.get_status_display().lower()}."
 
 
 def _duplicate_notice(job: ScanJob) -> str | None:
@@ -119,8 +127,20 @@ class EventInline(admin.TabularInline):
         return False
 
 
+def _status_in(*statuses):
+    return lambda job: job.status in statuses
+
+
+def _failed_with(*codes):
+    return lambda job: job.status == ScanJobStatus.FAILED and job.error_code in codes
+
+
+def _assembly_retryable(job: ScanJob) -> bool:
+    return job.status == ScanJobStatus.ASSEMBLING or _failed_with(ErrorCode.ASSEMBLY_FAILED)(job)
+
+
 @admin.register(ScanJob)
-class ScanJobAdmin(admin.ModelAdmin):
+class ScanJobAdmin(ObjectActionsMixin, admin.ModelAdmin):
     form = ScanJobForm
     list_display = [
         "id",
@@ -132,12 +152,38 @@ class ScanJobAdmin(admin.ModelAdmin):
         "document",
         "updated_at",
     ]
-    list_filter = ["status"]
+    list_filter = [AttentionListFilter, "status"]
     search_fields = ["=id", "title", "file_hash"]
     list_select_related = ["document"]
     ordering = ["-created_at", "-id"]
     actions = ["queue_jobs", "cancel_jobs", "commit_jobs", "resume_jobs", "assemble_kept_jobs"]
     inlines = [BatchInline, EventInline]
+    # On the detail page, the same services (and the operate_scanner check) as the API.
+    object_actions = (
+        ObjectAction("queue", "Queue for scanning", available=_status_in(ScanJobStatus.DRAFT)),
+        ObjectAction(
+            "commit",
+            "Commit into the inbox",
+            available=_status_in(ScanJobStatus.PREVIEW, ScanJobStatus.COMMITTING),
+        ),
+        ObjectAction("retry_assembly", "Retry assembly", available=_assembly_retryable),
+        ObjectAction(
+            "resume",
+            "Resume (queue again, keep the batches)",
+            available=_failed_with(ErrorCode.AGENT_LOST, ErrorCode.STALLED),
+        ),
+        ObjectAction(
+            "assemble_kept",
+            "Assemble the kept batches",
+            available=_failed_with(ErrorCode.AGENT_LOST, ErrorCode.STALLED),
+        ),
+        ObjectAction(
+            "cancel",
+            "Cancel",
+            available=_status_in(ScanJobStatus.DRAFT, ScanJobStatus.QUEUED, *ACTIVE_STATUSES),
+            confirm="Cancel this scan job? Its batches are not committed.",
+        ),
+    )
     info_fields = [
         "status",
         "batch_count",
@@ -235,6 +281,29 @@ class ScanJobAdmin(admin.ModelAdmin):
         url = reverse("scanning:job-preview", kwargs={"pk": job.pk})
         return format_html('<a href="{}" target="_blank">PDF ({} pages)</a>', url, job.page_count)
 
+    def do_queue(self, request, job):
+        return _job_line(services.scan_job_queue(job_id=job.pk, actor=request.user))
+
+    def do_commit(self, request, job):
+        job = services.scan_job_commit(job_id=job.pk, actor=request.user)
+        duplicate = _duplicate_notice(job)
+        if duplicate:
+            self.message_user(request, duplicate, messages.WARNING)
+        return _job_line(job)
+
+    def do_retry_assembly(self, request, job):
+        job = services.scan_job_retry_assembly(job_id=job.pk, actor=request.user, run_now=False)
+        return _job_line(job)
+
+    def do_resume(self, request, job):
+        return _job_line(services.scan_job_resume(job_id=job.pk, actor=request.user))
+
+    def do_assemble_kept(self, request, job):
+        return _job_line(services.scan_job_assemble_kept(job_id=job.pk, actor=request.user))
+
+    def do_cancel(self, request, job):
+        return _job_line(services.scan_job_cancel(job_id=job.pk, actor=request.user))
+
     def _run_action(self, request, queryset, service, verb: str, notice=None):
         """Run ``service`` on each selected job; ``notice(job)`` may return a
         warning to show about a job the service did change."""
@@ -245,7 +314,7 @@ class ScanJobAdmin(admin.ModelAdmin):
             try:
                 changed = service(job_id=job.pk, actor=request.user)
             except (ApplicationError, ValidationError) as error:
-                self.message_user(request, f"Job {job.pk}: {_error_text(error)}", messages.WARNING)
+                self.message_user(request, f"Job {job.pk}: {_error_text(error)}", messages.ERROR)
             else:
                 done += 1
                 warning = notice(changed) if notice else None
@@ -313,7 +382,7 @@ class ScanJobBatchAdmin(admin.ModelAdmin):
         try:
             services.scan_batch_discard(batch_id=batch.pk, actor=request.user)
         except (ApplicationError, ValidationError) as error:
-            self.message_user(request, _error_text(error), messages.WARNING)
+            self.message_user(request, _error_text(error), messages.ERROR)
         else:
             self.message_user(
                 request,
@@ -331,7 +400,7 @@ class ScanJobBatchAdmin(admin.ModelAdmin):
                 services.scan_batch_discard(batch_id=batch.pk, actor=request.user)
             except (ApplicationError, ValidationError) as error:
                 self.message_user(
-                    request, f"Batch {batch.pk}: {_error_text(error)}", messages.WARNING
+                    request, f"Batch {batch.pk}: {_error_text(error)}", messages.ERROR
                 )
             else:
                 self.message_user(request, f"Batch {batch.pk} discarded.", messages.SUCCESS)

@@ -12,6 +12,7 @@
 #            an error instead of a notice (see scripts/with-postgres.sh, which
 #            may also install them in that case).
 #   DATABASE_URL / BUREAU_PG_BINDIR  see scripts/with-postgres.sh.
+#   BUREAU_CHROMIUM  the browser the console tests drive (scripts/ensure-chromium.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +45,14 @@ summary() {
 
 sqlite_status=0
 pg_status=skipped
+
+# The browser tests (tests/console) need Chromium: in CI it is installed if
+# missing and its absence fails the run; elsewhere they are skipped, with the
+# reason in pytest's summary.
+if [ "${CI:-}" = true ] && ! bash scripts/ensure-chromium.sh; then
+    echo "Chromium not available and CI=true: the browser tests are mandatory in CI, failing" >&2
+    exit 1
+fi
 
 echo "== pytest on SQLite =="
 # An exported DATABASE_URL (e.g. a developer's local Postgres) would silently

@@ -15,7 +15,9 @@ from automation.models import (
 from automation.services import (
     alert_set_status_by_operator,
 )
+from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.errors import ApplicationError, Forbidden
+from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
 
 
@@ -48,7 +50,7 @@ class StatusChangeInline(RecipientInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "title",
@@ -59,10 +61,22 @@ class AlertAdmin(admin.ModelAdmin):
         "source_entity_id",
         "created_at",
     ]
-    list_filter = ["status", "severity", "alert_type"]
+    list_filter = [AttentionListFilter, "status", "severity", "alert_type"]
     search_fields = ["=id", "title", "alert_type", "source_entity_id"]
     inlines = [RecipientInline, AcknowledgementInline, StatusChangeInline]
     actions = ["acknowledge", "dismiss"]
+    object_actions = (
+        ObjectAction(
+            "acknowledge",
+            "Acknowledge",
+            available=lambda alert: alert.status == AlertStatus.ACTIVE,
+        ),
+        ObjectAction(
+            "dismiss",
+            "Dismiss",
+            available=lambda alert: alert.status in (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED),
+        ),
+    )
     fields = [
         "alert_type",
         "severity",
@@ -90,6 +104,16 @@ class AlertAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def do_acknowledge(self, request, alert):
+        alert_set_status_by_operator(
+            alert=alert, status=AlertStatus.ACKNOWLEDGED, actor=request.user
+        )
+        return f"Alert {alert.pk} acknowledged."
+
+    def do_dismiss(self, request, alert):
+        alert_set_status_by_operator(alert=alert, status=AlertStatus.DISMISSED, actor=request.user)
+        return f"Alert {alert.pk} dismissed."
+
     def _bulk(self, request, queryset, status):
         done = 0
         for alert in queryset.order_by("pk"):
@@ -99,10 +123,11 @@ class AlertAdmin(admin.ModelAdmin):
                 self.message_user(request, refused.message, messages.ERROR)
                 return
             except ApplicationError as error:
-                self.message_user(request, error.message, messages.WARNING)
+                self.message_user(request, error.message, messages.ERROR)
             else:
                 done += 1
-        self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
+        if done:
+            self.message_user(request, f"{done} alert(s) {status}.", messages.SUCCESS)
 
     @admin.action(description="Acknowledge selected alerts")
     def acknowledge(self, request, queryset):

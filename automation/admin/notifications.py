@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from automation.admin.base import ReadOnlyAdmin
+from automation.choices import DeliveryStatus
 from automation.models import (
     NotificationDelivery,
     NotificationProfile,
@@ -13,7 +14,9 @@ from automation.models import (
 from automation.services import (
     delivery_retry,
 )
+from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
 from config.errors import ApplicationError, Forbidden
+from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
 
 
@@ -33,7 +36,7 @@ class NotificationProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(ReadOnlyAdmin):
+class NotificationDeliveryAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "channel",
@@ -44,9 +47,18 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
         "next_attempt_at",
         "updated_at",
     ]
-    list_filter = ["status", "channel"]
+    list_filter = [AttentionListFilter, "status", "channel"]
     search_fields = ["=id", "recipient", "=notification_id"]
     actions = ["retry"]
+    object_actions = (
+        ObjectAction(
+            "retry",
+            "Retry now",
+            available=lambda delivery: (
+                delivery.status not in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+            ),
+        ),
+    )
     fields = [
         "id",
         "notification_id",
@@ -73,6 +85,13 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
     def provider_pretty(self, delivery):
         return pretty_json(delivery.provider_response)
 
+    def do_retry(self, request, delivery):
+        result = delivery_retry(delivery_id=delivery.pk, actor=request.user)
+        line = f"Delivery {result.pk}: {result.get_status_display().lower()}."
+        if result.status in (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED):
+            raise ActionFailed(f"{line} {result.error_message}".strip())
+        return line
+
     @admin.action(description="Retry selected deliveries now")
     def retry(self, request, queryset):
         for delivery in queryset.order_by("pk"):
@@ -82,8 +101,11 @@ class NotificationDeliveryAdmin(ReadOnlyAdmin):
                 self.message_user(request, refused.message, messages.ERROR)
                 return
             except ApplicationError as error:
-                self.message_user(request, error.message, messages.WARNING)
+                self.message_user(request, error.message, messages.ERROR)
             else:
+                failed = result.status in (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED)
                 self.message_user(
-                    request, f"Delivery {result.pk}: {result.status}.", messages.SUCCESS
+                    request,
+                    f"Delivery {result.pk}: {result.status}.",
+                    messages.ERROR if failed else messages.SUCCESS,
                 )

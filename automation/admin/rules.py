@@ -41,6 +41,7 @@ from automation.validation import (
     entity_model,
     validate_rule,
 )
+from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.errors import ApplicationError, Forbidden
 
 
@@ -183,7 +184,7 @@ def _note_changes(formset) -> None:
 
 
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
+class AutomationRuleAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin):
     list_display = ["name", "entity", "trigger_type", "is_active", "version", "updated_at"]
     list_filter = ["is_active", "trigger_type", "entity"]
     search_fields = ["name", "description"]
@@ -213,6 +214,13 @@ class AutomationRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
         *readonly_fields[:-1],
     ]
     actions = ["deactivate_rules"]
+    object_actions = (
+        ObjectAction(
+            "dry_run",
+            "Dry run",
+            link=lambda rule: reverse("admin:automation_automationrule_dry_run", args=[rule.pk]),
+        ),
+    )
 
     @admin.display(description="dry run")
     def dry_run_link(self, rule):

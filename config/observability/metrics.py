@@ -26,7 +26,7 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Min, Q
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -38,7 +38,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from config.observability import http_metrics
+from config.observability import http_metrics, selectors
 from config.observability.ledger_totals import ledger_totals, with_zeros
 
 logger = logging.getLogger(__name__)
@@ -95,21 +95,7 @@ class BureauCollector:
         yield age
 
     def _knox(self, now):
-        from operations.choices import RunOutcome, RunStatus
-        from operations.models import OperationRun
-
-        # The newest run of one identity is also the last to complete (runs of
-        # an identity never overlap), and its id is indexed.
-        last = (
-            OperationRun.objects.filter(
-                type="approvals.poll_knox",
-                status=RunStatus.COMPLETED,
-                outcome__in=(RunOutcome.SUCCEEDED, RunOutcome.PARTIALLY_SUCCEEDED),
-            )
-            .order_by("-pk")
-            .values_list("completed_at", flat=True)
-            .first()
-        )
+        last = selectors.knox_last_successful_poll_at()
         family = GaugeMetricFamily(
             "bureau_knox_last_successful_poll_age_seconds",
             "Seconds since the last Knox poll that completed succeeded or partially "
@@ -122,11 +108,9 @@ class BureauCollector:
     # --- automation ----------------------------------------------------------------------
     def _automation(self, now):
         from automation.choices import AlertStatus, DeliveryChannel, DeliveryStatus, Severity
-        from automation.models import Alert, AutomationEvent, NotificationDelivery
+        from automation.models import Alert, NotificationDelivery
 
-        backlog = AutomationEvent.objects.filter(status="pending").aggregate(
-            n=Count("pk"), oldest=Min("created_at")
-        )
+        backlog = selectors.outbox_backlog()
         pending = GaugeMetricFamily(
             "bureau_automation_outbox_pending_events", "Outbox events not yet processed."
         )
@@ -161,7 +145,7 @@ class BureauCollector:
     # --- scanning ------------------------------------------------------------------------
     def _scanning(self, now):
         from scanning.choices import ScanJobStatus
-        from scanning.models import ScanAgentStatus, ScanJob
+        from scanning.models import ScanJob
 
         jobs = GaugeMetricFamily("bureau_scan_jobs", "Scan jobs by state.", labels=["state"])
         counts = _counts_by(ScanJob.objects.all(), "status")
@@ -169,9 +153,7 @@ class BureauCollector:
             jobs.add_metric([status], counts.get((status,), 0))
         yield jobs
 
-        heartbeat = (
-            ScanAgentStatus.objects.filter(pk=1).values_list("last_heartbeat", flat=True).first()
-        )
+        heartbeat = selectors.scan_agent_last_heartbeat()
         family = GaugeMetricFamily(
             "bureau_scan_agent_heartbeat_age_seconds",
             "Seconds since the scan agent's last heartbeat; absent until it has sent one.",
@@ -215,7 +197,7 @@ class BureauCollector:
 
     # --- django-q2 -----------------------------------------------------------------------
     def _task_queue(self, now):
-        from django_q.models import OrmQ, Task
+        from django_q.models import OrmQ
 
         queue = OrmQ.objects.order_by().aggregate(
             waiting=Count("pk", filter=Q(lock__lte=now)),
@@ -231,9 +213,7 @@ class BureauCollector:
         family.add_metric(["taken"], queue["taken"])
         yield family
 
-        tasks = Task.objects.order_by().aggregate(
-            failed=Count("pk", filter=Q(success=False)), last=Max("stopped")
-        )
+        tasks = selectors.task_results()
         failed = GaugeMetricFamily(
             "bureau_task_failures", "django-q2 failed tasks kept in the database."
         )
