@@ -166,12 +166,12 @@ def validate_template(template) -> None:
         raise ValidationError({"default_config": ["default_config must be an object."]})
 
 
-def _full_clean(instance, check) -> None:
+def _full_clean(instance, check, exclude=None) -> None:
     """``instance.full_clean()`` and ``check(instance)``, their errors in one
     ValidationError (as a model's own ``clean()`` would give them)."""
     errors: dict = {}
     try:
-        instance.full_clean()
+        instance.full_clean(exclude=exclude)
     except ValidationError as error:
         errors = error.update_error_dict(errors)
     try:
@@ -182,10 +182,11 @@ def _full_clean(instance, check) -> None:
         raise ValidationError(errors)
 
 
-def rule_full_clean(rule) -> None:
+def rule_full_clean(rule, *, exclude=None) -> None:
     """Everything a rule must satisfy before it is saved: its fields, its
-    entity, conditions and schedule."""
-    _full_clean(rule, validate_rule)
+    entity, conditions and schedule (``exclude``: fields not to check, as
+    ``Model.full_clean``'s)."""
+    _full_clean(rule, validate_rule, exclude=exclude)
 
 
 def template_full_clean(template) -> None:

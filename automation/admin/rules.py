@@ -4,6 +4,7 @@ by rule_save (the API's service too), the dry-run page, deactivation."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,6 +17,7 @@ from django.utils.html import format_html
 
 from automation import permissions
 from automation.actions import action_registry
+from automation.admin.backtest import backtest_view
 from automation.admin.base import (
     MaskedConfigAdminMixin,
     MaskedConfigFormMixin,
@@ -219,7 +221,12 @@ class AutomationRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
         if not rule.pk:
             return "—"
         url = reverse("admin:automation_automationrule_dry_run", args=[rule.pk])
-        return format_html('<a class="button" href="{}">Dry run…</a>', url)
+        backtest = reverse("admin:automation_automationrule_backtest", args=[rule.pk])
+        return format_html(
+            '<a class="button" href="{}">Dry run…</a> <a class="button" href="{}">Backtest…</a>',
+            url,
+            backtest,
+        )
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -287,6 +294,11 @@ class AutomationRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
                 "<int:rule_id>/dry-run/",
                 self.admin_site.admin_view(self.dry_run_view),
                 name="automation_automationrule_dry_run",
+            ),
+            path(
+                "<int:rule_id>/backtest/",
+                self.admin_site.admin_view(partial(backtest_view, self)),
+                name="automation_automationrule_backtest",
             ),
             *super().get_urls(),
         ]

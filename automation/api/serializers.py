@@ -150,6 +150,33 @@ class DryRunInputSerializer(serializers.Serializer):
     changes = serializers.DictField(required=False, default=dict)
 
 
+class BacktestDefinitionSerializer(RuleInputSerializer):
+    """A rule body as for a create; the name may be left out."""
+
+    name = serializers.CharField(max_length=200, required=False, default="")
+
+
+class BacktestInputSerializer(serializers.Serializer):
+    """A saved ``rule`` or an unsaved ``definition``, and a window: the last
+    ``days`` days, or ``since`` (to ``until``, default now)."""
+
+    rule = serializers.PrimaryKeyRelatedField(queryset=AutomationRule.objects.all(), required=False)
+    definition = BacktestDefinitionSerializer(required=False)
+    days = serializers.IntegerField(min_value=1, max_value=366, required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    sample_size = serializers.IntegerField(min_value=0, max_value=200, default=50)
+
+    def validate(self, attrs):
+        if ("rule" in attrs) == ("definition" in attrs):
+            raise serializers.ValidationError(
+                {"rule": ["Give a saved rule's id or a rule definition (one of the two)."]}
+            )
+        if ("days" in attrs) == ("since" in attrs):
+            raise serializers.ValidationError({"days": ["Give days, or since (and until)."]})
+        return attrs
+
+
 class ExecutionSerializer(serializers.ModelSerializer):
     rule_name = serializers.CharField(source="rule.name", read_only=True)
     status = serializers.ChoiceField(choices=ExecutionStatus.choices)

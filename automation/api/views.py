@@ -13,6 +13,7 @@ from automation.api.serializers import (
     AcknowledgementSerializer,
     AcknowledgeSelectedInputSerializer,
     AlertSerializer,
+    BacktestInputSerializer,
     DeliverySerializer,
     DryRunInputSerializer,
     ExecutionSerializer,
@@ -84,7 +85,7 @@ class RuleViewSet(viewsets.ModelViewSet):
     filterset_class = RuleFilter
 
     def get_permissions(self):
-        if self.action == "dry_run":
+        if self.action in ("dry_run", "backtest"):
             return [CanDryRun()]
         return super().get_permissions()
 
@@ -136,6 +137,33 @@ class RuleViewSet(viewsets.ModelViewSet):
             object_id=data.validated_data["id"],
             changes=data.validated_data["changes"],
             actor=request.user,
+        )
+        return Response(result)
+
+    @extend_schema(
+        request=BacktestInputSerializer,
+        responses={200: dict},
+        summary="What a rule would have done over a past window: nothing is written or sent",
+        description=(
+            "Matches a saved rule, or a rule definition that is not saved, against the "
+            "outbox events stored in the window, and compares with the executions the "
+            "rules really made for those events."
+        ),
+        tags=["automation"],
+    )
+    @action(detail=False, methods=["post"], url_path="backtest")
+    def backtest(self, request):
+        data = BacktestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = services.rule_backtest(
+            actor=request.user,
+            rule=values.get("rule"),
+            definition=values.get("definition"),
+            window=services.Window.of(
+                days=values.get("days"), since=values.get("since"), until=values.get("until")
+            ),
+            sample_size=values["sample_size"],
         )
         return Response(result)
 

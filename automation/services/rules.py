@@ -24,7 +24,7 @@ from automation.webhooks import unmask_config
 from config.transitions import lock
 
 
-def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
+def rule_actions_check(entity: Entity, actions: list[dict[str, Any]]) -> None:
     model = entity_model(entity)
     problems = []
     for number, action in enumerate(actions, start=1):
@@ -64,7 +64,7 @@ def _keep_stored_webhook_urls(
 
 
 def _replace_actions(rule: AutomationRule, actions: list[dict[str, Any]]) -> None:
-    _check_actions(rule.entity, actions)
+    rule_actions_check(rule.entity, actions)
     # Actions are part of the rule: a change replaces them (the version says which ran).
     RuleAction.objects.filter(rule=rule).delete()
     RuleAction.objects.bulk_create(
@@ -149,9 +149,9 @@ def rule_save(
     if actions is not None:
         if not creating:
             actions = _keep_stored_webhook_urls(actions, rule)
-        _check_actions(rule.entity, actions)
+        rule_actions_check(rule.entity, actions)
     elif "entity" in fields and not creating:
-        _check_actions(rule.entity, [_as_input(a) for a in rule.actions.all()])
+        rule_actions_check(rule.entity, [_as_input(a) for a in rule.actions.all()])
     _schedule(rule)
     if not creating:
         rule.version = F("version") + 1
