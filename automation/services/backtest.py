@@ -69,7 +69,10 @@ class Window:
             if isinstance(days, bool) or not 1 <= days <= MAX_DAYS:
                 raise ValidationError({"days": [f"Must be from 1 to {MAX_DAYS}."]})
             until = until or now
-            since = until - timedelta(days=days)
+            try:
+                since = until - timedelta(days=days)
+            except OverflowError:
+                raise ValidationError({"until": ["Too early a date."]}) from None
         if since is None:
             raise ValidationError({"days": ["Give days, or since (and until)."]})
         until = until or now

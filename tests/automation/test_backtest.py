@@ -354,3 +354,13 @@ def test_the_console_page_refuses_without_the_permission_and_bad_input(client, h
     assert "You may not backtest automation rules" in refused.content.decode()
     assert bad.status_code == 200 and "would have matched" not in bad.content.decode()
     assert "Ensure this value is greater than or equal to 1." in bad.content.decode()
+
+
+def test_a_window_before_the_calendar_starts_is_a_400(admin_api, history):
+    rule, _tenants = history
+
+    response = admin_api.post(
+        BACKTEST, {"rule": rule.pk, "days": 5, "until": "0001-01-02T00:00:00Z"}, format="json"
+    )
+
+    assert response.status_code == 400 and "until" in response.data
