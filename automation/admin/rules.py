@@ -222,10 +222,16 @@ class AutomationRuleAdmin(ServiceSaveMixin, admin.ModelAdmin):
             return "—"
         url = reverse("admin:automation_automationrule_dry_run", args=[rule.pk])
         backtest = reverse("admin:automation_automationrule_backtest", args=[rule.pk])
+        versions = (
+            reverse("admin:automation_ruleversion_changelist") + f"?rule__id__exact={rule.pk}"
+        )
         return format_html(
-            '<a class="button" href="{}">Dry run…</a> <a class="button" href="{}">Backtest…</a>',
+            '<a class="button" href="{}">Dry run…</a> <a class="button" href="{}">Backtest…</a> '
+            '<a class="button" href="{}">Versions (now v{})</a>',
             url,
             backtest,
+            versions,
+            rule.version,
         )
 
     def get_form(self, request, obj=None, **kwargs):

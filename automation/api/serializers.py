@@ -18,8 +18,10 @@ from automation.models import (
     Entity,
     NotificationDelivery,
     RuleAction,
+    RuleVersion,
     TriggerType,
 )
+from automation.services.versions import rule_version_diff
 from automation.webhooks import mask_config
 
 
@@ -148,6 +150,26 @@ class DryRunInputSerializer(serializers.Serializer):
     entity = serializers.CharField(max_length=200)
     id = serializers.CharField(max_length=100)
     changes = serializers.DictField(required=False, default=dict)
+
+
+class RuleVersionSerializer(serializers.ModelSerializer):
+    saved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = RuleVersion
+        fields = ["version", "saved_at", "saved_by", "definition"]
+        read_only_fields = fields
+
+
+class RuleVersionDetailSerializer(RuleVersionSerializer):
+    diff = serializers.SerializerMethodField(help_text="Unified diff from the version before.")
+
+    class Meta(RuleVersionSerializer.Meta):
+        fields = [*RuleVersionSerializer.Meta.fields, "diff"]
+        read_only_fields = fields
+
+    def get_diff(self, version) -> str:
+        return rule_version_diff(version=version)
 
 
 class BacktestDefinitionSerializer(RuleInputSerializer):

@@ -4,6 +4,7 @@ import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,6 +21,8 @@ from automation.api.serializers import (
     MyAlertsQuerySerializer,
     RuleInputSerializer,
     RuleSerializer,
+    RuleVersionDetailSerializer,
+    RuleVersionSerializer,
 )
 from automation.choices import DeliveryChannel, DeliveryStatus, ExecutionStatus
 from automation.models import AutomationExecution, AutomationRule, NotificationDelivery
@@ -139,6 +142,29 @@ class RuleViewSet(viewsets.ModelViewSet):
             actor=request.user,
         )
         return Response(result)
+
+    @extend_schema(
+        responses={200: RuleVersionSerializer(many=True)},
+        summary="The rule's kept versions, newest first",
+        tags=["automation"],
+    )
+    @action(detail=True, methods=["get"], url_path="versions", pagination_class=Pagination)
+    def versions(self, request, pk=None):
+        rule = self.get_object()
+        versions = rule.versions.select_related("saved_by").order_by("-version")
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(RuleVersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses={200: RuleVersionDetailSerializer},
+        summary="One kept version, with its diff from the version before",
+        tags=["automation"],
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>[0-9]{1,9})")
+    def version(self, request, pk=None, version=None):
+        rule = self.get_object()
+        kept = get_object_or_404(rule.versions.select_related("saved_by"), version=int(version))
+        return Response(RuleVersionDetailSerializer(kept).data)
 
     @extend_schema(
         request=BacktestInputSerializer,

@@ -19,6 +19,7 @@ from automation.models import AutomationRule, Entity, RuleAction, RuleDependency
 from automation.permissions import CHANGE_RULE, DELETE_RULE, require
 from automation.selectors import rule_has_history
 from automation.services.dependencies import dependency_graph_lock, rule_parents_set
+from automation.services.versions import rule_version_record
 from automation.validation import action_config_errors, entity_model, rule_full_clean
 from automation.webhooks import unmask_config
 from config.transitions import lock
@@ -162,6 +163,7 @@ def rule_save(
         _replace_actions(rule, actions or [])
     if depends_on is not None or creating:
         rule_parents_set(rule=rule, parents=depends_on or [])
+    rule_version_record(rule=rule, actor=actor)
     _after_commit_refresh()
     return rule
 
@@ -199,6 +201,7 @@ def _deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
         rule.version = F("version") + 1
         rule.save()
         rule.refresh_from_db()
+        rule_version_record(rule=rule, actor=actor)
     _after_commit_refresh()
     return rule
 
