@@ -74,7 +74,7 @@ def _skip_to_next_slot(rule_id: int, now: datetime) -> datetime | None:
         return None
 
 
-def _time_field(model):
+def time_fields_of(model):
     """A condition's field name → (the column's attname, whether it is a date
     and not a date-time), for ``time_filter``."""
     fields = {}
@@ -104,7 +104,7 @@ def _run_scheduled_rule(rule_id: int, now: datetime, counts: Counter) -> None:
         # Time conditions ("older_than": "7d") are a filter in the database: the
         # rows outside the window are never read. The rest are evaluated here.
         rows = model._base_manager.filter(
-            time_filter(rule.trigger_conditions, now=now, field_attname=_time_field(model))
+            time_filter(rule.trigger_conditions, now=now, field_attname=time_fields_of(model))
         )
         for instance in rows.order_by("pk").iterator(chunk_size=500):
             counts["rows_checked"] += 1
