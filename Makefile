@@ -39,7 +39,7 @@ test-postgres: $(STAMP)
 	bash scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 BENCHES := bench/operations_bench.py bench/approvals_bench.py bench/scanning_bench.py \
-	bench/automation_bench.py bench/metrics_bench.py
+	bench/automation_bench.py bench/metrics_bench.py bench/backtest_bench.py
 
 # Benchmarks print figures (they are not tests): each on SQLite, then on a
 # throwaway PostgreSQL (or the DATABASE_URL given). The web bench (gunicorn,

@@ -9,11 +9,18 @@ from typing import Any
 
 from croniter import CroniterBadDateError, croniter
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils import timezone
 
 from automation.actions import action_registry
 from automation.choices import Trigger
-from automation.conditions import OLD_VALUE_OPERATORS, OPERATORS, VALUELESS_OPERATORS
+from automation.conditions import (
+    OLD_VALUE_OPERATORS,
+    OPERATORS,
+    TIME_OPERATORS,
+    VALUELESS_OPERATORS,
+    parse_interval,
+)
 from automation.entities import field_names, resolve_model
 from automation.placeholders import check_names, merge_config
 
@@ -85,10 +92,30 @@ def condition_errors(conditions: Any, *, model, trigger: str | None) -> list[str
             condition["value"], list | dict
         ):
             errors.append(f"{where}: operator {operator!r} needs a single value.")
+        if operator in TIME_OPERATORS:
+            errors.extend(_time_condition_errors(where, operator, condition, model, names))
         if operator in OLD_VALUE_OPERATORS and trigger not in (None, Trigger.ON_UPDATE):
             errors.append(
                 f"{where}: operator {operator!r} compares with the old value; "
                 f"only on_update rules have one (this rule is {trigger})."
+            )
+    return errors
+
+
+def _time_condition_errors(where, operator, condition, model, names) -> list[str]:
+    errors = []
+    if "value" in condition and parse_interval(condition["value"]) is None:
+        errors.append(
+            f'{where}: operator {operator!r} needs an interval such as "7d" or "30m" '
+            "(a whole number and one of s, m, h, d, w)."
+        )
+    field_name = condition["field_name"]
+    if field_name in names:
+        field = next(f for f in model._meta.concrete_fields if names[field_name] == f.attname)
+        if not isinstance(field, models.DateField):  # DateTimeField is one too
+            errors.append(
+                f"{where}: operator {operator!r} needs a date or date-time field; "
+                f"{field_name!r} is not one."
             )
     return errors
 
@@ -166,12 +193,12 @@ def validate_template(template) -> None:
         raise ValidationError({"default_config": ["default_config must be an object."]})
 
 
-def _full_clean(instance, check) -> None:
+def _full_clean(instance, check, exclude=None) -> None:
     """``instance.full_clean()`` and ``check(instance)``, their errors in one
     ValidationError (as a model's own ``clean()`` would give them)."""
     errors: dict = {}
     try:
-        instance.full_clean()
+        instance.full_clean(exclude=exclude)
     except ValidationError as error:
         errors = error.update_error_dict(errors)
     try:
@@ -182,10 +209,11 @@ def _full_clean(instance, check) -> None:
         raise ValidationError(errors)
 
 
-def rule_full_clean(rule) -> None:
+def rule_full_clean(rule, *, exclude=None) -> None:
     """Everything a rule must satisfy before it is saved: its fields, its
-    entity, conditions and schedule."""
-    _full_clean(rule, validate_rule)
+    entity, conditions and schedule (``exclude``: fields not to check, as
+    ``Model.full_clean``'s)."""
+    _full_clean(rule, validate_rule, exclude=exclude)
 
 
 def template_full_clean(template) -> None:

@@ -60,6 +60,8 @@ class Tenant(models.Model):
                 fields=["workspace", "name"], name="uniq_tenant_workspace_name"
             ),
         ]
+        # Scheduled rules filter on it ("older_than": "30d") in the database.
+        indexes = [models.Index(fields=["created_at"], name="tenant_created_at")]
 
     def __str__(self) -> str:
         return self.name

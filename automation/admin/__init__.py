@@ -7,4 +7,5 @@ from automation.admin import (  # noqa: F401 - registers the admins
     notifications,
     rules,
     runs,
+    versions,
 )

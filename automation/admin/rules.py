@@ -4,6 +4,7 @@ by rule_save (the API's service too), the dry-run page, deactivation."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,6 +17,7 @@ from django.utils.html import format_html
 
 from automation import permissions
 from automation.actions import action_registry
+from automation.admin.backtest import backtest_view
 from automation.admin.base import (
     MaskedConfigAdminMixin,
     MaskedConfigFormMixin,
@@ -227,7 +229,18 @@ class AutomationRuleAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin
         if not rule.pk:
             return "—"
         url = reverse("admin:automation_automationrule_dry_run", args=[rule.pk])
-        return format_html('<a class="button" href="{}">Dry run…</a>', url)
+        backtest = reverse("admin:automation_automationrule_backtest", args=[rule.pk])
+        versions = (
+            reverse("admin:automation_ruleversion_changelist") + f"?rule__id__exact={rule.pk}"
+        )
+        return format_html(
+            '<a class="button" href="{}">Dry run…</a> <a class="button" href="{}">Backtest…</a> '
+            '<a class="button" href="{}">Versions (now v{})</a>',
+            url,
+            backtest,
+            versions,
+            rule.version,
+        )
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -295,6 +308,11 @@ class AutomationRuleAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin
                 "<int:rule_id>/dry-run/",
                 self.admin_site.admin_view(self.dry_run_view),
                 name="automation_automationrule_dry_run",
+            ),
+            path(
+                "<int:rule_id>/backtest/",
+                self.admin_site.admin_view(partial(backtest_view, self)),
+                name="automation_automationrule_backtest",
             ),
             *super().get_urls(),
         ]

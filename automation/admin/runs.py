@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from automation.admin.base import ReadOnlyAdmin
+from automation.admin.versions import version_link
 from automation.engine import event_replay
 from automation.models import (
     AutomationEvent,
@@ -101,7 +102,7 @@ class AutomationExecutionAdmin(ReadOnlyAdmin):
     fields = [
         "id",
         "rule",
-        "rule_version",
+        "version_link",
         "event",
         "schedule_slot",
         "entity_type",
@@ -115,6 +116,10 @@ class AutomationExecutionAdmin(ReadOnlyAdmin):
         "trigger_pretty",
     ]
     readonly_fields = fields
+
+    @admin.display(description="rule version")
+    def version_link(self, execution):
+        return version_link(execution.rule_id, execution.rule_version)
 
     @admin.display(description="actions executed")
     def actions_pretty(self, execution):

@@ -18,8 +18,10 @@ from automation.models import (
     Entity,
     NotificationDelivery,
     RuleAction,
+    RuleVersion,
     TriggerType,
 )
+from automation.services.versions import rule_version_diff
 from automation.webhooks import mask_config
 
 
@@ -149,6 +151,53 @@ class DryRunInputSerializer(serializers.Serializer):
     entity = serializers.CharField(max_length=200)
     id = serializers.CharField(max_length=100)
     changes = serializers.DictField(required=False, default=dict)
+
+
+class RuleVersionSerializer(serializers.ModelSerializer):
+    saved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = RuleVersion
+        fields = ["version", "saved_at", "saved_by", "definition"]
+        read_only_fields = fields
+
+
+class RuleVersionDetailSerializer(RuleVersionSerializer):
+    diff = serializers.SerializerMethodField(help_text="Unified diff from the version before.")
+
+    class Meta(RuleVersionSerializer.Meta):
+        fields = [*RuleVersionSerializer.Meta.fields, "diff"]
+        read_only_fields = fields
+
+    def get_diff(self, version) -> str:
+        return rule_version_diff(version=version)
+
+
+class BacktestDefinitionSerializer(RuleInputSerializer):
+    """A rule body as for a create; the name may be left out."""
+
+    name = serializers.CharField(max_length=200, required=False, default="")
+
+
+class BacktestInputSerializer(serializers.Serializer):
+    """A saved ``rule`` or an unsaved ``definition``, and a window: the last
+    ``days`` days, or ``since`` (to ``until``, default now)."""
+
+    rule = serializers.PrimaryKeyRelatedField(queryset=AutomationRule.objects.all(), required=False)
+    definition = BacktestDefinitionSerializer(required=False)
+    days = serializers.IntegerField(min_value=1, max_value=366, required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    sample_size = serializers.IntegerField(min_value=0, max_value=200, default=50)
+
+    def validate(self, attrs):
+        if ("rule" in attrs) == ("definition" in attrs):
+            raise serializers.ValidationError(
+                {"rule": ["Give a saved rule's id or a rule definition (one of the two)."]}
+            )
+        if ("days" in attrs) == ("since" in attrs):
+            raise serializers.ValidationError({"days": ["Give days, or since (and until)."]})
+        return attrs
 
 
 class ExecutionSerializer(serializers.ModelSerializer):

@@ -4,6 +4,7 @@ import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,12 +14,15 @@ from automation.api.serializers import (
     AcknowledgementSerializer,
     AcknowledgeSelectedInputSerializer,
     AlertSerializer,
+    BacktestInputSerializer,
     DeliverySerializer,
     DryRunInputSerializer,
     ExecutionSerializer,
     MyAlertsQuerySerializer,
     RuleInputSerializer,
     RuleSerializer,
+    RuleVersionDetailSerializer,
+    RuleVersionSerializer,
 )
 from automation.choices import DeliveryChannel, DeliveryStatus, ExecutionStatus
 from automation.models import AutomationExecution, AutomationRule, NotificationDelivery
@@ -92,7 +96,7 @@ class RuleViewSet(viewsets.ModelViewSet):
         return rules
 
     def get_permissions(self):
-        if self.action == "dry_run":
+        if self.action in ("dry_run", "backtest"):
             return [CanDryRun()]
         return super().get_permissions()
 
@@ -144,6 +148,56 @@ class RuleViewSet(viewsets.ModelViewSet):
             object_id=data.validated_data["id"],
             changes=data.validated_data["changes"],
             actor=request.user,
+        )
+        return Response(result)
+
+    @extend_schema(
+        responses={200: RuleVersionSerializer(many=True)},
+        summary="The rule's kept versions, newest first",
+        tags=["automation"],
+    )
+    @action(detail=True, methods=["get"], url_path="versions", pagination_class=Pagination)
+    def versions(self, request, pk=None):
+        rule = self.get_object()
+        versions = rule.versions.select_related("saved_by").order_by("-version")
+        page = self.paginate_queryset(versions)
+        return self.get_paginated_response(RuleVersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses={200: RuleVersionDetailSerializer},
+        summary="One kept version, with its diff from the version before",
+        tags=["automation"],
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>[0-9]{1,9})")
+    def version(self, request, pk=None, version=None):
+        rule = self.get_object()
+        kept = get_object_or_404(rule.versions.select_related("saved_by"), version=int(version))
+        return Response(RuleVersionDetailSerializer(kept).data)
+
+    @extend_schema(
+        request=BacktestInputSerializer,
+        responses={200: dict},
+        summary="What a rule would have done over a past window: nothing is written or sent",
+        description=(
+            "Matches a saved rule, or a rule definition that is not saved, against the "
+            "outbox events stored in the window, and compares with the executions the "
+            "rules really made for those events."
+        ),
+        tags=["automation"],
+    )
+    @action(detail=False, methods=["post"], url_path="backtest")
+    def backtest(self, request):
+        data = BacktestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = services.rule_backtest(
+            actor=request.user,
+            rule=values.get("rule"),
+            definition=values.get("definition"),
+            window=services.Window.of(
+                days=values.get("days"), since=values.get("since"), until=values.get("until")
+            ),
+            sample_size=values["sample_size"],
         )
         return Response(result)
 

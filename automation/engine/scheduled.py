@@ -8,11 +8,11 @@ from collections import Counter
 from datetime import datetime
 
 from croniter import croniter
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from automation.choices import ExecutionStatus, Trigger
-from automation.conditions import evaluate
+from automation.conditions import evaluate, time_filter
 from automation.engine.execution import Target, rule_execute
 from automation.engine.rules import LoadedRule, active_actions
 from automation.entities import field_key_for, resolve_model, snapshot
@@ -74,6 +74,18 @@ def _skip_to_next_slot(rule_id: int, now: datetime) -> datetime | None:
         return None
 
 
+def time_fields_of(model):
+    """A condition's field name → (the column's attname, whether it is a date
+    and not a date-time), for ``time_filter``."""
+    fields = {}
+    for field in model._meta.concrete_fields:
+        is_date = isinstance(field, models.DateField) and not isinstance(
+            field, models.DateTimeField
+        )
+        fields[field.name] = fields[field.attname] = (field.attname, is_date)
+    return fields.__getitem__
+
+
 def _run_scheduled_rule(rule_id: int, now: datetime, counts: Counter) -> None:
     with transaction.atomic():
         claimed = lock_many(
@@ -89,10 +101,17 @@ def _run_scheduled_rule(rule_id: int, now: datetime, counts: Counter) -> None:
         loaded = LoadedRule(rule, active_actions(rule))
         model = resolve_model(rule.entity.model_label)
         key = field_key_for(model)
-        for instance in model._base_manager.order_by("pk").iterator(chunk_size=500):
+        # Time conditions ("older_than": "7d") are a filter in the database: the
+        # rows outside the window are never read. The rest are evaluated here.
+        rows = model._base_manager.filter(
+            time_filter(rule.trigger_conditions, now=now, field_attname=time_fields_of(model))
+        )
+        for instance in rows.order_by("pk").iterator(chunk_size=500):
             counts["rows_checked"] += 1
             values = snapshot(instance)
-            if not evaluate(rule.trigger_conditions, new=values, old=None, field_key=key)[0]:
+            if not evaluate(rule.trigger_conditions, new=values, old=None, field_key=key, now=now)[
+                0
+            ]:
                 continue
             counts["rows_matched"] += 1
             target = Target(

@@ -24,6 +24,7 @@ from automation.models.rules import (
     EntityType,
     RuleAction,
     RuleDependency,
+    RuleVersion,
     TriggerType,
 )
 from automation.models.runs import AutomationEvent, AutomationExecution, IdempotencyRecord
@@ -44,5 +45,6 @@ __all__ = [
     "NotificationProfile",
     "RuleAction",
     "RuleDependency",
+    "RuleVersion",
     "TriggerType",
 ]

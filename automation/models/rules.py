@@ -179,3 +179,25 @@ class RuleDependency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.parent_rule_id} → {self.child_rule_id}"
+
+
+class RuleVersion(models.Model):
+    """A rule's whole definition — its fields, its actions in order, its
+    parents — as it was saved at ``version``: one row per save, written by
+    ``rule_save`` in the save's transaction. Webhook URLs are stored masked
+    (as readers are shown them): a version is for reading, not restoring."""
+
+    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    saved_by = _user_fk("+", null=True)
+    saved_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rule", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "version"], name="uniq_rule_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} v{self.version}"

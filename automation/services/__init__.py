@@ -11,6 +11,7 @@ from automation.services.alerts import (
     alerts_acknowledge_selected,
     alerts_expire,
 )
+from automation.services.backtest import Window, rule_backtest
 from automation.services.deliveries import (
     backoff_delay,
     deliveries_release_abandoned,
@@ -25,6 +26,7 @@ from automation.services.rules import RULE_FIELDS, rule_deactivate, rule_delete,
 __all__ = [
     "RULE_FIELDS",
     "TEMPLATE_FIELDS",
+    "Window",
     "alert_acknowledge",
     "alert_dismiss",
     "alert_set_status_by_operator",
@@ -35,6 +37,7 @@ __all__ = [
     "deliveries_send",
     "delivery_retry",
     "delivery_send",
+    "rule_backtest",
     "rule_deactivate",
     "rule_delete",
     "rule_dry_run",

@@ -19,12 +19,13 @@ from automation.models import AutomationRule, Entity, RuleAction, RuleDependency
 from automation.permissions import CHANGE_RULE, DELETE_RULE, require
 from automation.selectors import rule_has_history
 from automation.services.dependencies import dependency_graph_lock, rule_parents_set
+from automation.services.versions import rule_version_record
 from automation.validation import action_config_errors, entity_model, rule_full_clean
 from automation.webhooks import unmask_config
 from config.transitions import lock
 
 
-def _check_actions(entity: Entity, actions: list[dict[str, Any]]) -> None:
+def rule_actions_check(entity: Entity, actions: list[dict[str, Any]]) -> None:
     model = entity_model(entity)
     problems = []
     for number, action in enumerate(actions, start=1):
@@ -64,7 +65,7 @@ def _keep_stored_webhook_urls(
 
 
 def _replace_actions(rule: AutomationRule, actions: list[dict[str, Any]]) -> None:
-    _check_actions(rule.entity, actions)
+    rule_actions_check(rule.entity, actions)
     # Actions are part of the rule: a change replaces them (the version says which ran).
     RuleAction.objects.filter(rule=rule).delete()
     RuleAction.objects.bulk_create(
@@ -149,9 +150,9 @@ def rule_save(
     if actions is not None:
         if not creating:
             actions = _keep_stored_webhook_urls(actions, rule)
-        _check_actions(rule.entity, actions)
+        rule_actions_check(rule.entity, actions)
     elif "entity" in fields and not creating:
-        _check_actions(rule.entity, [_as_input(a) for a in rule.actions.all()])
+        rule_actions_check(rule.entity, [_as_input(a) for a in rule.actions.all()])
     _schedule(rule)
     if not creating:
         rule.version = F("version") + 1
@@ -162,6 +163,7 @@ def rule_save(
         _replace_actions(rule, actions or [])
     if depends_on is not None or creating:
         rule_parents_set(rule=rule, parents=depends_on or [])
+    rule_version_record(rule=rule, actor=actor)
     _after_commit_refresh()
     return rule
 
@@ -199,6 +201,7 @@ def _deactivate(*, rule: AutomationRule, actor) -> AutomationRule:
         rule.version = F("version") + 1
         rule.save()
         rule.refresh_from_db()
+        rule_version_record(rule=rule, actor=actor)
     _after_commit_refresh()
     return rule
 
