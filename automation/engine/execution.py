@@ -397,6 +397,16 @@ def _existing_execution(rule, *, event, slot, object_pk):
 
 def _finish(execution, loaded, target, started, *, fresh: bool, cache=None) -> AutomationExecution:
     status, details, error = run_actions(execution, loaded, target, fresh=fresh, cache=cache)
+    if status in (ExecutionStatus.FAILED, ExecutionStatus.PARTIAL):
+        # One line an operator can search for: which execution, and why.
+        logger.warning(
+            "automation execution %s of rule %s (%s) %s: %s",
+            execution.pk,
+            loaded.rule.pk,
+            target.entity_name,
+            status,
+            sanitize_message(error, limit=500),
+        )
     # One conditional UPDATE: the execution is this transaction's own row (a
     # new one) or locked by _existing_execution (a replay).
     return transition_if(
