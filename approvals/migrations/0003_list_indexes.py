@@ -5,19 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0002_default_approval_line_payload_hash_failure_code'),
+        ("approvals", "0002_default_approval_line_payload_hash_failure_code"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='pendingaction',
-            index=models.Index(fields=['-created_at', '-id'], name='pending_action_newest'),
+            model_name="pendingaction",
+            index=models.Index(fields=["-created_at", "-id"], name="pending_action_newest"),
         ),
         migrations.AddIndex(
-            model_name='pendingaction',
-            index=models.Index(fields=['created_by', '-created_at', '-id'], name='pending_action_mine_newest'),
+            model_name="pendingaction",
+            index=models.Index(
+                fields=["created_by", "-created_at", "-id"], name="pending_action_mine_newest"
+            ),
         ),
     ]

@@ -5,44 +5,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('automation', '0005_created_at_updated_at'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("automation", "0005_created_at_updated_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='alert',
-            name='alert_created',
+            model_name="alert",
+            name="alert_created",
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['-created_at', '-id'], name='alert_newest'),
+            model_name="alert",
+            index=models.Index(fields=["-created_at", "-id"], name="alert_newest"),
         ),
         migrations.AddIndex(
-            model_name='alertrecipient',
-            index=models.Index(fields=['user', 'alert'], name='alert_recipient_user'),
+            model_name="alertrecipient",
+            index=models.Index(fields=["user", "alert"], name="alert_recipient_user"),
         ),
         migrations.AddIndex(
-            model_name='alertrecipient',
-            index=models.Index(fields=['group', 'alert'], name='alert_recipient_group'),
+            model_name="alertrecipient",
+            index=models.Index(fields=["group", "alert"], name="alert_recipient_group"),
         ),
         migrations.AddIndex(
-            model_name='automationexecution',
-            index=models.Index(fields=['-executed_at', '-id'], name='execution_newest'),
+            model_name="automationexecution",
+            index=models.Index(fields=["-executed_at", "-id"], name="execution_newest"),
         ),
         migrations.AddIndex(
-            model_name='automationrule',
-            index=models.Index(fields=['name', 'id'], name='rule_name_id'),
+            model_name="automationrule",
+            index=models.Index(fields=["name", "id"], name="rule_name_id"),
         ),
         migrations.AddIndex(
-            model_name='notificationdelivery',
-            index=models.Index(fields=['-created_at', '-id'], name='delivery_newest'),
+            model_name="notificationdelivery",
+            index=models.Index(fields=["-created_at", "-id"], name="delivery_newest"),
         ),
         migrations.AddIndex(
-            model_name='notificationdelivery',
-            index=models.Index(fields=['recipient_user', '-created_at', '-id'], name='delivery_recipient_newest'),
+            model_name="notificationdelivery",
+            index=models.Index(
+                fields=["recipient_user", "-created_at", "-id"], name="delivery_recipient_newest"
+            ),
         ),
     ]

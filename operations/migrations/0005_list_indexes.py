@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('operations', '0004_run_heartbeat'),
+        ("operations", "0004_run_heartbeat"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='operationrun',
-            index=models.Index(fields=['-created_at', '-id'], name='oprun_newest'),
+            model_name="operationrun",
+            index=models.Index(fields=["-created_at", "-id"], name="oprun_newest"),
         ),
     ]

@@ -5,19 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scanning', '0002_agent_status_row'),
+        ("scanning", "0002_agent_status_row"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='document',
-            index=models.Index(fields=['-created_at', '-id'], name='document_newest'),
+            model_name="document",
+            index=models.Index(fields=["-created_at", "-id"], name="document_newest"),
         ),
         migrations.AddIndex(
-            model_name='scanjob',
-            index=models.Index(fields=['-created_at', '-id'], name='scanjob_newest'),
+            model_name="scanjob",
+            index=models.Index(fields=["-created_at", "-id"], name="scanjob_newest"),
         ),
     ]
