@@ -27,6 +27,7 @@ from approvals.services import (
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
+from config.admin_display import badge_column, in_state_for
 from config.errors import ApplicationError, error_text
 from config.observability.attention import AttentionListFilter
 from operations.admin import ReadOnlyAdminMixin, pretty_json
@@ -69,7 +70,8 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "action_type",
-        "status",
+        badge_column("status"),
+        in_state_for,
         "failure_stage",
         "ap_inf_id",
         "created_by",

@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from config.admin_display import badge_column
 from config.errors import ApplicationError, Forbidden
 from config.observability.attention import AttentionListFilter
 from operations.catalog import operation_catalog
@@ -98,8 +99,8 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "type",
-        "status",
-        "outcome",
+        badge_column("status"),
+        badge_column("outcome"),
         "tenant",
         "workspace",
         "started_at",

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.admin_actions import ObjectAction, ObjectActionsMixin
+from config.admin_display import badge_column, in_state_for
 from config.errors import ApplicationError
 from config.observability.attention import AttentionListFilter
 from scanning import services
@@ -145,7 +146,8 @@ class ScanJobAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "title",
-        "status",
+        badge_column("status"),
+        in_state_for,
         "batch_count",
         "page_count",
         "preview_link",

@@ -16,6 +16,7 @@ from automation.services import (
     alert_set_status_by_operator,
 )
 from config.admin_actions import ObjectAction, ObjectActionsMixin
+from config.admin_display import badge_column, in_state_for
 from config.errors import ApplicationError, Forbidden
 from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
@@ -54,8 +55,9 @@ class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "title",
-        "severity",
-        "status",
+        badge_column("severity"),
+        badge_column("status"),
+        in_state_for,
         "alert_type",
         "source_entity_name",
         "source_entity_id",

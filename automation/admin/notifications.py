@@ -4,6 +4,8 @@ person's SMS and push go."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from automation.admin.base import ReadOnlyAdmin
 from automation.choices import DeliveryStatus
@@ -15,6 +17,7 @@ from automation.services import (
     delivery_retry,
 )
 from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
+from config.admin_display import badge_column, in_state_for
 from config.errors import ApplicationError, Forbidden
 from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
@@ -40,8 +43,9 @@ class NotificationDeliveryAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "channel",
-        "recipient",
-        "status",
+        "recipient_link",
+        badge_column("status"),
+        in_state_for,
         "attempts",
         "max_attempts",
         "next_attempt_at",
@@ -80,6 +84,14 @@ class NotificationDeliveryAdmin(ObjectActionsMixin, ReadOnlyAdmin):
         "updated_at",
     ]
     readonly_fields = fields
+
+    @admin.display(description="recipient", ordering="recipient")
+    def recipient_link(self, delivery):
+        """The person's admin page when the recipient is a user."""
+        if delivery.recipient_user_id is None:
+            return delivery.recipient
+        url = reverse("admin:auth_user_change", args=[delivery.recipient_user_id])
+        return format_html('<a href="{}">{}</a>', url, delivery.recipient)
 
     @admin.display(description="provider response")
     def provider_pretty(self, delivery):
