@@ -75,6 +75,10 @@ def test_every_operator_of_the_issue_is_covered():
         "in",
         "is_null",
         "is_not_null",
+        # issue 13: time-based conditions (tests/automation/test_time_conditions.py)
+        "older_than",
+        "newer_than",
+        "within_next",
     }
 
 

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from approvals.models import PendingActionTransition
 from automation.models import AutomationExecution, AutomationRule
+from automation.services import rule_save
 from scanning.models import ScanJobBatch
 from tests.approvals.factories import ApprovalTemplateFactory
 from tests.automation.factories import (
@@ -103,10 +104,21 @@ def _documents(reader, n: int) -> None:
         DocumentFactory()
 
 
+def _rule_versions(reader, n: int) -> dict:
+    rule = make_rule(actor=reader, name="edited", actions=[alert_action()])
+    for i in range(n - 1):  # the create kept version 1
+        rule = rule_save(rule=rule, actor=reader, description=f"edit {i}")
+    return {"pk": rule.pk}
+
+
 @dataclass(frozen=True)
 class ListEndpoint:
     url_name: str
-    rows: Callable[[object, int], None]
+    rows: Callable[[object, int], dict | None]  # returns the URL's kwargs, if it has any
+    schema_path: str = ""  # for a URL with kwargs: its path in the schema
+
+    def path(self) -> str:
+        return self.schema_path or reverse(self.url_name)
 
     def __str__(self) -> str:
         return self.url_name
@@ -122,6 +134,11 @@ LISTS = [
     ListEndpoint("alerts-mine", _alerts),
     ListEndpoint("scanning:job-list", _scan_jobs),
     ListEndpoint("scanning:document-list", _documents),
+    ListEndpoint(
+        "automation-rule-versions",
+        _rule_versions,
+        schema_path="/api/v1/automation/rules/{id}/versions/",
+    ),
 ]
 
 
@@ -142,10 +159,10 @@ def _queries(client: APIClient, url: str) -> tuple[int, dict]:
 @pytest.mark.parametrize("mode", ["page", "cursor"])
 def test_a_page_costs_the_same_queries_whatever_its_size(reader, endpoint, mode):
     # given: more rows than the small page holds, each with its related rows
-    endpoint.rows(reader, ROWS)
+    kwargs = endpoint.rows(reader, ROWS)
     client = APIClient()
     client.force_authenticate(reader)
-    url = reverse(endpoint.url_name) + ("?cursor=&" if mode == "cursor" else "?")
+    url = reverse(endpoint.url_name, kwargs=kwargs) + ("?cursor=&" if mode == "cursor" else "?")
 
     # when: a page of 2 and a page of every row
     small, small_page = _queries(client, f"{url}page_size=2")
@@ -168,7 +185,7 @@ def test_every_list_endpoint_is_checked():
     }
 
     # then: each is one of LISTS
-    checked = {reverse(endpoint.url_name) for endpoint in LISTS}
+    checked = {endpoint.path() for endpoint in LISTS}
     assert paginated == checked
 
 
