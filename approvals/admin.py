@@ -27,7 +27,7 @@ from approvals.services import (
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
-from config.admin_display import badge_column, in_state_for
+from config.admin_display import badge_column, id_links, in_state_for
 from config.errors import ApplicationError, error_text
 from config.observability.attention import AttentionListFilter
 from operations.admin import ReadOnlyAdminMixin, pretty_json
@@ -133,7 +133,8 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="execution result")
     def result_pretty(self, action):
-        return pretty_json(action.execution_result)
+        result = action.execution_result
+        return format_html("{}{}", pretty_json(result), id_links(result, site=self.admin_site))
 
     @admin.display(description="approval log")
     def approval_log_link(self, action):

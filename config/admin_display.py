@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.apps import apps
 from django.contrib import admin
+from django.db.models import Model
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from config.observability.attention import age_text
 
@@ -84,3 +87,46 @@ def badge_column(field: str, description: str | None = None):
 def in_state_for(obj) -> str:
     """Since the row last changed: for these models, its last change of state."""
     return age(obj.updated_at)
+
+
+def model_named(name: str) -> type[Model] | None:
+    """The model an entity name stands for: its table name (as automation's
+    entities and alert sources name it) or its ``app.Model`` label."""
+    for model in apps.get_models():
+        if name in (model._meta.db_table, model._meta.label):
+            return model
+    return None
+
+
+def admin_link(model: type[Model] | None, pk, text=None, *, site=admin.site):
+    """``text`` (``pk`` by default) linking to the row's change page in the
+    console when ``model`` is registered there; plain text otherwise."""
+    text = pk if text is None else text
+    if model is None or model not in site._registry or pk in (None, ""):
+        return text
+    opts = model._meta
+    try:
+        url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    except NoReverseMatch:
+        return text
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+# Ids that results and summaries carry, and the model each one names.
+LINKED_IDS = {"tenant_id": "operations.Tenant"}
+
+
+def id_links(value, *, site=admin.site):
+    """Under a result or summary shown as JSON: each top-level id it names
+    (``tenant_id``...) as a link to that row's page in the console."""
+    if not isinstance(value, dict):
+        return ""
+    return format_html_join(
+        "",
+        '<div class="id-link">{}: {}</div>',
+        (
+            (key, admin_link(model_named(label), value[key], site=site))
+            for key, label in LINKED_IDS.items()
+            if value.get(key) not in (None, "")
+        ),
+    )
