@@ -27,7 +27,7 @@ from approvals.services import (
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
-from config.admin_display import badge_column, id_links, in_state_for
+from config.admin_display import JSON_WIDGETS, badge_column, id_links, in_state_for
 from config.errors import ApplicationError, error_text
 from config.observability.attention import AttentionListFilter
 from operations.admin import ReadOnlyAdminMixin, pretty_json
@@ -338,6 +338,7 @@ def _sandboxed(html: str):
 @admin.register(ApprovalTemplate)
 class ApprovalTemplateAdmin(admin.ModelAdmin):
     form = ApprovalTemplateForm
+    formfield_overrides = JSON_WIDGETS
     list_display = ["name", "is_active", "variable_names", "updated_by", "updated_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "description"]

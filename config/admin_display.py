@@ -4,10 +4,13 @@ the same on pending actions, deliveries, scan jobs, alerts and runs."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+from django import forms
 from django.apps import apps
 from django.contrib import admin
+from django.db import models
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -130,3 +133,23 @@ def id_links(value, *, site=admin.site):
             if value.get(key) not in (None, "")
         ),
     )
+
+
+class PrettyJSONWidget(forms.Textarea):
+    """A JSON edit box showing its value indented, one key a line; what the
+    operator typed is shown back as typed when it is not valid JSON."""
+
+    def __init__(self, attrs=None):
+        super().__init__(
+            {"rows": 12, "cols": 80, "style": "font-family: monospace", **(attrs or {})}
+        )
+
+    def format_value(self, value):
+        try:
+            return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return super().format_value(value)
+
+
+# An admin's ``formfield_overrides``: its JSON fields edited in indented boxes.
+JSON_WIDGETS = {models.JSONField: {"widget": PrettyJSONWidget}}

@@ -44,6 +44,7 @@ from automation.validation import (
     validate_rule,
 )
 from config.admin_actions import ObjectAction, ObjectActionsMixin
+from config.admin_display import JSON_WIDGETS
 from config.errors import ApplicationError, Forbidden
 
 
@@ -98,6 +99,7 @@ class ActionInlineFormSet(BaseInlineFormSet):
 class ActionInline(MaskedConfigAdminMixin, admin.TabularInline):
     model = RuleAction
     form = ActionInlineForm
+    formfield_overrides = JSON_WIDGETS
     formset = ActionInlineFormSet
     extra = 0
     ordering = ["execution_order", "id"]
@@ -191,6 +193,7 @@ class AutomationRuleAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin
     list_filter = ["is_active", "trigger_type", "entity"]
     search_fields = ["name", "description"]
     inlines = [ActionInline, DependencyInline]
+    formfield_overrides = JSON_WIDGETS
     readonly_fields = [
         "entity_type",
         "version",
