@@ -153,3 +153,26 @@ class PrettyJSONWidget(forms.Textarea):
 
 # An admin's ``formfield_overrides``: its JSON fields edited in indented boxes.
 JSON_WIDGETS = {models.JSONField: {"widget": PrettyJSONWidget}}
+
+
+class PrettyJSONWhenReadOnlyMixin:
+    """For a reader who may see a row but not change it: each JSON field named
+    in ``pretty_json_fields`` (field name: the admin's display method) is shown
+    by that method (pretty-printed) instead of Django's one-line JSON."""
+
+    pretty_json_fields: dict[str, str] = {}
+
+    def _read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if self._read_only(request, obj):
+            fields = [self.pretty_json_fields.get(field, field) for field in fields]
+        return list(dict.fromkeys(fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self._read_only(request, obj):
+            readonly += [f for f in self.pretty_json_fields.values() if f not in readonly]
+        return readonly

@@ -9,6 +9,7 @@ from django.utils import timezone
 from approvals.models import ApprovalTemplate
 from automation.models import AutomationEvent
 from scanning.choices import ScanJobStatus
+from tests.approvals.factories import staff_with
 from tests.automation.factories import alert_action, make_rule
 from tests.operations.factories import UserFactory
 from tests.scanning.factories import ScanJobFactory
@@ -94,3 +95,36 @@ def test_a_queued_scan_jobs_settings_are_pretty_printed(admin_client):
     # Then its settings read one key a line
     assert page.status_code == 200
     assert INDENTED.format("mode") in page.text
+
+
+def test_a_reader_sees_a_rules_conditions_pretty_printed(client, tenant_entity):
+    # Given a rule, and a staff user who may view rules but not change them
+    rule = make_rule(conditions=[{"field_name": "name", "operator": "equals", "value": "Acme"}])
+    client.force_login(staff_with("automation.view_automationrule"))
+
+    # When the reader opens the rule
+    page = client.get(reverse("admin:automation_automationrule_change", args=[rule.pk]))
+
+    # Then the conditions read one key a line, with nothing to save
+    assert page.status_code == 200
+    assert INDENTED.format("field_conditions") in page.text
+    assert 'name="_save"' not in page.text
+
+
+def test_a_reader_sees_an_approval_templates_json_pretty_printed(client):
+    # Given a template, and a staff user who may view templates but not change them
+    template = ApprovalTemplate.objects.create(
+        name="t",
+        content="<p>{{who}}</p>",
+        sample_variables={"who": "Ann"},
+        default_approvers=[{"ep_id": "EP-1", "seq": 1, "role": 1}],
+    )
+    client.force_login(staff_with("approvals.view_approvaltemplate"))
+
+    # When the reader opens it
+    page = client.get(reverse("admin:approvals_approvaltemplate_change", args=[template.pk]))
+
+    # Then the samples and the approvers read one key a line
+    assert page.status_code == 200
+    assert INDENTED.format("who") in page.text
+    assert "\n    &quot;ep_id&quot;: " in page.text
