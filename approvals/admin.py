@@ -27,7 +27,13 @@ from approvals.services import (
 )
 from approvals.templating import replace_template_variables, template_variables
 from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
-from config.admin_display import badge_column, in_state_for
+from config.admin_display import (
+    JSON_WIDGETS,
+    PrettyJSONWhenReadOnlyMixin,
+    badge_column,
+    id_links,
+    in_state_for,
+)
 from config.errors import ApplicationError, error_text
 from config.observability.attention import AttentionListFilter
 from operations.admin import ReadOnlyAdminMixin, pretty_json
@@ -133,7 +139,8 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="execution result")
     def result_pretty(self, action):
-        return pretty_json(action.execution_result)
+        result = action.execution_result
+        return format_html("{}{}", pretty_json(result), id_links(result, site=self.admin_site))
 
     @admin.display(description="approval log")
     def approval_log_link(self, action):
@@ -335,8 +342,13 @@ def _sandboxed(html: str):
 
 
 @admin.register(ApprovalTemplate)
-class ApprovalTemplateAdmin(admin.ModelAdmin):
+class ApprovalTemplateAdmin(PrettyJSONWhenReadOnlyMixin, admin.ModelAdmin):
     form = ApprovalTemplateForm
+    formfield_overrides = JSON_WIDGETS
+    pretty_json_fields = {
+        "sample_variables": "sample_variables_pretty",
+        "default_approvers": "default_approvers_pretty",
+    }
     list_display = ["name", "is_active", "variable_names", "updated_by", "updated_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "description"]
@@ -345,6 +357,14 @@ class ApprovalTemplateAdmin(admin.ModelAdmin):
     @admin.display(description="variables")
     def variable_names(self, template):
         return ", ".join(sorted(template_variables(template.content)))
+
+    @admin.display(description="sample variables")
+    def sample_variables_pretty(self, template):
+        return pretty_json(template.sample_variables)
+
+    @admin.display(description="default approvers")
+    def default_approvers_pretty(self, template):
+        return pretty_json(template.default_approvers)
 
     @admin.display(description="preview with the sample variables")
     def preview(self, template):

@@ -4,11 +4,17 @@ the same on pending actions, deliveries, scan jobs, alerts and runs."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+from django import forms
+from django.apps import apps
 from django.contrib import admin
+from django.db import models
+from django.db.models import Model
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from config.observability.attention import age_text
 
@@ -84,3 +90,89 @@ def badge_column(field: str, description: str | None = None):
 def in_state_for(obj) -> str:
     """Since the row last changed: for these models, its last change of state."""
     return age(obj.updated_at)
+
+
+def model_named(name: str) -> type[Model] | None:
+    """The model an entity name stands for: its table name (as automation's
+    entities and alert sources name it) or its ``app.Model`` label."""
+    for model in apps.get_models():
+        if name in (model._meta.db_table, model._meta.label):
+            return model
+    return None
+
+
+def admin_link(model: type[Model] | None, pk, text=None, *, site=admin.site):
+    """``text`` (``pk`` by default) linking to the row's change page in the
+    console when ``model`` is registered there; plain text otherwise."""
+    text = pk if text is None else text
+    if model is None or model not in site._registry or pk in (None, ""):
+        return text
+    opts = model._meta
+    try:
+        url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    except NoReverseMatch:
+        return text
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+# Ids that results and summaries carry, and the model each one names.
+LINKED_IDS = {"tenant_id": "operations.Tenant"}
+
+
+def id_links(value, *, site=admin.site):
+    """Under a result or summary shown as JSON: each top-level id it names
+    (``tenant_id``...) as a link to that row's page in the console."""
+    if not isinstance(value, dict):
+        return ""
+    return format_html_join(
+        "",
+        '<div class="id-link">{}: {}</div>',
+        (
+            (key, admin_link(model_named(label), value[key], site=site))
+            for key, label in LINKED_IDS.items()
+            if value.get(key) not in (None, "")
+        ),
+    )
+
+
+class PrettyJSONWidget(forms.Textarea):
+    """A JSON edit box showing its value indented, one key a line; what the
+    operator typed is shown back as typed when it is not valid JSON."""
+
+    def __init__(self, attrs=None):
+        super().__init__(
+            {"rows": 12, "cols": 80, "style": "font-family: monospace", **(attrs or {})}
+        )
+
+    def format_value(self, value):
+        try:
+            return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return super().format_value(value)
+
+
+# An admin's ``formfield_overrides``: its JSON fields edited in indented boxes.
+JSON_WIDGETS = {models.JSONField: {"widget": PrettyJSONWidget}}
+
+
+class PrettyJSONWhenReadOnlyMixin:
+    """For a reader who may see a row but not change it: each JSON field named
+    in ``pretty_json_fields`` (field name: the admin's display method) is shown
+    by that method (pretty-printed) instead of Django's one-line JSON."""
+
+    pretty_json_fields: dict[str, str] = {}
+
+    def _read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if self._read_only(request, obj):
+            fields = [self.pretty_json_fields.get(field, field) for field in fields]
+        return list(dict.fromkeys(fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self._read_only(request, obj):
+            readonly += [f for f in self.pretty_json_fields.values() if f not in readonly]
+        return readonly

@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from config.admin_display import badge_column
+from config.admin_display import admin_link, badge_column, id_links
 from config.errors import ApplicationError, Forbidden
 from config.observability.attention import AttentionListFilter
 from operations.catalog import operation_catalog
@@ -101,7 +101,7 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "type",
         badge_column("status"),
         badge_column("outcome"),
-        "tenant",
+        "tenant_link",
         "workspace",
         "started_at",
         "duration_display",
@@ -125,7 +125,7 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "outcome",
         "workspace",
-        "tenant",
+        "tenant_link",
         "user",
         "initiator_name",
         "run_identity_hash",
@@ -145,6 +145,12 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         duration = run.duration
         return f"{duration.total_seconds():.1f}s" if duration is not None else "—"
 
+    @admin.display(description="tenant", ordering="tenant")
+    def tenant_link(self, run: OperationRun):
+        if run.tenant_id is None:
+            return "—"
+        return admin_link(Tenant, run.tenant_id, run.tenant, site=self.admin_site)
+
     @admin.display(description="summary counts")
     def summary_counts_pretty(self, run: OperationRun):
         return pretty_json(run.summary_counts)
@@ -155,7 +161,9 @@ class OperationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="context")
     def context_pretty(self, run: OperationRun):
-        return pretty_json(run.context)
+        return format_html(
+            "{}{}", pretty_json(run.context), id_links(run.context, site=self.admin_site)
+        )
 
     def get_urls(self):
         return [

@@ -16,6 +16,7 @@ from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.admin_display import badge_column, in_state_for
 from config.errors import ApplicationError
 from config.observability.attention import AttentionListFilter
+from operations.admin import pretty_json
 from scanning import services
 from scanning.choices import (
     ACTIVE_STATUSES,
@@ -208,12 +209,16 @@ class ScanJobAdmin(ObjectActionsMixin, admin.ModelAdmin):
     def get_inlines(self, request, obj=None):
         return [] if obj is None else self.inlines
 
+    @admin.display(description="settings")
+    def settings_pretty(self, job):
+        return pretty_json(job.settings)
+
     def get_fieldsets(self, request, obj=None):
         editable = ["title", "mode", "resolution", "source"]
         if obj is None:
             return [(None, {"fields": editable})]
         if obj.status != ScanJobStatus.DRAFT:
-            editable = ["title", "settings"]
+            editable = ["title", "settings_pretty"]
         return [(None, {"fields": editable}), ("State", {"fields": self.info_fields})]
 
     def get_readonly_fields(self, request, obj=None):
@@ -221,9 +226,9 @@ class ScanJobAdmin(ObjectActionsMixin, admin.ModelAdmin):
             return []
         if obj.status == ScanJobStatus.PREVIEW:
             # The title may still change: "Commit into the inbox" files it under it.
-            return ["settings", *self.info_fields]
+            return ["settings_pretty", *self.info_fields]
         if obj.status != ScanJobStatus.DRAFT:
-            return ["title", "settings", *self.info_fields]
+            return ["title", "settings_pretty", *self.info_fields]
         return self.info_fields
 
     def get_form(self, request, obj=None, change=False, **kwargs):

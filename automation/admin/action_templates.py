@@ -23,6 +23,7 @@ from automation.services import (
 from automation.validation import (
     validate_template,
 )
+from config.admin_display import JSON_WIDGETS
 
 
 class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
@@ -46,6 +47,7 @@ class ActionTemplateForm(MaskedConfigFormMixin, forms.ModelForm):
 @admin.register(ActionTemplate)
 class ActionTemplateAdmin(ServiceSaveMixin, MaskedConfigAdminMixin, admin.ModelAdmin):
     form = ActionTemplateForm
+    formfield_overrides = JSON_WIDGETS
     config_field = "default_config"
     list_display = ["name", "action_type", "is_active", "created_at"]
     search_fields = ["name"]

@@ -4,6 +4,7 @@ history; operators acknowledge or dismiss them for everyone."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from automation.choices import AlertStatus
 from automation.models import (
@@ -16,7 +17,7 @@ from automation.services import (
     alert_set_status_by_operator,
 )
 from config.admin_actions import ObjectAction, ObjectActionsMixin
-from config.admin_display import badge_column, in_state_for
+from config.admin_display import admin_link, badge_column, in_state_for, model_named
 from config.errors import ApplicationError, Forbidden
 from config.observability.attention import AttentionListFilter
 from operations.admin import pretty_json
@@ -59,8 +60,7 @@ class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
         badge_column("status"),
         in_state_for,
         "alert_type",
-        "source_entity_name",
-        "source_entity_id",
+        "source",
         "created_at",
     ]
     list_filter = [AttentionListFilter, "status", "severity", "alert_type"]
@@ -85,8 +85,7 @@ class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "title",
         "message",
         "status",
-        "source_entity_name",
-        "source_entity_id",
+        "source",
         "source_rule",
         "source_execution",
         "expires_date",
@@ -95,6 +94,17 @@ class AlertAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "context_pretty",
     ]
     readonly_fields = fields
+
+    @admin.display(description="source", ordering="source_entity_name")
+    def source(self, alert):
+        """The entity and row the alert is about, linked to that row's page
+        when its model is in the console."""
+        if not alert.source_entity_name:
+            return "—"
+        row = admin_link(
+            model_named(alert.source_entity_name), alert.source_entity_id, site=self.admin_site
+        )
+        return format_html("{} {}", alert.source_entity_name, row)
 
     @admin.display(description="context")
     def context_pretty(self, alert):

@@ -1,10 +1,12 @@
 """The models rules may watch (registered by automation_sync_entities), and
-the seed's trigger and entity types."""
+the seed's trigger and entity types: lookup tables, shown and never edited in
+the console (the sync command and the migrations own them)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
+from automation.admin.base import ReadOnlyAdmin
 from automation.models import (
     Entity,
     EntityType,
@@ -13,17 +15,15 @@ from automation.models import (
 
 
 @admin.register(Entity)
-class EntityAdmin(admin.ModelAdmin):
+class EntityAdmin(ReadOnlyAdmin):
     list_display = ["name", "model_label", "entity_type", "is_active", "created_at"]
-    readonly_fields = ["name", "model_label", "entity_type", "schema_name", "created_at"]
     fields = ["name", "model_label", "entity_type", "schema_name", "is_active", "created_at"]
-
-    def has_add_permission(self, request):
-        return False  # manage.py automation_sync_entities registers them
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    readonly_fields = fields
+    search_fields = ["name", "model_label"]
 
 
-admin.site.register(TriggerType)
-admin.site.register(EntityType)
+@admin.register(TriggerType, EntityType)
+class LookupTypeAdmin(ReadOnlyAdmin):
+    list_display = ["name", "description", "is_active"]
+    fields = ["name", "description", "is_active"]
+    readonly_fields = fields

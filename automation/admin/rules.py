@@ -44,7 +44,9 @@ from automation.validation import (
     validate_rule,
 )
 from config.admin_actions import ObjectAction, ObjectActionsMixin
+from config.admin_display import JSON_WIDGETS, PrettyJSONWhenReadOnlyMixin
 from config.errors import ApplicationError, Forbidden
+from operations.admin import pretty_json
 
 
 class ActionInlineForm(MaskedConfigFormMixin, forms.ModelForm):
@@ -98,6 +100,7 @@ class ActionInlineFormSet(BaseInlineFormSet):
 class ActionInline(MaskedConfigAdminMixin, admin.TabularInline):
     model = RuleAction
     form = ActionInlineForm
+    formfield_overrides = JSON_WIDGETS
     formset = ActionInlineFormSet
     extra = 0
     ordering = ["execution_order", "id"]
@@ -186,11 +189,15 @@ def _note_changes(formset) -> None:
 
 
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin):
+class AutomationRuleAdmin(
+    PrettyJSONWhenReadOnlyMixin, ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin
+):
     list_display = ["name", "entity", "trigger_type", "is_active", "version", "updated_at"]
     list_filter = ["is_active", "trigger_type", "entity"]
     search_fields = ["name", "description"]
     inlines = [ActionInline, DependencyInline]
+    formfield_overrides = JSON_WIDGETS
+    pretty_json_fields = {"trigger_conditions": "conditions_pretty"}
     readonly_fields = [
         "entity_type",
         "version",
@@ -223,6 +230,10 @@ class AutomationRuleAdmin(ServiceSaveMixin, ObjectActionsMixin, admin.ModelAdmin
             link=lambda rule: reverse("admin:automation_automationrule_dry_run", args=[rule.pk]),
         ),
     )
+
+    @admin.display(description="trigger conditions")
+    def conditions_pretty(self, rule):
+        return pretty_json(rule.trigger_conditions)
 
     @admin.display(description="dry run")
     def dry_run_link(self, rule):

@@ -44,11 +44,15 @@ class AutomationEventAdmin(ReadOnlyAdmin):
         "note",
         "created_at",
         "processed_at",
-        "changed_fields",
+        "changed_fields_pretty",
         "new_pretty",
         "old_pretty",
     ]
     readonly_fields = fields
+
+    @admin.display(description="changed fields")
+    def changed_fields_pretty(self, event):
+        return pretty_json(event.changed_fields)
 
     @admin.display(description="new values")
     def new_pretty(self, event):
