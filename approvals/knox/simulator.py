@@ -94,6 +94,9 @@ class SimulatorState:
         # once (since the last reset): how tests see a client's concurrency.
         self.in_flight = 0
         self.max_in_flight = 0
+        # A reset starts a new generation: a call still sleeping from before
+        # it (a client that gave up on a slow answer) is not counted after it.
+        self.generation = 0
         if path.exists():
             self.documents = json.loads(path.read_text() or "{}")
 
@@ -368,6 +371,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.documents.clear()
                 self.state.calls.clear()
                 self.state.max_in_flight = 0
+                self.state.in_flight = 0
+                self.state.generation += 1
                 self.state.faults = default_faults()
                 self.state.save()
             return self._send(200, {"status": "reset"})
@@ -376,6 +381,7 @@ class Handler(BaseHTTPRequestHandler):
     def _api(self, name: str) -> None:
         with self.state.lock:
             self.state.calls[name] += 1
+            generation = self.state.generation
             self.state.in_flight += 1
             self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
             faults = dict(self.state.faults)
@@ -383,7 +389,8 @@ class Handler(BaseHTTPRequestHandler):
             self._answer_api(name, faults)
         finally:
             with self.state.lock:
-                self.state.in_flight -= 1
+                if self.state.generation == generation:
+                    self.state.in_flight -= 1
 
     def _answer_api(self, name: str, faults: dict) -> None:
         if faults["latency"]:

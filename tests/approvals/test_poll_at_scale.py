@@ -5,9 +5,11 @@ keyset page at a time; a failed call spoils only its own chunk."""
 
 import math
 import threading
+import time
 from collections import Counter
 
 import pytest
+import requests
 from django.db import connection
 from django.db.backends.signals import connection_created
 from django.utils import timezone
@@ -242,3 +244,20 @@ def _statuses(actions):
         PendingAction.objects.filter(pk__in=[a.pk for a in actions]).values_list("pk", "status")
     )
     return [by_pk[action.pk] for action in actions]
+
+
+def test_a_call_still_sleeping_from_before_a_reset_is_not_counted_after_it(knox, settings):
+    # given: a status call the client gave up on while the simulator still sleeps in it
+    knox.faults(latency=1.5)
+    with pytest.raises(requests.Timeout):
+        requests.post(knox.url + settings.KNOX_STATUS_PATH, json={}, timeout=0.2)
+
+    # when: the next test's reset, and one call of its own
+    knox.reset()
+    requests.post(knox.url + settings.KNOX_STATUS_PATH, json={}, timeout=5)
+
+    # then: only that call was in flight
+    assert knox.max_concurrent_calls() == 1
+    time.sleep(1.5)  # the old call ends: it must not make the count negative
+    requests.post(knox.url + settings.KNOX_STATUS_PATH, json={}, timeout=5)
+    assert knox.max_concurrent_calls() == 1
