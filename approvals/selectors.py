@@ -34,7 +34,7 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
     """The documents the poll asks Knox about, a page of at most ``size`` rows
     at a time in primary-key order (a keyset: each page starts after the last
     one's key, so memory stays one page whatever is in flight), as rows with
-    ``pk``, ``ap_inf_id``, ``status``, ``knox_status`` and ``submitted_at``
+    ``pk``, ``ap_inf_id``, ``status``, ``approval_log_id``, ``knox_status`` and ``submitted_at``
     (what Knox last said): every pending or submit-unknown action, except a
     pending one never submitted and created after ``created_before`` (its
     submit is still under way and has not heard from Knox yet)."""
@@ -51,7 +51,15 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
             submitted_at=F("approval_log__submitted_at"),
         )
         .order_by("pk")
-        .values_list("pk", "ap_inf_id", "status", "knox_status", "submitted_at", named=True)
+        .values_list(
+            "pk",
+            "ap_inf_id",
+            "status",
+            "approval_log_id",
+            "knox_status",
+            "submitted_at",
+            named=True,
+        )
     )
     after = 0
     while True:

@@ -19,6 +19,7 @@ class AutomationConfig(AppConfig):
         from automation.events import connect_signals
         from automation.models import AutomationRule, Entity
         from automation.registry import entity_registry
+        from config.transitions import watch_saves
         from operations.catalog import operation_catalog
         from operations.choices import RunScope
         from operations.schedules import schedule_registry
@@ -31,6 +32,8 @@ class AutomationConfig(AppConfig):
         # The apps register their own models (automation.registry), before or
         # after this runs: each is watched from its registration on.
         entity_registry.subscribe(lambda model: connect_signals([model]))
+        # A state-change batch writes rows in bulk unless a rule watches their updates.
+        watch_saves(_updates_watched)
         # The extra models of AUTOMATION_ENTITIES that exist; the others are
         # skipped here, and automation_sync_entities reports them.
         models, _missing = registered_models()
@@ -126,3 +129,12 @@ def _sync_after_migrate(**kwargs) -> None:
     from automation.entities import entities_sync
 
     entities_sync()
+
+
+def _updates_watched(model) -> bool:
+    """Whether an active rule watches updates of ``model`` (the watch index
+    the signals read: the same answer, the same cache)."""
+    from automation.choices import Trigger
+    from automation.entities import watch_index
+
+    return watch_index.entity_for(model._meta.label, Trigger.ON_UPDATE) is not None

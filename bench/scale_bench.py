@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import math
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -73,6 +75,7 @@ from django_q.tasks import async_task  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from approvals.choices import ActionStatus, KnoxStatus  # noqa: E402
+from approvals.knox.client import get_knox_client  # noqa: E402
 from approvals.knox.launcher import free_port, start_simulator  # noqa: E402
 from approvals.models import ApprovalLog, PendingAction  # noqa: E402
 from approvals.registry import any_requester, register_action_handler  # noqa: E402
@@ -124,6 +127,33 @@ class StatementCounter:
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
         return execute(sql, params, many, context)
+
+
+class CpuBusy:
+    """The share of this machine's CPU time that was busy (all processes:
+    the clusters, PostgreSQL, this one) between start and stop, from
+    /proc/stat; ``None`` where there is no /proc."""
+
+    def __init__(self):
+        self.start = self._sample()
+        self.busy: float | None = None
+
+    @staticmethod
+    def _sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    def stop(self) -> str:
+        end = self._sample()
+        if self.start is None or end is None or end[0] == self.start[0]:
+            return "CPU busy: unknown"
+        total, idle = end[0] - self.start[0], end[1] - self.start[1]
+        self.busy = 1 - idle / total
+        return f"CPU busy {self.busy:.0%} of {os.cpu_count()} cores"
 
 
 @contextmanager
@@ -512,7 +542,7 @@ def in_process(token: str, path: str, rounds: int = 10) -> str:
 
 
 # --- Knox poll -------------------------------------------------------------------------------
-def bench_poll(n: int, approved: int) -> None:
+def bench_poll(n: int, approved: int, profile: bool = False) -> None:
     executed = []
     register_action_handler(
         "scale.noop",
@@ -538,16 +568,40 @@ def bench_poll(n: int, approved: int) -> None:
                 },
                 timeout=600,
             ).raise_for_status()
+            # The calls alone, no database: what the simulator and HTTP cost.
+            client = get_knox_client()
+            size = client.config.batch_size
+            started = time.perf_counter()
+            for _chunk, reports in client.statuses_each(
+                ids[i : i + size] for i in range(0, len(ids), size)
+            ):
+                if isinstance(reports, Exception):
+                    raise reports
+            calls_alone = time.perf_counter() - started
+            # The same poll with nothing to settle: what asking Knox and
+            # touching the unchanged rows costs alone.
+            started = time.perf_counter()
+            pending_actions_poll()
+            asking = time.perf_counter() - started
             requests.post(
                 f"{simulator.url}/sim/documents/decide",
                 json={"apInfIds": ids[:approved], "status": 2},
                 timeout=600,
             ).raise_for_status()
             before = simulator.calls().get("statuses", 0)
+            profiler = cProfile.Profile() if profile else None
+            cpu = CpuBusy()
+            cpu_self = time.process_time()
             with counting() as statements:
                 started = time.perf_counter()
+                if profiler:
+                    profiler.enable()
                 counts = pending_actions_poll()
+                if profiler:
+                    profiler.disable()
                 wall = time.perf_counter() - started
+            cpu_self = time.process_time() - cpu_self
+            busy = cpu.stop()
             calls = simulator.calls().get("statuses", 0) - before
         finally:
             simulator.stop()
@@ -563,8 +617,15 @@ def bench_poll(n: int, approved: int) -> None:
         wall <= 5 and calls == math.ceil(n / batch),
         f"{statements.count} statements; executed {done}, handler ran {len(executed)} times "
         f"({len(set(executed))} actions): {'exactly once' if exactly_once else 'NOT exactly once'}"
-        f"; counts {counts}",
+        f"; counts {counts}; this process's CPU {cpu_self:.1f} s, {busy}; the Knox calls alone"
+        f" (no database): {calls_alone:.1f} s; the same poll with"
+        f" nothing approved: {asking:.1f} s, so settling {approved:,} approved ≈"
+        f" {max(wall - asking, 0):.1f} s",
     )
+    if profiler:
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
 
 
 # --- outbox ----------------------------------------------------------------------------------
@@ -630,12 +691,14 @@ def bench_outbox(user, events_n: int, cluster_counts: list[int], statements_n: i
             with transaction.atomic():
                 _fire(tenants, round_)
             committed = time.perf_counter()
+            cpu = CpuBusy()
 
             def drained() -> bool:
                 return not AutomationEvent.objects.filter(status="pending").exists()
 
             wait_until(drained, timeout=600, interval=0.05)
             elapsed = time.perf_counter() - committed
+            busy = cpu.stop()
         executions = AutomationExecution.objects.filter(rule=rule)
         made = executions.count()
         by_event = executions.values("event").distinct().count()
@@ -654,7 +717,8 @@ def bench_outbox(user, events_n: int, cluster_counts: list[int], statements_n: i
             + (f" (×{rates[count] / rates[1]:.2f})" if 1 in rates and count > 1 else ""),
             target_met,
             f"{made} executions for {by_event} events, {alerts} alerts, {recipients} recipients, "
-            f"{failed} events not processed: {'exactly once' if once else 'NOT exactly once'}",
+            f"{failed} events not processed: {'exactly once' if once else 'NOT exactly once'}; "
+            f"{elapsed:.1f} s, {busy}",
         )
     _outbox_reset(rule)
     # Statements per event: the same worker code, in this process, where they can be counted.
@@ -689,12 +753,14 @@ def bench_broker(tasks: int, cluster_counts: list[int]) -> None:
                 for i in range(tasks):
                     async_task("math.floor", i + 0.5, group=group, task_name=f"{group}-{i}")
             committed = time.perf_counter()
+            cpu = CpuBusy()
 
             def done(group=group) -> bool:
                 return Task.objects.filter(group=group).count() >= tasks
 
             wait_until(done, timeout=600, interval=0.1)
             elapsed = time.perf_counter() - committed
+            busy = cpu.stop()
         finished = Task.objects.filter(group=group)
         made, names = finished.count(), finished.values("name").distinct().count()
         once = made == names == tasks and not OrmQ.objects.exists()
@@ -703,7 +769,8 @@ def bench_broker(tasks: int, cluster_counts: list[int]) -> None:
             f"{made / elapsed:.0f} tasks/s",
             "do not design around one task per event (figure only)",
             True,
-            f"{made} results for {names} tasks: {'exactly once' if once else 'NOT exactly once'}",
+            f"{made} results for {names} tasks: {'exactly once' if once else 'NOT exactly once'}"
+            f"; {busy}",
         )
     OrmQ.objects.all().delete()
     Task.objects.filter(group__startswith=f"{TAG}-noop").delete()
@@ -718,7 +785,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="per list, after 5 warm-ups")
     parser.add_argument("--tasks", type=int, default=500, help="≤ Q_CLUSTER save_limit (1000)")
     parser.add_argument("--clusters", default="1,2,4")
+    parser.add_argument(
+        "--only",
+        default="lists,poll,outbox,broker",
+        help="which parts to run, comma-separated (lists, poll, outbox, broker)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the poll (to stderr)"
+    )
     args = parser.parse_args()
+    parts = set(args.only.split(","))
     cluster_counts = [int(c) for c in args.clusters.split(",")]
 
     started = time.perf_counter()
@@ -732,10 +808,14 @@ def main() -> None:
     clean()
     try:
         user, token, rule = build(args.rows)
-        bench_lists(user, token, rule, args.rows, args.requests)
-        bench_poll(args.rows, args.approved)
-        bench_outbox(user, args.events, cluster_counts, args.statement_events)
-        bench_broker(args.tasks, [c for c in cluster_counts if c <= 2])
+        if "lists" in parts:
+            bench_lists(user, token, rule, args.rows, args.requests)
+        if "poll" in parts:
+            bench_poll(args.rows, args.approved, profile=args.profile)
+        if "outbox" in parts:
+            bench_outbox(user, args.events, cluster_counts, args.statement_events)
+        if "broker" in parts:
+            bench_broker(args.tasks, [c for c in cluster_counts if c <= 2])
     finally:
         if not os.environ.get("SCALE_BENCH_THROWAWAY"):
             clean()  # a database of yours: this bench's rows out again (a few minutes)

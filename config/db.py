@@ -69,3 +69,30 @@ def update_if_status(obj: models.Model, values: dict, *, status_in: Sequence[str
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def update_by_pks(model: type[models.Model], pks: Sequence, **values) -> int:
+    """``UPDATE … SET values WHERE pk IN pks``, for many rows at once. On
+    PostgreSQL the keys travel as one array (``= ANY(%s)``), so a few thousand
+    keys cost the client one parameter, not one each (the Knox poll touches
+    every unchanged document: 100,000 a minute at scale); elsewhere it is
+    ``QuerySet.update``. Returns the rows changed."""
+    if not pks:
+        return 0
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return model._default_manager.using(alias).filter(pk__in=pks).update(**values)
+    quote = connection.ops.quote_name
+    meta = model._meta
+    columns = [meta.get_field(name) for name in values]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(field.column)} = %s" for field in columns)
+        + f" WHERE {quote(meta.pk.column)} = ANY(%s)"
+    )
+    params = [field.get_db_prep_save(values[field.name], connection) for field in columns]
+    params.append([meta.pk.get_db_prep_value(pk, connection) for pk in pks])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

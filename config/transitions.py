@@ -30,7 +30,9 @@ Services then change state only through this module:
   a domain error;
 - :class:`TransitionBatch` is the same for many rows: moves are checked as
   they are made and written together at the end, each row once, the audit
-  rows in one insert (the Knox poller and the outbox worker);
+  rows in one insert (the Knox poller and the outbox worker); rows of a
+  model whose saves nobody watches right now (:func:`watch_saves`) are
+  written with one ``executemany`` per set of changed fields instead;
 - :func:`transition_if` is the lock-free form for hot rows that have no audit
   table (the operation ledger): one conditional ``UPDATE … WHERE status IN
   (the states the move is allowed from)``; :func:`transition_many_if` the same
@@ -44,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -132,10 +135,13 @@ class StateMachine:
             raise self.refuse(obj, target, code=code)
 
     def audit_row(
-        self, obj, *, from_state, to_state, actor, reason: str, extra
+        self, obj, *, from_state, to_state, actor, reason: str, extra, sanitize=None
     ) -> models.Model | None:
+        """The audit row of a move (not saved). ``sanitize`` cleans the reason
+        (``sanitize_message`` by default; a batch passes its memo of it)."""
         if self.audit_model is None:
             return None
+        sanitize = sanitize or sanitize_message
         model = apps.get_model(self.audit_model)
         values = {
             self.audit_fk: obj,
@@ -143,7 +149,7 @@ class StateMachine:
             "to_status": to_state,
             "actor": as_user(actor),
             "actor_name": actor_label(actor),
-            self.reason_field: sanitize_message(reason, limit=self.reason_limit) if reason else "",
+            self.reason_field: sanitize(reason, limit=self.reason_limit) if reason else "",
             **(extra or {}),
         }
         return model(**values)
@@ -240,6 +246,32 @@ def _require_locked(obj: models.Model) -> None:
     _require_atomic(type(obj))
 
 
+# --- who watches saves -----------------------------------------------------------------
+
+# Predicates saying whether a model's saves are watched right now (automation
+# registers one: "an active rule watches this model's updates"). A batch saves
+# a watched model's rows one ``save()`` each, so its signals go; another
+# model's rows are written in bulk.
+_save_watchers: list[Callable[[type[models.Model]], bool]] = []
+
+# The tables a batch is writing in bulk at this moment because nobody watches
+# their saves (tests/watched_writes.py reads it: such a write misses no event).
+unwatched_bulk_write: ContextVar[frozenset[str]] = ContextVar(
+    "unwatched_bulk_write", default=frozenset()
+)
+
+
+def watch_saves(predicate: Callable[[type[models.Model]], bool]) -> None:
+    """Register ``predicate(model) -> bool``: True when something acts on the
+    model's ``save()`` signals now, so batches must not write it in bulk."""
+    if predicate not in _save_watchers:
+        _save_watchers.append(predicate)
+
+
+def _saves_watched(model: type[models.Model]) -> bool:
+    return any(predicate(model) for predicate in _save_watchers)
+
+
 # --- moves --------------------------------------------------------------------------------
 
 
@@ -263,6 +295,15 @@ class TransitionBatch:
         self._rows: dict[int, _Pending] = {}
         self._extra: dict[int, tuple[models.Model, set[str]]] = {}
         self._audit: list[models.Model] = []
+        # A poll moves thousands of rows with a handful of reasons: each
+        # sanitised once per batch (the configured secrets cannot change in it).
+        self._reasons: dict[tuple[str, int], str] = {}
+
+    def _sanitize(self, reason: str, *, limit: int) -> str:
+        key = (reason, limit)
+        if key not in self._reasons:
+            self._reasons[key] = sanitize_message(reason, limit=limit)
+        return self._reasons[key]
 
     def __enter__(self) -> TransitionBatch:
         return self
@@ -298,7 +339,13 @@ class TransitionBatch:
             setattr(obj, name, value)
         pending.fields.update((machine.field, *fields))
         row = machine.audit_row(
-            obj, from_state=current, to_state=to, actor=actor, reason=reason, extra=audit
+            obj,
+            from_state=current,
+            to_state=to,
+            actor=actor,
+            reason=reason,
+            extra=audit,
+            sanitize=self._sanitize,
         )
         if row is not None:
             self._audit.append(row)
@@ -333,19 +380,45 @@ class TransitionBatch:
 
 def _save_all(rows: list[_Pending]) -> None:
     """Save the moved rows in one savepoint (a savepoint each would cost two
-    round trips a row: the Knox poll moves a thousand). When the database
+    round trips a row: the Knox poll moves a thousand). Rows of a model whose
+    saves nobody watches go with one ``executemany`` per set of changed fields;
+    the others one ``save()`` each, for their signals. When the database
     refuses one, that savepoint is undone and the rows are saved again, one
     savepoint each, to find which and say why."""
     if len(rows) > 1:
         try:
             with transaction.atomic():
-                for pending in rows:
-                    _save(pending)
+                _write_together(rows)
             return
         except IntegrityError:
             pass
     for pending in rows:
         _save_checked(pending)
+
+
+def _write_together(rows: list[_Pending]) -> None:
+    groups: dict[tuple[type, tuple[str, ...]], list[models.Model]] = {}
+    watched: dict[type, bool] = {}
+    for pending in rows:
+        model = type(pending.obj)
+        if model not in watched:
+            watched[model] = _saves_watched(model)
+        if watched[model]:
+            _save(pending)
+            continue
+        obj = pending.obj
+        names = set(pending.fields)
+        for field in obj._meta.concrete_fields:
+            if getattr(field, "auto_now", False):
+                field.pre_save(obj, add=False)  # sets it, as save() would
+                names.add(field.name)
+        groups.setdefault((model, tuple(sorted(names))), []).append(obj)
+    for (model, names), objs in groups.items():
+        token = unwatched_bulk_write.set(unwatched_bulk_write.get() | {model._meta.db_table})
+        try:
+            update_rows(objs, names)
+        finally:
+            unwatched_bulk_write.reset(token)
 
 
 def _save(pending: _Pending) -> None:

@@ -31,6 +31,7 @@ from django.db.models import Model
 from django.db.models.deletion import Collector
 
 from automation.registry import entity_registry
+from config.transitions import unwatched_bulk_write
 
 APP_PACKAGES = frozenset({"operations", "approvals", "automation", "scanning", "config"})
 # They write on behalf of whoever called them: the caller is the writer.
@@ -60,7 +61,13 @@ class Guard:
     def __call__(self, execute, sql, params, many, context):
         if self.tables and not _deleting.get():
             match = _WRITE.match(sql) if sql[:12].lstrip()[:1] in "UuIi" else None
-            if match and match.group(1) in self.tables and match.group(1) not in _saving.get():
+            table = match.group(1) if match else None
+            if (
+                table in self.tables
+                and table not in _saving.get()
+                # a batch writing rows no rule watches now: no event to miss
+                and table not in unwatched_bulk_write.get()
+            ):
                 writer = _writer()
                 if writer is not None and not _known(writer, match.group(1), sql):
                     self.seen.append(

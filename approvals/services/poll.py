@@ -31,6 +31,7 @@ from approvals.services.execute import (
     pending_action_execute,
     pending_action_run,
 )
+from config.db import update_by_pks
 from config.errors import NotFound
 from config.transitions import TransitionBatch, each_or_all, lock_many
 
@@ -46,7 +47,7 @@ IN_FLIGHT_PAGE = 1000
 SETTLE_BATCH = 100
 
 # Unchanged documents whose last check is written per UPDATE.
-TOUCH_BATCH = 500
+TOUCH_BATCH = 5000  # one array parameter on PostgreSQL (config.db.update_by_pks)
 
 # Status calls failing one after another before the cycle stops asking.
 GIVE_UP_AFTER_FAILED_CALLS = 10
@@ -79,7 +80,7 @@ def pending_actions_poll(*, tracker=None) -> dict[str, int]:
                 rows_by_id.update((row.ap_inf_id, row) for row in chunk)
                 yield [row.ap_inf_id for row in chunk]
 
-    unchanged: list[str] = []
+    unchanged: list[int] = []  # their approval logs' keys
     changed: list[_Changed] = []
     failed_in_a_row = 0
     with closing(client.statuses_each(chunks())) as answers:
@@ -113,7 +114,7 @@ def pending_actions_poll(*, tracker=None) -> dict[str, int]:
     return counts
 
 
-def _sort(rows, reports, counts, tracker, *, unchanged: list[str], changed: list) -> None:
+def _sort(rows, reports, counts, tracker, *, unchanged: list[int], changed: list) -> None:
     """Sort Knox's answers on a chunk: unreadable (a failure), unchanged, or changed."""
     for row in rows:
         counts["checked"] += 1
@@ -129,16 +130,16 @@ def _sort(rows, reports, counts, tracker, *, unchanged: list[str], changed: list
         elif (
             report.found and report.status == row.knox_status and row.status == ActionStatus.PENDING
         ):
-            unchanged.append(row.ap_inf_id)
+            unchanged.append(row.approval_log_id)
         else:
             changed.append(
                 _Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted_at is not None)
             )
 
 
-def _touch(ap_inf_ids: list[str], now) -> None:
+def _touch(approval_log_ids: list[int], now) -> None:
     """Unchanged documents: one UPDATE for many, not a query each (no state moves)."""
-    ApprovalLog.objects.filter(ap_inf_id__in=ap_inf_ids).update(last_checked_at=now)
+    update_by_pks(ApprovalLog, approval_log_ids, last_checked_at=now)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 ledger's OperationRun. The apps' own tests cover their machines and audit rows."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config import transitions
 from config.errors import Conflict, InvalidTransition, NotFound
 from config.transitions import (
     StateMachine,
@@ -200,11 +203,57 @@ def test_a_batch_writes_each_row_once_however_often_it_moved():
                 )
             assert len(queries) == 0  # nothing written before the flush
 
-    updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 3
+    # then: nobody watches runs' saves, so one executemany carries the three rows
+    updates = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"]]
+    assert len(updates) == 1
+    assert updates[0].startswith("3 times: UPDATE")
     assert set(OperationRun.objects.values_list("status", "outcome")) == {
         (RunStatus.COMPLETED, RunOutcome.SUCCEEDED)
     }
+
+
+def test_a_batch_written_in_bulk_still_stamps_auto_now_fields():
+    runs = [OperationRunFactory(status=RunStatus.QUEUED) for _ in range(2)]
+    OperationRun.objects.filter(pk__in=[r.pk for r in runs]).update(
+        updated_at=timezone.now() - timedelta(days=1)
+    )
+    started = timezone.now()
+
+    with transaction.atomic():
+        locked = lock_many(OperationRun, [r.pk for r in runs])
+        with TransitionBatch() as batch:
+            for run in locked:
+                batch.move(run, RunStatus.RUNNING)
+
+    assert all(run.updated_at >= started for run in OperationRun.objects.all())
+
+
+def test_a_batch_saves_rows_whose_saves_are_watched_one_by_one_with_their_signals(monkeypatch):
+    # given: something acts on runs' save signals (automation does when a rule
+    # watches a model's updates)
+    monkeypatch.setattr(transitions, "_save_watchers", [lambda model: model is OperationRun])
+    saved = []
+
+    def on_save(sender, instance, **kwargs):
+        saved.append(instance.pk)
+
+    post_save.connect(on_save, sender=OperationRun, dispatch_uid="test-watched-batch")
+    runs = [OperationRunFactory(status=RunStatus.QUEUED) for _ in range(3)]
+    saved.clear()
+    try:
+        # when
+        with transaction.atomic():
+            locked = lock_many(OperationRun, [r.pk for r in runs])
+            with CaptureQueriesContext(connection) as queries, TransitionBatch() as batch:
+                for run in locked:
+                    batch.move(run, RunStatus.RUNNING)
+    finally:
+        post_save.disconnect(dispatch_uid="test-watched-batch", sender=OperationRun)
+
+    # then: a save() each, each signalled
+    updates = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"]]
+    assert len(updates) == 3
+    assert sorted(saved) == sorted(r.pk for r in runs)
 
 
 def test_a_batch_saves_its_rows_in_one_savepoint():
