@@ -345,3 +345,65 @@ def test_one_bad_document_in_a_batch_does_not_hold_up_the_others(knox, request_t
     assert set(Tenant.objects.values_list("name", flat=True)) >= {"Alpha", "Beta"}
     lost.refresh_from_db()
     assert lost.status == ActionStatus.PENDING
+
+
+def test_a_rule_watching_pending_actions_sees_every_action_the_poll_settles(
+    knox, request_tenant, request
+):
+    # given: a rule on pending-action updates (the poll then saves each row
+    # with its signals instead of writing the batch in bulk) and three approvals
+    from automation.entities import invalidate_watch_index
+    from automation.models import AutomationEvent
+    from tests.automation.factories import alert_action, make_rule
+
+    make_rule(
+        name="watch approvals",
+        entity="approvals.PendingAction",
+        trigger="on_update",
+        actions=[alert_action(title="Action {{id}} is {{status}}", message="Action {{id}} moved.")],
+    )
+    invalidate_watch_index()
+    request.addfinalizer(invalidate_watch_index)  # the rule goes with the test's rollback
+    actions = [request_tenant(f"Watched {i}") for i in range(3)]
+    for action in actions:
+        knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+    AutomationEvent.objects.all().delete()
+
+    # when
+    pending_actions_poll()
+
+    # then: one update event per action, carrying the move to executed
+    events = AutomationEvent.objects.filter(entity__model_label="approvals.PendingAction")
+    assert sorted(int(e.object_pk) for e in events) == sorted(a.pk for a in actions)
+    assert all(e.new_values["status"] == ActionStatus.EXECUTED for e in events)
+    assert all("status" in e.changed_fields for e in events)
+
+
+def test_without_a_rule_watching_pending_actions_the_poll_writes_them_in_one_statement(
+    knox, request_tenant
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from automation.entities import invalidate_watch_index
+
+    # given: three approvals, no rule watching pending actions
+    invalidate_watch_index()
+    actions = [request_tenant(f"Bulk {i}") for i in range(3)]
+    for action in actions:
+        knox.decide(action.ap_inf_id, KnoxStatus.COMPLETE)
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        pending_actions_poll()
+
+    # then: the three rows' moves went in one executemany, all executed
+    writes = [
+        q["sql"] for q in queries.captured_queries if 'UPDATE "approvals_pendingaction"' in q["sql"]
+    ]
+    assert len(writes) == 1 and writes[0].startswith("3 times:")
+    assert set(
+        PendingAction.objects.filter(pk__in=[a.pk for a in actions]).values_list(
+            "status", flat=True
+        )
+    ) == {ActionStatus.EXECUTED}
