@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
 
 from approvals.choices import IN_FLIGHT, ActionStatus
 from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
@@ -34,7 +34,7 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
     """The documents the poll asks Knox about, a page of at most ``size`` rows
     at a time in primary-key order (a keyset: each page starts after the last
     one's key, so memory stays one page whatever is in flight), as rows with
-    ``pk``, ``ap_inf_id``, ``status``, ``approval_log_id``, ``knox_status`` and ``submitted_at``
+    ``pk``, ``ap_inf_id``, ``status``, ``approval_log_id``, ``knox_status`` and ``submitted``
     (what Knox last said): every pending or submit-unknown action, except a
     pending one never submitted and created after ``created_before`` (its
     submit is still under way and has not heard from Knox yet)."""
@@ -48,7 +48,10 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
         .exclude(submitting)
         .annotate(
             knox_status=F("approval_log__knox_status"),
-            submitted_at=F("approval_log__submitted_at"),
+            # Whether it was submitted, not when: no datetime to parse a row.
+            submitted=ExpressionWrapper(
+                Q(approval_log__submitted_at__isnull=False), output_field=BooleanField()
+            ),
         )
         .order_by("pk")
         .values_list(
@@ -57,7 +60,7 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
             "status",
             "approval_log_id",
             "knox_status",
-            "submitted_at",
+            "submitted",
             named=True,
         )
     )

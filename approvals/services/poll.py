@@ -132,9 +132,7 @@ def _sort(rows, reports, counts, tracker, *, unchanged: list[int], changed: list
         ):
             unchanged.append(row.approval_log_id)
         else:
-            changed.append(
-                _Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted_at is not None)
-            )
+            changed.append(_Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted))
 
 
 def _touch(approval_log_ids: list[int], now) -> None:
