@@ -39,6 +39,7 @@ from approvals.knox.launcher import start_simulator  # noqa: E402
 from approvals.models import ApprovalLog, PendingAction  # noqa: E402
 from approvals.registry import any_requester, register_action_handler  # noqa: E402
 from approvals.services import payload_sha256, pending_actions_poll  # noqa: E402
+from approvals.services.poll import TOUCH_BATCH  # noqa: E402
 
 
 def seed(n: int, approved: int, url: str) -> list[str]:
@@ -90,24 +91,11 @@ def seed(n: int, approved: int, url: str) -> list[str]:
     return ids
 
 
-class StatementCounter:
-    """Counts the SQL statements run on this thread's connection, however
-    many (``connection.execute_wrapper``; Django's query log stops at 9,000).
-    An ``executemany`` counts once: it is one round trip for the batch."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
 def run_case(documents: int, approved: int, url: str) -> dict:
     seed(documents, approved, url)
     client = get_knox_client()
     calls_before = client.calls
-    statements = StatementCounter()
+    statements = bootstrap.StatementCounter()
     started, cpu_started = time.perf_counter(), time.process_time()
     with connection.execute_wrapper(statements):
         counts = pending_actions_poll()
@@ -147,7 +135,7 @@ def report(case: dict) -> None:
     print(
         f"  SQL statements: {case['statements']:,} (connection.execute_wrapper; "
         f"≈{case['statements'] / max(approved, 1):.1f} per approved document, an executemany "
-        f"counting once; unchanged documents: one UPDATE per 500)"
+        f"counting once; unchanged documents: one UPDATE per {TOUCH_BATCH:,})"
     )
     print(f"  executions: {case['executed']:,}, {case['executed'] / wall:.0f} per second of cycle")
 

@@ -51,45 +51,20 @@ from automation.engine import outbox_process  # noqa: E402
 from automation.entities import entities_sync, invalidate_watch_index  # noqa: E402
 from automation.models import (  # noqa: E402
     Alert,
-    AlertRecipient,
     AutomationEvent,
     AutomationExecution,
-    AutomationRule,
     Entity,
     IdempotencyRecord,
-    RuleAction,
-    RuleDependency,
     TriggerType,
 )
 from automation.services import rule_save  # noqa: E402
 from operations.models import Tenant, Workspace  # noqa: E402
 
 
-class StatementCounter:
-    """Counts every SQL statement the connection runs (``execute_wrapper``:
-    not capped as Django's query log is, and on whatever DEBUG says)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
 def clean() -> None:
-    with transaction.atomic():
-        IdempotencyRecord.objects.all().delete()
-        AlertRecipient.objects.all().delete()
-        Alert.objects.all().delete()
-        AutomationEvent.objects.update(caused_by=None)
-        AutomationExecution.objects.all().delete()
-        AutomationEvent.objects.all().delete()
-        RuleAction.objects.all().delete()
-        RuleDependency.objects.all().delete()
-        AutomationRule.objects.all().delete()
-        Tenant.objects.filter(workspace__slug__startswith="bench-").delete()
-        Workspace.objects.filter(slug__startswith="bench-").delete()
+    bootstrap.clear_automation_history()
+    Tenant.objects.filter(workspace__slug__startswith="bench-").delete()
+    Workspace.objects.filter(slug__startswith="bench-").delete()
     invalidate_watch_index()
 
 
@@ -188,7 +163,7 @@ def bench_worker(actor, *, n_events: int) -> tuple[float, int]:
     finally:
         events.request_outbox_processing = original
     assert AutomationEvent.objects.filter(status="pending").count() == n_events
-    statements = StatementCounter()
+    statements = bootstrap.StatementCounter()
     started = time.perf_counter()
     with connection.execute_wrapper(statements):
         counts = outbox_process(max_batches=10**6)
@@ -290,7 +265,7 @@ def bench_clusters(actor, *, n_events: int, cluster_counts: list[int]) -> list[s
         _fan_out_events(n_events, tag="s")
     finally:
         events.request_outbox_processing = original
-    statements = StatementCounter()
+    statements = bootstrap.StatementCounter()
     started = time.perf_counter()
     with connection.execute_wrapper(statements):
         outbox_process(max_batches=10**6)

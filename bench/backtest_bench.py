@@ -30,31 +30,17 @@ from django.db import connection, transaction  # noqa: E402
 
 from automation.entities import entities_sync  # noqa: E402
 from automation.models import (  # noqa: E402
-    Alert,
-    AlertRecipient,
     AutomationEvent,
     AutomationExecution,
     AutomationRule,
     Entity,
-    IdempotencyRecord,
-    RuleAction,
-    RuleDependency,
     TriggerType,
 )
 from automation.services import Window, rule_backtest, rule_save  # noqa: E402
 
 
 def clean() -> None:
-    with transaction.atomic():
-        IdempotencyRecord.objects.all().delete()
-        AlertRecipient.objects.all().delete()
-        Alert.objects.all().delete()
-        AutomationEvent.objects.update(caused_by=None)
-        AutomationExecution.objects.all().delete()
-        AutomationEvent.objects.all().delete()
-        RuleAction.objects.all().delete()
-        RuleDependency.objects.all().delete()
-        AutomationRule.objects.all().delete()
+    bootstrap.clear_automation_history()
 
 
 def build(events: int) -> AutomationRule:
@@ -119,15 +105,6 @@ def build(events: int) -> AutomationRule:
     return rule
 
 
-class Statements:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
 def baseline(window: Window, entity_id: int) -> tuple[float, int]:
     started = time.perf_counter()
     rows = 0
@@ -161,7 +138,7 @@ def main() -> None:
     best, best_base, statements = None, None, 0
     for _ in range(args.rounds):
         base_seconds, base_rows = baseline(window, rule.entity_id)
-        counter = Statements()
+        counter = bootstrap.StatementCounter()
         t0 = time.perf_counter()
         with connection.execute_wrapper(counter):
             result = rule_backtest(actor=None, rule=rule, window=window)

@@ -49,3 +49,44 @@ def describe_database() -> str:
     from django.db import connection
 
     return f"{connection.vendor} ({connection.settings_dict['NAME']})"
+
+
+class StatementCounter:
+    """Counts the SQL statements a connection runs, however many: pass it to
+    ``connection.execute_wrapper`` (Django's query log stops at 9,000 and
+    needs DEBUG). An ``executemany`` counts once: one round trip for the batch."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def clear_automation_history() -> None:
+    """Remove every rule and what rules left behind (events, executions,
+    alerts, idempotency records): the automation benchmarks start empty."""
+    from django.db import transaction
+
+    from automation.models import (
+        Alert,
+        AlertRecipient,
+        AutomationEvent,
+        AutomationExecution,
+        AutomationRule,
+        IdempotencyRecord,
+        RuleAction,
+        RuleDependency,
+    )
+
+    with transaction.atomic():
+        IdempotencyRecord.objects.all().delete()
+        AlertRecipient.objects.all().delete()
+        Alert.objects.all().delete()
+        AutomationEvent.objects.update(caused_by=None)
+        AutomationExecution.objects.all().delete()
+        AutomationEvent.objects.all().delete()
+        RuleAction.objects.all().delete()
+        RuleDependency.objects.all().delete()
+        AutomationRule.objects.all().delete()

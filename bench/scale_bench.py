@@ -117,18 +117,6 @@ def note(text: str) -> None:
     print(f"  · {text}", file=sys.stderr, flush=True)
 
 
-class StatementCounter:
-    """Every statement this process sends (``connection.execute_wrapper``:
-    not capped like Django's query log; an executemany counts once)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, execute, sql, params, many, context):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
 class CpuBusy:
     """The share of this machine's CPU time that was busy (all processes:
     the clusters, PostgreSQL, this one) between start and stop, from
@@ -158,7 +146,7 @@ class CpuBusy:
 
 @contextmanager
 def counting():
-    counter = StatementCounter()
+    counter = bootstrap.StatementCounter()
     with connection.execute_wrapper(counter):
         yield counter
 
