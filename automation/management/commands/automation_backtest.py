@@ -30,9 +30,11 @@ class Command(BureauCommand):
         parser.add_argument("--since", help="window start, e.g. 2026-11-01T00:00:00+00:00")
         parser.add_argument("--until", help="window end (default now)")
         parser.add_argument("--sample", type=int, default=5, help="matches shown (default 5)")
-        parser.add_argument("--json", action="store_true", help="print the whole result")
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="print the whole result"
+        )
 
-    def run(self, *args, rule_id, days, since, until, sample, json: bool, **options):
+    def run(self, *args, rule_id, days, since, until, sample, as_json: bool, **options):
         rule = AutomationRule.objects.filter(pk=rule_id).select_related("entity").first()
         if rule is None:
             raise CommandError(f"rule {rule_id} does not exist")
@@ -43,7 +45,7 @@ class Command(BureauCommand):
             days = 30
         window = Window.of(days=days, since=since_at, until=until_at)
         result = rule_backtest(actor=None, rule=rule, window=window, sample_size=sample)
-        if json:
+        if as_json:
             self.stdout.write(_dumps(result))
             return
         self._summary(result)
