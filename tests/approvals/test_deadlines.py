@@ -604,3 +604,29 @@ def test_the_command_expires_one_action_and_refuses_a_decided_one(
     assert f"pending action {pending.pk}: expired, withdrawn at Knox" in output
     assert "is rejected; it cannot become expired" in str(refused.value)
     assert PendingActionReminder.objects.filter(sent_at__isnull=False).count() == 0
+
+
+def test_an_escalation_with_nobody_left_to_alert_is_recorded_once_in_the_ledger(
+    knox, request_tenant, deadline_template, on_call
+):
+    # given: an escalate template whose group was deleted after the request
+    deadline_template.deadline_policy = DeadlinePolicy.ESCALATE
+    deadline_template.escalation_recipients = {"roles": [on_call.name]}
+    deadline_template.full_clean()
+    deadline_template.save()
+    action = request_tenant()
+    on_call.delete()
+    PendingAction.objects.filter(pk=action.pk).update(due_at=timezone.now() - timedelta(minutes=1))
+
+    # when: two scheduled sweeps
+    sweep_deadlines()
+    sweep_deadlines()
+
+    # then: no alert, one failure recorded (the first run), the action still pending
+    assert not Alert.objects.exists()
+    runs = list(OperationRun.objects.filter(type="approvals.sweep_deadlines").order_by("pk"))
+    assert [run.outcome for run in runs] == ["partially_succeeded", "succeeded"]
+    assert [f["code"] for f in runs[0].failure_summary] == ["approvals.escalation_undeliverable"]
+    action.refresh_from_db()
+    assert action.status == ActionStatus.PENDING
+    assert action.escalated_at is not None and action.escalation_alert_id is None
