@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -7,7 +9,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from approvals.choices import IN_FLIGHT, ActionStatus, FailureStage
+from approvals.choices import IN_FLIGHT, ActionStatus, FailureStage, knox_decision_label
+from approvals.deadlines import format_duration
 from approvals.forms import ApprovalRequestForm, ApprovalTemplateForm, KnoxProfileFormSet
 from approvals.models import (
     ApprovalLog,
@@ -16,6 +19,7 @@ from approvals.models import (
     PendingAction,
     PendingActionTransition,
 )
+from approvals.selectors import pending_actions_due_within, pending_actions_overdue
 from approvals.services import (
     OPERATE_PERMISSION,
     ApprovalSubmitFailed,
@@ -59,6 +63,24 @@ class TransitionInline(admin.TabularInline):
         return False
 
 
+class DueListFilter(admin.SimpleListFilter):
+    """Issue 13: actions still waiting for Knox past their due time, or due soon."""
+
+    title = "due within / overdue"
+    parameter_name = "due"
+    WITHIN = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7)}
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue"), *((k, f"Due within {k}") for k in self.WITHIN)]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return pending_actions_overdue(queryset)
+        if self.value() in self.WITHIN:
+            return pending_actions_due_within(queryset, within=self.WITHIN[self.value()])
+        return queryset
+
+
 def _failed_at(stage):
     return lambda action: action.status == ActionStatus.FAILED and action.failure_stage == stage
 
@@ -82,9 +104,10 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "ap_inf_id",
         "created_by",
         "created_at",
+        "due_at",
         "executed_at",
     ]
-    list_filter = [AttentionListFilter, "status", "action_type", "failure_stage"]
+    list_filter = [AttentionListFilter, DueListFilter, "status", "action_type", "failure_stage"]
     search_fields = ["=ap_inf_id", "=id"]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
@@ -130,8 +153,36 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
         "payload_pretty",
         "result_pretty",
         "approval_log_link",
+        "knox_decision",
+        "due_at",
+        "deadline_policy",
+        "reminders_sent",
+        "escalated_at",
+        "escalation_alert_id",
+        "knox_withdrawn_at",
+        "knox_withdraw_attempts",
+        "knox_withdraw_error",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Knox decision")
+    def knox_decision(self, action):
+        """Status 5 reads "approved by delegation", with the delegate's EP ID."""
+        log = action.approval_log
+        label = knox_decision_label(log.knox_status) or "-"
+        return f"{label} ({log.delegate_ep_id})" if log.delegate_ep_id else label
+
+    @admin.display(description="reminders")
+    def reminders_sent(self, action):
+        lines = []
+        for reminder in action.reminders.all():
+            when = (
+                f"sent {reminder.sent_at:%Y-%m-%d %H:%M} to {', '.join(reminder.recipients)}"
+                if reminder.sent_at
+                else f"due {reminder.remind_at:%Y-%m-%d %H:%M}"
+            )
+            lines.append(f"{format_duration(reminder.before_deadline)} before: {when}")
+        return "; ".join(lines) or "-"
 
     @admin.display(description="payload")
     def payload_pretty(self, action):
@@ -186,6 +237,7 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
                     approvers=[a.strip() for a in data["approvers"].split(",") if a.strip()],
                     user=request.user,
                     description=data["description"] or None,
+                    deadline=data.get("deadline") or None,
                 )
             except ValidationError as error:
                 for field, errors in error.message_dict.items():
@@ -310,6 +362,7 @@ class ApprovalLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "ap_inf_id",
         "subject",
         "knox_status",
+        "delegate_ep_id",
         "submitted_by",
         "submitted_at",
         "decided_at",
@@ -348,8 +401,18 @@ class ApprovalTemplateAdmin(PrettyJSONWhenReadOnlyMixin, admin.ModelAdmin):
     pretty_json_fields = {
         "sample_variables": "sample_variables_pretty",
         "default_approvers": "default_approvers_pretty",
+        "reminder_recipients": "reminder_recipients_pretty",
+        "escalation_recipients": "escalation_recipients_pretty",
     }
-    list_display = ["name", "is_active", "variable_names", "updated_by", "updated_at"]
+    list_display = [
+        "name",
+        "is_active",
+        "variable_names",
+        "decision_deadline",
+        "deadline_policy",
+        "updated_by",
+        "updated_at",
+    ]
     list_filter = ["is_active"]
     search_fields = ["name", "description"]
     readonly_fields = ["preview", "created_by", "updated_by", "created_at", "updated_at"]
@@ -365,6 +428,14 @@ class ApprovalTemplateAdmin(PrettyJSONWhenReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="default approvers")
     def default_approvers_pretty(self, template):
         return pretty_json(template.default_approvers)
+
+    @admin.display(description="reminder recipients")
+    def reminder_recipients_pretty(self, template):
+        return pretty_json(template.reminder_recipients)
+
+    @admin.display(description="escalation recipients")
+    def escalation_recipients_pretty(self, template):
+        return pretty_json(template.escalation_recipients)
 
     @admin.display(description="preview with the sample variables")
     def preview(self, template):

@@ -21,6 +21,26 @@ class ApprovalsConfig(AppConfig):
             stale_running_after=timedelta(minutes=3),
         )
         schedule_registry.register("approvals.poll_knox", "approvals.tasks.poll_knox", minutes=1)
+        # Issue 13: reminders before a decision deadline, expiry or escalation after it.
+        operation_catalog.register(
+            "approvals.sweep_deadlines",
+            label="Approval deadlines: reminders, expiry, escalation",
+            scope=RunScope.WORKSPACE,
+            summary_keys=(
+                "reminders_sent",
+                "notifications",
+                "expired",
+                "withdrawn",
+                "withdraw_failed",
+                "escalated",
+                "failed",
+            ),
+            stale_queued_after=timedelta(minutes=3),
+            stale_running_after=timedelta(minutes=10),
+        )
+        schedule_registry.register(
+            "approvals.sweep_deadlines", "approvals.tasks.sweep_deadlines", minutes=1
+        )
         if apps.is_installed("automation"):
             from approvals.automation_actions import SeekApprovalAction
             from approvals.models import PendingAction

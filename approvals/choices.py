@@ -25,6 +25,21 @@ KNOX_APPROVED = frozenset(
 )
 
 
+def knox_decision_label(status: int | None) -> str:
+    """Knox's status in words, as API and console show it: status 5 (전결)
+    is "approved by delegation"; blank before Knox has answered."""
+    if status is None:
+        return ""
+    if status == KnoxStatus.DELEGATED_FINAL:
+        return "approved by delegation"
+    if status in KNOX_APPROVED:
+        return "approved"
+    try:
+        return KnoxStatus(status).label.lower()
+    except ValueError:
+        return str(status)
+
+
 class ActionStatus(models.TextChoices):
     PENDING = "pending", "Pending approval"
     SUBMIT_UNKNOWN = "submit_unknown", "Submit outcome unknown"
@@ -34,11 +49,19 @@ class ActionStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     REJECTED = "rejected", "Rejected"
     CANCELLED = "cancelled", "Cancelled"
+    # Knox did not decide before the decision deadline (issue 13): the document
+    # is withdrawn at Knox after this move, and the action never runs.
+    EXPIRED = "expired", "Expired (deadline passed)"
 
 
 # Documents the poller asks Knox about.
 IN_FLIGHT = (ActionStatus.PENDING, ActionStatus.SUBMIT_UNKNOWN)
-TERMINAL = (ActionStatus.EXECUTED, ActionStatus.REJECTED, ActionStatus.CANCELLED)
+TERMINAL = (
+    ActionStatus.EXECUTED,
+    ActionStatus.REJECTED,
+    ActionStatus.CANCELLED,
+    ActionStatus.EXPIRED,
+)
 
 # Every allowed move; anything else is an InvalidTransition. Each move writes a
 # PendingActionTransition row (config/transitions.py).
@@ -51,6 +74,7 @@ PENDING_ACTION_STATES = StateMachine(
             ActionStatus.REJECTED,
             ActionStatus.CANCELLED,
             ActionStatus.FAILED,
+            ActionStatus.EXPIRED,
         },
         ActionStatus.SUBMIT_UNKNOWN: {
             ActionStatus.PENDING,
@@ -58,6 +82,7 @@ PENDING_ACTION_STATES = StateMachine(
             ActionStatus.REJECTED,
             ActionStatus.CANCELLED,
             ActionStatus.FAILED,
+            ActionStatus.EXPIRED,
         },
         ActionStatus.APPROVED: {ActionStatus.EXECUTING},
         ActionStatus.EXECUTING: {ActionStatus.EXECUTED, ActionStatus.FAILED},
@@ -69,7 +94,7 @@ PENDING_ACTION_STATES = StateMachine(
             ActionStatus.EXECUTING,
             ActionStatus.FAILED,
         },
-        # executed, rejected and cancelled are terminal.
+        # executed, rejected, cancelled and expired are terminal.
     },
     subject="Pending action",
     invalid_code="approvals.invalid_transition",
@@ -81,6 +106,13 @@ PENDING_ACTION_STATES = StateMachine(
 # Leaving failed (a resubmit, a retry): the old failure no longer describes the
 # action, so those moves clear these fields.
 NO_FAILURE = {"failure_stage": "", "failure_code": "", "error_message": ""}
+
+
+class DeadlinePolicy(models.TextChoices):
+    """What happens when Knox has not decided by an action's deadline."""
+
+    WITHDRAW = "withdraw", "Expire and withdraw at Knox"
+    ESCALATE = "escalate", "Alert the escalation group (the action stays pending)"
 
 
 class FailureStage(models.TextChoices):

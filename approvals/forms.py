@@ -28,6 +28,12 @@ class ApprovalRequestForm(forms.Form):
         "Leave empty to use the template's default approval line.",
     )
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    deadline = forms.CharField(
+        required=False,
+        max_length=20,
+        help_text="How long Knox has to decide, e.g. 2d or 4h. Leave empty for the template's "
+        "decision deadline.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,6 +52,12 @@ class ApprovalTemplateForm(forms.ModelForm):
             "sample_variables",
             "default_approvers",
             "is_active",
+            "decision_deadline",
+            "reminders_before",
+            "reminder_recipients",
+            "reminder_channels",
+            "deadline_policy",
+            "escalation_recipients",
         ]
 
     def clean(self):

@@ -9,9 +9,11 @@ from approvals.choices import (
     PENDING_ACTION_STATES,
     ActionStatus,
     ApproverRole,
+    DeadlinePolicy,
     FailureStage,
     KnoxStatus,
 )
+from approvals.deadlines import DURATION_HELP, template_deadline_problems
 from approvals.templating import template_problems
 
 EP_ID_MAX = 64
@@ -48,6 +50,46 @@ class ApprovalTemplate(models.Model):
         + ".",
     )
     is_active = models.BooleanField(default=True)
+    # Deadlines (issue 13): how long Knox has to decide, reminders before that,
+    # and what happens when the time is up. A request may give its own deadline.
+    decision_deadline = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text=f"How long Knox has to decide, from the request: {DURATION_HELP}. "
+        "Empty: no deadline.",
+    )
+    reminders_before = models.CharField(
+        "reminders before the deadline",
+        max_length=200,
+        blank=True,
+        help_text='Comma-separated durations before the deadline, e.g. "1d, 2h": each sends '
+        "one reminder to the requester and the reminder recipients.",
+    )
+    reminder_recipients = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Who else is reminded (the requester always is): {"users": [id or username, '
+        '…], "roles": [group name, …]}.',
+    )
+    reminder_channels = models.CharField(
+        max_length=100,
+        default="in_app",
+        blank=True,
+        help_text="Comma-separated notification channels for reminders: in_app, email, sms, push.",
+    )
+    deadline_policy = models.CharField(
+        max_length=10,
+        choices=DeadlinePolicy.choices,
+        default=DeadlinePolicy.WITHDRAW,
+        blank=True,  # blank reads as withdraw: forms written before issue 13 still save
+        help_text="When the deadline passes undecided: expire the action and withdraw the "
+        "document at Knox, or alert the escalation recipients and keep waiting.",
+    )
+    escalation_recipients = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Who is alerted when the policy is escalate: {"users": […], "roles": […]}.',
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -73,6 +115,16 @@ class ApprovalTemplate(models.Model):
         problems = approval_line_problems(self.default_approvers)
         if problems:
             errors["default_approvers"] = problems
+        errors.update(
+            template_deadline_problems(
+                deadline=self.decision_deadline,
+                reminders=self.reminders_before,
+                reminder_recipients=self.reminder_recipients,
+                reminder_channels=self.reminder_channels,
+                policy=self.deadline_policy,
+                escalation_recipients=self.escalation_recipients,
+            )
+        )
         if errors:
             raise ValidationError(errors)
 
@@ -127,6 +179,8 @@ class ApprovalLog(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True, help_text="When Knox accepted it.")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Knox status 5 (전결): who decided by delegation, when Knox names them.
+    delegate_ep_id = models.CharField("delegate's EP ID", max_length=EP_ID_MAX, blank=True)
     last_knox_response = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -164,6 +218,22 @@ class PendingAction(models.Model):
         on_delete=models.SET_NULL,
         related_name="pending_actions",
     )
+    # Deadline (issue 13). The template names who is reminded and escalated to
+    # (read when the time comes); the due time and the policy are fixed at the request.
+    template = models.ForeignKey(
+        ApprovalTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Knox's decision is due by then (None: no deadline)."
+    )
+    deadline_policy = models.CharField(max_length=10, choices=DeadlinePolicy.choices, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_alert_id = models.BigIntegerField(null=True, blank=True)
+    # An expired document is withdrawn at Knox after the move (saga order): until
+    # Knox confirms, each deadline sweep tries again, the last error kept here.
+    knox_withdrawn_at = models.DateTimeField(null=True, blank=True)
+    knox_withdraw_attempts = models.PositiveIntegerField(default=0)
+    knox_withdraw_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -183,6 +253,8 @@ class PendingAction(models.Model):
             models.Index(
                 fields=["created_by", "-created_at", "-id"], name="pending_action_mine_newest"
             ),
+            # "Due within" / "overdue" and the deadline sweep (issue 13).
+            models.Index(fields=["status", "due_at"], name="pending_action_status_due"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -196,6 +268,39 @@ class PendingAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action_type} {self.ap_inf_id} ({self.status})"
+
+
+class PendingActionReminder(models.Model):
+    """One reminder of a pending action's deadline: due at ``remind_at``, sent
+    once (``sent_at`` and what was sent are recorded in the same transaction
+    as the notifications are written)."""
+
+    pending_action = models.ForeignKey(
+        PendingAction, on_delete=models.CASCADE, related_name="reminders"
+    )
+    before_deadline = models.DurationField()
+    remind_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivery_ids = models.JSONField(default=list, blank=True)
+    recipients = models.JSONField(
+        default=list, blank=True, help_text="Usernames the reminder went to."
+    )
+
+    class Meta:
+        ordering = ["remind_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pending_action", "before_deadline"], name="uniq_reminder_per_offset"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["remind_at"], name="reminder_unsent_due", condition=Q(sent_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"reminder of {self.pending_action_id} at {self.remind_at:%Y-%m-%d %H:%M}"
 
 
 class PendingActionTransition(models.Model):

@@ -4,9 +4,10 @@ may use, the documents the poll asks Knox about. Selectors import no service."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
+from django.utils import timezone
 
 from approvals.choices import IN_FLIGHT, ActionStatus
 from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
@@ -15,7 +16,7 @@ from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
 def pending_action_list(*, user) -> QuerySet[PendingAction]:
     """Your own requests; every request for staff."""
     actions = PendingAction.objects.select_related("approval_log", "created_by").prefetch_related(
-        "transitions"
+        "transitions", "reminders"
     )
     return actions if user.is_staff else actions.filter(created_by=user)
 
@@ -72,6 +73,25 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
         if len(page) < size:
             return
         after = page[-1].pk
+
+
+def pending_actions_due_within(
+    actions: QuerySet[PendingAction], *, within: timedelta, now: datetime | None = None
+) -> QuerySet[PendingAction]:
+    """Still waiting for Knox, and due from now to ``within`` from now (not
+    overdue yet): one indexed range on (status, due_at)."""
+    now = now or timezone.now()
+    return actions.filter(status__in=IN_FLIGHT, due_at__gt=now, due_at__lte=now + within)
+
+
+def pending_actions_overdue(
+    actions: QuerySet[PendingAction], *, overdue: bool = True, now: datetime | None = None
+) -> QuerySet[PendingAction]:
+    """Still waiting for Knox past their due time (escalated ones stay so
+    until Knox decides); ``overdue=False``: every other action."""
+    now = now or timezone.now()
+    late = Q(status__in=IN_FLIGHT, due_at__lte=now)
+    return actions.filter(late) if overdue else actions.exclude(late)
 
 
 def knox_ep_id_get(*, user) -> str | None:

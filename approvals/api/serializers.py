@@ -1,7 +1,13 @@
 from rest_framework import serializers
 
-from approvals.choices import FailureStage
-from approvals.models import ApprovalTemplate, PendingAction, PendingActionTransition
+from approvals.choices import DeadlinePolicy, FailureStage, knox_decision_label
+from approvals.deadlines import format_duration
+from approvals.models import (
+    ApprovalTemplate,
+    PendingAction,
+    PendingActionReminder,
+    PendingActionTransition,
+)
 from approvals.templating import caller_variables
 
 
@@ -20,6 +26,13 @@ class ApprovalRequestInput(serializers.Serializer):
         "approval line.",
     )
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    deadline = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=20,
+        help_text="How long Knox has to decide, overriding the template's decision deadline: "
+        "a whole number and a unit, s, m, h, d or w (e.g. 2d).",
+    )
 
 
 class ApprovalRequestOutput(serializers.ModelSerializer):
@@ -34,6 +47,17 @@ class TransitionSerializer(serializers.ModelSerializer):
         fields = ["from_status", "to_status", "actor_name", "reason", "created_at"]
 
 
+class ReminderSerializer(serializers.ModelSerializer):
+    before_deadline = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PendingActionReminder
+        fields = ["before_deadline", "remind_at", "sent_at", "recipients"]
+
+    def get_before_deadline(self, reminder: PendingActionReminder) -> str:
+        return format_duration(reminder.before_deadline)
+
+
 class PendingActionSerializer(serializers.ModelSerializer):
     subject = serializers.CharField(source="approval_log.subject")
     knox_status = serializers.IntegerField(source="approval_log.knox_status", allow_null=True)
@@ -44,6 +68,18 @@ class PendingActionSerializer(serializers.ModelSerializer):
     # Blank ("") while the action has not failed: declared so, so the schema says so.
     failure_stage = serializers.ChoiceField(
         choices=FailureStage.choices, allow_blank=True, read_only=True
+    )
+    # Deadline (issue 13): blank policy and null due_at when the action has none.
+    deadline_policy = serializers.ChoiceField(
+        choices=DeadlinePolicy.choices, allow_blank=True, read_only=True
+    )
+    reminders = ReminderSerializer(many=True, read_only=True)
+    knox_decision = serializers.SerializerMethodField()
+    delegate_ep_id = serializers.CharField(
+        source="approval_log.delegate_ep_id",
+        read_only=True,
+        help_text="Approved by delegation (Knox status 5): the delegate's EP ID, when Knox "
+        "names one.",
     )
 
     class Meta:
@@ -58,6 +94,14 @@ class PendingActionSerializer(serializers.ModelSerializer):
             "failure_code",
             "subject",
             "knox_status",
+            "knox_decision",
+            "delegate_ep_id",
+            "due_at",
+            "deadline_policy",
+            "reminders",
+            "escalated_at",
+            "knox_withdrawn_at",
+            "knox_withdraw_error",
             "execution_result",
             "error_message",
             "executed_at",
@@ -68,6 +112,10 @@ class PendingActionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_knox_decision(self, action: PendingAction) -> str:
+        """Knox's status in words; status 5 reads "approved by delegation"."""
+        return knox_decision_label(action.approval_log.knox_status)
+
 
 class TemplateSerializer(serializers.ModelSerializer):
     variables = serializers.SerializerMethodField()
@@ -75,7 +123,17 @@ class TemplateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApprovalTemplate
-        fields = ["id", "name", "description", "variables", "has_default_approvers", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "variables",
+            "has_default_approvers",
+            "decision_deadline",
+            "reminders_before",
+            "deadline_policy",
+            "updated_at",
+        ]
 
     def get_variables(self, template: ApprovalTemplate) -> list[str]:
         """The variables a request gives (``payload.<field>`` ones come from the payload)."""

@@ -43,6 +43,8 @@ class StatusReport:
     found: bool = True
     error: KnoxProtocolError | None = None
     raw: dict | None = None
+    # Status 5 (전결, decided by delegation): the delegate's EP ID, when Knox names one.
+    delegate_ep_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,14 @@ class KnoxClient:
                     raw=entry,
                 )
                 continue
-            reports[ap_inf_id] = StatusReport(ap_inf_id, status=status, raw=entry)
+            reports[ap_inf_id] = StatusReport(
+                ap_inf_id,
+                status=status,
+                raw=entry,
+                delegate_ep_id=_delegate_ep_id(entry)
+                if status == KnoxStatus.DELEGATED_FINAL
+                else None,
+            )
         for ap_inf_id in answer.get("notFound") or []:
             if ap_inf_id in chunk and ap_inf_id not in reports:
                 reports[ap_inf_id] = StatusReport(ap_inf_id, found=False)
@@ -296,6 +305,27 @@ class KnoxClient:
                     ap_inf_id, error=KnoxProtocolError(f"Knox's answer left out {ap_inf_id}.")
                 )
         return reports
+
+
+def _delegate_ep_id(entry: dict) -> str | None:
+    """Who decided a document by delegation (전결). Knox's status answer is not
+    public; we read it where Knox names people everywhere else, the approval
+    line: the entry's ``aplns`` (``epId``, ``seq``, ``role``, ``aplnStatsCode``,
+    as in the submit body), in which the approver who made the delegated final
+    decision carries the document's own code 5 — an approver of the line, or
+    a delegate Knox added to it. None when the line is absent or names nobody."""
+    line = entry.get("aplns")
+    if not isinstance(line, list):
+        return None
+    for apln in line:
+        if not isinstance(apln, dict) or str(apln.get("aplnStatsCode")) != str(
+            int(KnoxStatus.DELEGATED_FINAL)
+        ):
+            continue
+        ep_id = apln.get("epId")
+        if isinstance(ep_id, str) and ep_id.strip():
+            return ep_id.strip()[:64]
+    return None
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:

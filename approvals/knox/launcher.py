@@ -36,11 +36,15 @@ class Simulator:
     def faults(self, **faults) -> None:
         requests.post(f"{self.url}/sim/faults", json=faults, timeout=5).raise_for_status()
 
-    def decide(self, ap_inf_id: str, status: int, opinion: str = "") -> None:
+    def decide(
+        self, ap_inf_id: str, status: int, opinion: str = "", delegate_ep_id: str | None = None
+    ) -> None:
+        """Decide a document; ``delegate_ep_id`` with status 5 approves it by delegation."""
+        body = {"status": status, "opinion": opinion}
+        if delegate_ep_id:
+            body["delegateEpId"] = delegate_ep_id
         requests.post(
-            f"{self.url}/sim/documents/{ap_inf_id}/decide",
-            json={"status": status, "opinion": opinion},
-            timeout=5,
+            f"{self.url}/sim/documents/{ap_inf_id}/decide", json=body, timeout=5
         ).raise_for_status()
 
     def add(self, *documents: dict) -> None:

@@ -6,6 +6,12 @@ shows a small page where a person approves, rejects or withdraws, offers JSON
 endpoints under ``/sim/`` for tests to decide and to inject faults, and can
 approve documents by itself after a delay for demos.
 
+A status answer carries each document's approval line (``aplns``: ``epId``,
+``seq``, ``role``, ``aplnStatsCode``). ``POST /sim/documents/<id>/decide``
+with ``{"status": 5, "delegateEpId": "EP-…"}`` approves a document by
+delegation (전결): the delegate's line entry carries code 5 (added to the
+line when they were not in it), which is where Bureau reads the delegate from.
+
 Faults (``--fault`` on the command line or ``POST /sim/faults``):
   latency=SECONDS            every API answer waits this long first
   submit|statuses|withdraw=MODE, MODE one of
@@ -40,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 IN_PROGRESS = {-2, -1, 0, 1}
 DECISIONS = {"approve": 2, "reject": 3, "withdraw": 4}
+DELEGATED_FINAL = 5
 FAULT_MODES = {"error", "reject", "timeout", "malformed"}
 AP_INF_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -120,10 +127,14 @@ class SimulatorState:
             self.save()
 
     @staticmethod
-    def _set_status(doc: dict, status: int, opinion: str = "") -> None:
+    def _set_status(
+        doc: dict, status: int, opinion: str = "", delegate_ep_id: str | None = None
+    ) -> None:
         doc["status"] = status
         doc["opinion"] = opinion
         doc["decidedAt"] = _now()
+        # Approved by delegation (전결, status 5): who decided, shown in the line.
+        doc["delegateEpId"] = delegate_ep_id if status == DELEGATED_FINAL else None
 
     # --- API -----------------------------------------------------------------------
 
@@ -185,6 +196,7 @@ class SimulatorState:
                         "status": status,
                         "opinion": doc["opinion"],
                         "decidedAt": doc["decidedAt"],
+                        "aplns": _approval_line(doc),
                     }
                 )
         return 200, {"result": "success", "data": data, "notFound": not_found}
@@ -205,12 +217,14 @@ class SimulatorState:
 
     # --- for people and tests ----------------------------------------------------------
 
-    def decide(self, ap_inf_id: str, status: int, opinion: str = "") -> dict | None:
+    def decide(
+        self, ap_inf_id: str, status: int, opinion: str = "", delegate_ep_id: str | None = None
+    ) -> dict | None:
         with self.lock:
             doc = self.documents.get(ap_inf_id)
             if doc is None:
                 return None
-            self._set_status(doc, status, opinion)
+            self._set_status(doc, status, opinion, delegate_ep_id)
             self.save()
             return doc
 
@@ -241,6 +255,35 @@ class SimulatorState:
                 }
             self.save()
             return len(documents)
+
+
+def _approval_line(doc: dict) -> list[dict]:
+    """The document's approval line as the status answer shows it: each
+    approver with its own ``aplnStatsCode``: 0 while undecided, the
+    document's code once decided. Approved by delegation (5), only the
+    delegate carries 5 (the approvers after them never decided): the approver
+    of that EP ID in the line, or a delegate added at its end (someone
+    standing in for an approver)."""
+    status, delegate = doc["status"], doc.get("delegateEpId")
+    # Approved by delegation with nobody named: the line names no one either.
+    decided = status not in IN_PROGRESS and status != DELEGATED_FINAL
+    line = [
+        {
+            "epId": str(apln.get("epId", "")),
+            "seq": str(apln.get("seq", "")),
+            "role": str(apln.get("role", "")),
+            "aplnStatsCode": str(status) if decided and str(apln.get("role")) != "0" else "0",
+        }
+        for apln in doc.get("aplns") or []
+        if isinstance(apln, dict)
+    ]
+    if delegate:
+        mine = [entry for entry in line if entry["epId"] == delegate]
+        if not mine:
+            mine = [{"epId": delegate, "seq": str(len(line)), "role": "1"}]
+            line.extend(mine)
+        mine[0]["aplnStatsCode"] = str(status)
+    return line
 
 
 def _fail(code: str, message: str) -> dict:
@@ -344,7 +387,10 @@ class Handler(BaseHTTPRequestHandler):
         match = re.fullmatch(r"/sim/documents/([^/]+)/decide", path)
         if match:
             doc = self.state.decide(
-                match.group(1), int(body.get("status", 2)), body.get("opinion", "")
+                match.group(1),
+                int(body.get("status", 2)),
+                body.get("opinion", ""),
+                body.get("delegateEpId") or None,
             )
             return self._send(200, doc) if doc else self._send(404, {"detail": "not found"})
         if path == "/sim/documents/decide":

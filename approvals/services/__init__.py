@@ -6,6 +6,8 @@ concept; this package re-exports what other modules call.
 - ``poll``: ask Knox about the documents in flight and settle them; refresh one;
 - ``execute``: run an approved action's handler exactly once; retry a failed one;
 - ``withdraw``: withdraw a document and cancel the action;
+- ``deadlines``: reminders before a decision deadline, and expiry (withdrawn
+  at Knox) or escalation after it;
 - ``profiles``: a user's Knox EP ID;
 - ``access``: lock one pending action and check who may change it.
 
@@ -17,6 +19,11 @@ against ``approvals.choices.PENDING_ACTION_STATES`` and writes a
 """
 
 from approvals.services.access import OPERATE_PERMISSION
+from approvals.services.deadlines import (
+    pending_action_deadlines_sweep,
+    pending_action_expire,
+    pending_action_withdraw_expired,
+)
 from approvals.services.execute import pending_action_execute, pending_action_retry
 from approvals.services.poll import pending_action_refresh, pending_actions_poll
 from approvals.services.profiles import knox_profile_set
@@ -43,11 +50,14 @@ __all__ = [
     "knox_profile_set",
     "payload_sha256",
     "pending_action_create",
+    "pending_action_deadlines_sweep",
     "pending_action_execute",
+    "pending_action_expire",
     "pending_action_refresh",
     "pending_action_resubmit",
     "pending_action_retry",
     "pending_action_submit",
     "pending_action_withdraw",
+    "pending_action_withdraw_expired",
     "pending_actions_poll",
 ]

@@ -38,7 +38,14 @@ from config.transitions import TransitionBatch, each_or_all, lock_many
 logger = logging.getLogger(__name__)
 
 # What a poll writes to the approval log, beside the action's move.
-LOG_FIELDS = ("knox_status", "last_checked_at", "last_knox_response", "submitted_at", "decided_at")
+LOG_FIELDS = (
+    "knox_status",
+    "last_checked_at",
+    "last_knox_response",
+    "submitted_at",
+    "decided_at",
+    "delegate_ep_id",
+)
 
 # In-flight documents read per query (a keyset page).
 IN_FLIGHT_PAGE = 1000
@@ -274,14 +281,21 @@ def _settle(
     log.submitted_at = log.submitted_at or now
     if status not in KNOX_IN_PROGRESS:
         log.decided_at = now
+    if status == KnoxStatus.DELEGATED_FINAL:
+        log.delegate_ep_id = report.delegate_ep_id or ""
     batch.save_fields(log, *LOG_FIELDS)
     opinion = str((report.raw or {}).get("opinion") or "")
     if status in KNOX_APPROVED:
+        by = (
+            f", by delegation to {report.delegate_ep_id}"
+            if status == KnoxStatus.DELEGATED_FINAL and report.delegate_ep_id
+            else ""
+        )
         batch.move(
             action,
             ActionStatus.APPROVED,
             actor=actor,
-            reason=f"Knox status {int(status)} ({status.label})",
+            reason=f"Knox status {int(status)} ({status.label}){by}",
         )
         pending_action_run(
             batch=batch,

@@ -10,22 +10,27 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.html import format_html
 
 from approvals.choices import ApproverRole
+from approvals.deadlines import parse_duration
 from approvals.models import (
     EP_ID_MAX,
     ApprovalLog,
     ApprovalTemplate,
     PendingAction,
+    PendingActionReminder,
     approval_line_problems,
 )
 from approvals.registry import ActionHandler, get_registered_handlers
 from approvals.selectors import knox_ep_id_get
+from approvals.services.deadlines import DeadlinePlan, deadline_plan, deadline_rows
 from approvals.templating import (
     PAYLOAD,
     PAYLOAD_PREFIX,
@@ -49,6 +54,7 @@ class CheckedRequest:
     approvers: list[dict[str, Any]]  # [{ep_id, seq, role}] as they go to Knox
     payload: Any  # what the handler will get (the serializer's validated_data)
     shown_payload: dict[str, Any]  # the same as JSON: what approvers read
+    deadline: DeadlinePlan = DeadlinePlan()  # the decision deadline and reminders, if any
 
 
 def approval_request_validate(
@@ -60,13 +66,15 @@ def approval_request_validate(
     approvers: Sequence[str] | None,
     user,
     configured_by=None,
+    deadline: str | timedelta | None = None,
 ) -> CheckedRequest:
     """Check everything before anything is written: one ValidationError with
     every field's problems, then the handler's ``authorize`` for the requester
     (a ``Forbidden``, code ``approvals.not_authorized``). ``configured_by`` is
     whoever set up an automated request (a rule's last editor): the payload
     must pass for them too, so a rule cannot ask in another user's name for
-    what its author may not."""
+    what its author may not. ``deadline`` (``"2d"``) overrides the template's
+    decision deadline."""
     errors: dict[str, list[str]] = {}
     handler = get_registered_handlers().get(action_type)
     if handler is None:
@@ -95,6 +103,16 @@ def approval_request_validate(
         problems = _variable_problems(template, variables)
         if problems:
             errors["variables"] = problems
+    plan = DeadlinePlan()
+    if template is not None and "template_name" not in errors:
+        plan, problems = deadline_plan(template=template, deadline=deadline)
+        for field, messages in problems.items():
+            errors.setdefault(field, []).extend(messages)
+    elif isinstance(deadline, str) and deadline:  # said now, not only after the template is fixed
+        try:
+            parse_duration(deadline, what="Deadline")
+        except ValueError as error:
+            errors["deadline"] = [str(error)]
     approver_rows, problems = _approval_line(approvers, template)
     if problems:
         errors["approvers"] = problems
@@ -126,6 +144,7 @@ def approval_request_validate(
         approvers=approver_rows,
         payload=validated,
         shown_payload=shown,
+        deadline=plan,
     )
 
 
@@ -258,10 +277,12 @@ def pending_action_create(
     user,
     description: str | None = None,
     configured_by=None,
+    deadline: str | timedelta | None = None,
 ) -> PendingAction:
     """The database half of ``approval_request``: validate and authorize, then
-    write the log and the pending action in one transaction. Nothing is sent to
-    Knox: call ``pending_action_submit`` once this has committed."""
+    write the log and the pending action (with its due time and reminders)
+    in one transaction. Nothing is sent to Knox: call
+    ``pending_action_submit`` once this has committed."""
     checked = approval_request_validate(
         action_type=action_type,
         payload=payload,
@@ -270,6 +291,7 @@ def pending_action_create(
         approvers=approvers,
         user=user,
         configured_by=configured_by,
+        deadline=deadline,
     )
     if not title or len(title) > 500:
         raise ValidationError({"title": ["A title of 1 to 500 characters is required."]})
@@ -293,8 +315,11 @@ def pending_action_create(
             action_type=action_type,
             action_payload=stored_payload,
             created_by=user,
+            template=checked.template,
         )  # pending: the model's default, the machine's one move from None
+        reminders = deadline_rows(pending_action=action, plan=checked.deadline, now=timezone.now())
         action.save()
+        PendingActionReminder.objects.bulk_create(reminders)
         # Hash the payload as the database gives it back, as execution will read
         # it (PostgreSQL's jsonb returns 1e20 as an integer, for one).
         stored = PendingAction.objects.values_list("action_payload", flat=True).get(pk=action.pk)

@@ -6,6 +6,7 @@ poller asks it by apInfId."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -40,10 +41,12 @@ def approval_request(
     approvers: Sequence[str] | None = None,
     user,
     description: str | None = None,
+    deadline: str | timedelta | None = None,
 ) -> PendingAction:
     """Hold ``action_type(payload)`` until Knox approves it. Returns the pending
     action (``.ap_inf_id`` is the Knox document id). With no ``approvers`` the
-    template's default approval line is used. Saga order: the database
+    template's default approval line is used; ``deadline`` (``"2d"``) overrides
+    the template's decision deadline. Saga order: the database
     first (``pending_action_create``), committed; Knox second. Call it outside a
     transaction: Knox cannot be rolled back with yours. Inside one, call
     ``pending_action_create`` and ``pending_action_submit`` on commit (as the
@@ -57,6 +60,7 @@ def approval_request(
         approvers=approvers,
         user=user,
         description=description,
+        deadline=deadline,
     )
     _submit(action, drafter_ep_id=knox_ep_id_get(user=user), actor=user)
     return action

@@ -277,6 +277,7 @@ def test_every_approvals_command_turns_domain_errors_into_one_line():
     # then: each is a BureauCommand (a domain error is one line and a non-zero exit)
     assert names == [
         "approvals_check",
+        "approvals_deadlines",
         "approvals_poll",
         "approvals_resubmit",
         "approvals_retry",
