@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 from django.apps import apps
 from django.contrib.auth.models import Group
+from django.utils.text import capfirst
 
 from automation import conf
 from automation.choices import DeliveryChannel, Severity
@@ -75,7 +76,7 @@ def text(key: str, label: str, *, long: bool = False, help_text: str = "", **kw)
     return ConfigField(
         key,
         lambda _entity: forms.CharField(
-            label=label, required=False, widget=widget, help_text=help_text
+            label=capfirst(label), required=False, widget=widget, help_text=help_text
         ),
         from_config=_text_in,
         **kw,
@@ -91,7 +92,7 @@ def choice(key: str, label: str, choices: Callable[[], list], **kw) -> ConfigFie
     return ConfigField(
         key,
         lambda _entity: forms.ChoiceField(
-            label=label, required=False, choices=[("", "---------"), *choices()]
+            label=capfirst(label), required=False, choices=[("", "---------"), *choices()]
         ),
         from_config=shown,
         **kw,
@@ -108,7 +109,10 @@ def checkboxes(key: str, label: str, choices: Callable[[], list], **kw) -> Confi
     return ConfigField(
         key,
         lambda _entity: forms.MultipleChoiceField(
-            label=label, required=False, choices=choices(), widget=forms.CheckboxSelectMultiple
+            label=capfirst(label),
+            required=False,
+            choices=choices(),
+            widget=forms.CheckboxSelectMultiple,
         ),
         to_config=list,
         from_config=shown,
@@ -133,7 +137,7 @@ def names(key: str, label: str, *, help_text: str, **kw) -> ConfigField:
     return ConfigField(
         key,
         lambda _entity: forms.CharField(
-            label=label,
+            label=capfirst(label),
             required=False,
             help_text=help_text,
             widget=forms.TextInput(attrs={"size": 60}),
@@ -159,7 +163,7 @@ def roles(key: str, label: str, **kw) -> ConfigField:
     return ConfigField(
         key,
         lambda _entity: forms.ModelMultipleChoiceField(
-            label=label,
+            label=capfirst(label),
             required=False,
             queryset=Group.objects.order_by("name"),
             widget=forms.CheckboxSelectMultiple,
@@ -179,7 +183,7 @@ def _int_in(value: Any) -> int:
 def integer(key: str, label: str, **kw) -> ConfigField:
     return ConfigField(
         key,
-        lambda _entity: forms.IntegerField(label=label, required=False, min_value=1),
+        lambda _entity: forms.IntegerField(label=capfirst(label), required=False, min_value=1),
         from_config=_int_in,
         **kw,
     )
@@ -194,7 +198,7 @@ def _bool_in(value: Any) -> bool:
 def flag(key: str, label: str, **kw) -> ConfigField:
     return ConfigField(
         key,
-        lambda _entity: forms.BooleanField(label=label, required=False),
+        lambda _entity: forms.BooleanField(label=capfirst(label), required=False),
         to_config=lambda on: True if on else None,
         from_config=_bool_in,
         **kw,
@@ -207,11 +211,18 @@ def _object_in(value: Any) -> dict:
     return value
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON box left empty when it has no value (not "null")."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 def json_object(key: str, label: str, *, help_text: str = "", **kw) -> ConfigField:
     return ConfigField(
         key,
-        lambda _entity: forms.JSONField(
-            label=label,
+        lambda _entity: OptionalJSONField(
+            label=capfirst(label),
             required=False,
             help_text=help_text,
             widget=PrettyJSONWidget(attrs={"rows": 4, "cols": 60}),
@@ -254,7 +265,7 @@ def entity_field(key: str, label: str, **kw) -> ConfigField:
                 for e in Entity.objects.filter(is_active=True)
             ]
         return forms.ChoiceField(
-            label=label,
+            label=capfirst(label),
             required=False,
             choices=[("", "---------"), *options],
             widget=forms.Select(attrs={"data-entity-fields": "writable"}),

@@ -47,13 +47,13 @@ EMPTY_OPTION = mark_safe('<option value="">---------</option>')
 
 class ActionInlineForm(MaskedConfigFormMixin, forms.ModelForm):
     action_type = forms.ChoiceField(choices=())
+    # A form sent without this choice (a client that knows only the JSON box) is read as JSON.
     config_mode = forms.ChoiceField(
-        label="edit config",
+        label="Edit config",
         choices=[(FIELDS, "with fields for its type"), (JSON, "as JSON")],
         required=False,
         initial=FIELDS,
         widget=forms.RadioSelect(attrs={"class": "config-mode"}),
-        help_text="A form sent without this choice is read as JSON.",
     )
 
     class Meta:
