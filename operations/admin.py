@@ -229,3 +229,8 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "external_id"]
     readonly_fields = ["external_id", "created_at"]
     list_select_related = ["workspace"]
+
+
+# django-q2's task pages, their values in words (a module of its own: it
+# replaces django-q2's registrations, which must exist first).
+from operations import task_admin  # noqa: E402, F401

@@ -16,14 +16,19 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from automation import permissions
-from automation.actions import action_registry
 from automation.admin.backtest import backtest_view
 from automation.admin.base import (
     MaskedConfigAdminMixin,
-    MaskedConfigFormMixin,
     ServiceRefused,
     ServiceSaveMixin,
     saved_as,
+)
+from automation.admin.rule_forms import (
+    ActionInlineForm,
+    ActionInlineFormSet,
+    ConditionBuilder,
+    action_fieldsets,
+    entity_fields_map,
 )
 from automation.models import (
     AutomationRule,
@@ -38,72 +43,31 @@ from automation.services import (
     rule_parents_check,
     rule_save,
 )
-from automation.validation import (
-    action_config_errors,
-    entity_model,
-    validate_rule,
-)
+from automation.validation import validate_rule
 from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.admin_display import JSON_WIDGETS, PrettyJSONWhenReadOnlyMixin
 from config.errors import ApplicationError, Forbidden
 from operations.admin import pretty_json
 
 
-class ActionInlineForm(MaskedConfigFormMixin, forms.ModelForm):
-    action_type = forms.ChoiceField(choices=())
-
-    class Meta:
-        model = RuleAction
-        fields = [
-            "execution_order",
-            "name",
-            "action_type",
-            "template",
-            "action_config",
-            "is_active",
-        ]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["action_type"].choices = action_registry.choices()
-
-    def clean_action_config(self):
-        return self.unmasked(self.cleaned_data.get("action_config") or {})
-
-
-class ActionInlineFormSet(BaseInlineFormSet):
-    """Each action's merged config is checked against the rule's entity."""
-
-    def clean(self):
-        super().clean()
-        rule = self.instance
-        if not rule.entity_id:
-            return
-        try:
-            model = entity_model(rule.entity)
-        except ValidationError:
-            return
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE") or not data.get("action_type"):
-                continue
-            problems = action_config_errors(
-                action_type=data["action_type"],
-                config=data.get("action_config") or {},
-                template=data.get("template"),
-                model=model,
-            )
-            if problems:
-                form.add_error("action_config", problems)
-
-
-class ActionInline(MaskedConfigAdminMixin, admin.TabularInline):
+class ActionInline(MaskedConfigAdminMixin, admin.StackedInline):
     model = RuleAction
     form = ActionInlineForm
     formfield_overrides = JSON_WIDGETS
     formset = ActionInlineFormSet
     extra = 0
     ordering = ["execution_order", "id"]
+
+    def get_fieldsets(self, request, obj=None):
+        if self.config_read_only(request, obj):
+            fields = [f for f in self.get_fields(request, obj) if f != "config_mode"]
+            return [(None, {"fields": fields})]
+        return action_fieldsets()
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # The model's fields: the typed config fields are added by the form itself.
+        kwargs.setdefault("fields", ActionInlineForm.Meta.fields)
+        return super().get_formset(request, obj, **kwargs)
 
     def config_read_only(self, request, obj) -> bool:
         # obj is the rule: its actions are editable only when the rule is too.
@@ -223,6 +187,11 @@ class AutomationRuleAdmin(
         *readonly_fields[:-1],
     ]
     actions = ["deactivate_rules"]
+
+    class Media:
+        # Shows the chosen type's config fields and narrows field choices to the entity.
+        js = ["automation/rule_form.js"]
+
     object_actions = (
         ObjectAction(
             "dry_run",
@@ -257,6 +226,15 @@ class AutomationRuleAdmin(
         form = super().get_form(request, obj, **kwargs)
 
         class RuleForm(form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                if "trigger_conditions" in self.fields:  # not for a reader
+                    entity = self.data.get("entity") if self.is_bound else self.instance.entity_id
+                    self.fields["trigger_conditions"].widget = ConditionBuilder(
+                        fields_map=entity_fields_map(),
+                        entity_id=str(entity) if entity else None,
+                    )
+
             def clean_trigger_conditions(self):
                 # An empty box means "no conditions" (match every event).
                 return self.cleaned_data.get("trigger_conditions") or {}
