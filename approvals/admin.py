@@ -3,11 +3,11 @@ from datetime import timedelta
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 
 from approvals.choices import IN_FLIGHT, ActionStatus, FailureStage, knox_decision_label
 from approvals.deadlines import format_duration
@@ -19,7 +19,12 @@ from approvals.models import (
     PendingAction,
     PendingActionTransition,
 )
-from approvals.selectors import pending_actions_due_within, pending_actions_overdue
+from approvals.selectors import (
+    knox_approver_search,
+    knox_approvers_named,
+    pending_actions_due_within,
+    pending_actions_overdue,
+)
 from approvals.services import (
     OPERATE_PERMISSION,
     ApprovalSubmitFailed,
@@ -29,7 +34,11 @@ from approvals.services import (
     pending_action_retry,
     pending_action_withdraw,
 )
-from approvals.templating import replace_template_variables, template_variables
+from approvals.templating import (
+    approval_template_fill,
+    split_sample_variables,
+    template_variables,
+)
 from config.admin_actions import ActionFailed, ObjectAction, ObjectActionsMixin
 from config.admin_display import (
     JSON_WIDGETS,
@@ -214,6 +223,11 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.request_view),
                 name="approvals_pendingaction_request",
             ),
+            path(
+                "request/approvers/",
+                self.admin_site.admin_view(self.approver_lookup_view),
+                name="approvals_pendingaction_request_approvers",
+            ),
             *super().get_urls(),
         ]
 
@@ -221,29 +235,46 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:approvals_pendingaction_request"))
 
     def request_view(self, request):
-        """Request an approval from the console: the same service as the API."""
+        """Request an approval from the console: the same service as the API.
+        The form's fields follow the chosen template and action type (a GET
+        with ``?template=…&action_type=…``, or a POST sent back with ``_refresh``
+        or from a page whose choice changed: then nothing is requested)."""
         if not self.has_view_permission(request):
-            return HttpResponseRedirect(reverse("admin:index"))
-        form = ApprovalRequestForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
+            raise PermissionDenied
+        if request.method != "POST":
+            form = ApprovalRequestForm(
+                user=request.user, initial=ApprovalRequestForm.initial_from(request.GET)
+            )
+            return self._request_page(request, form)
+        form = ApprovalRequestForm(request.POST, user=request.user)
+        if "_refresh" in request.POST or form.stale:
+            if "_refresh" not in request.POST:
+                self.message_user(
+                    request,
+                    "The fields below are for the template and action type now chosen: "
+                    "check them and submit again. Nothing was requested.",
+                    messages.WARNING,
+                )
+            form = ApprovalRequestForm(
+                user=request.user, initial=ApprovalRequestForm.initial_from(request.POST)
+            )
+            return self._request_page(request, form)
+        if form.is_valid():
             data = form.cleaned_data
             try:
                 action = approval_request(
                     action_type=data["action_type"],
-                    payload=data["payload"] if data["payload"] is not None else {},
+                    payload=data["payload"],
                     title=data["title"],
                     template_name=data["template"].name,
-                    variables=data["variables"] or {},
-                    approvers=[a.strip() for a in data["approvers"].split(",") if a.strip()],
+                    variables=data["variables"],
+                    approvers=data["approvers"],
                     user=request.user,
                     description=data["description"] or None,
                     deadline=data.get("deadline") or None,
                 )
             except ValidationError as error:
-                for field, errors in error.message_dict.items():
-                    target = field if field in form.fields else None
-                    for message in errors:
-                        form.add_error(target, f"{field}: {message}" if target is None else message)
+                form.add_service_errors(error)
             except ApprovalSubmitFailed as error:  # recorded on the action: show the list
                 self.message_user(request, error.message, messages.ERROR)
                 return HttpResponseRedirect(reverse("admin:approvals_pendingaction_changelist"))
@@ -258,13 +289,38 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:approvals_pendingaction_change", args=[action.pk])
                 )
+        return self._request_page(request, form)
+
+    def _request_page(self, request, form: ApprovalRequestForm):
+        """The request form, with who the approvers named so far are (for
+        someone who may request approvals; nobody else learns whose an EP ID is)."""
+        try:
+            named = knox_approvers_named(user=request.user, ep_ids=form.approver_ep_ids())
+            may_look_up = True
+        except ApplicationError as refusal:
+            named, may_look_up = {}, False
+            self.message_user(request, refusal.message, messages.WARNING)
         context = {
             **self.admin_site.each_context(request),
             "title": "Request approval",
             "form": form,
             "opts": self.model._meta,
+            "may_look_up": may_look_up,
+            "approvers_named": [(ep_id, named.get(ep_id)) for ep_id in form.approver_ep_ids()],
         }
         return TemplateResponse(request, "admin/approvals/pendingaction/request.html", context)
+
+    def approver_lookup_view(self, request):
+        """JSON for the request form: people whose name matches ``?q=``, with
+        their Knox EP IDs. Checked as the request form is, and the selector
+        answers only someone who may request approvals."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"detail": "You may not request approvals."}, status=403)
+        try:
+            people = knox_approver_search(user=request.user, name=request.GET.get("q", ""))
+        except ApplicationError as refusal:
+            return JsonResponse(refusal.as_dict(), status=refusal.status_code)
+        return JsonResponse({"results": people})
 
     def do_check_status(self, request, action):
         return _outcome(pending_action_refresh(ap_inf_id=action.ap_inf_id, actor=request.user))
@@ -388,9 +444,12 @@ class ApprovalLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 def _sandboxed(html: str):
+    """``html`` shown as a document of its own. Always escaped into the
+    attribute, a SafeString too (a rendered template is one), so the browser
+    shows exactly ``html``, as Knox receives it."""
     return format_html(
         '<iframe sandbox srcdoc="{}" style="width:100%;max-width:800px;height:320px;border:1px solid #ccc"></iframe>',
-        html,
+        escape(html),
     )
 
 
@@ -439,10 +498,16 @@ class ApprovalTemplateAdmin(PrettyJSONWhenReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="preview with the sample variables")
     def preview(self, template):
+        """The template's part of the document as Knox receives it (after the
+        summary of the action to run): the submit's own function, so the same
+        escaping; the ``payload.<field>`` samples stand for the payload."""
         if not template.pk:
             return "Save to see a preview."
+        variables, payload = split_sample_variables(template.sample_variables or {})
         try:
-            rendered = replace_template_variables(template.content, template.sample_variables or {})
+            rendered = approval_template_fill(
+                template.content, variables=variables, shown_payload=payload
+            )
         except KeyError as missing:
             return f"No sample value for {missing}."
         return _sandboxed(str(rendered))

@@ -19,7 +19,9 @@ Apps register their handlers from ``AppConfig.ready()``::
   requester): resolve references only among what that user may use, so a
   refusal reads the same whether the object exists or not. At execution the
   context has no ``user`` (references resolve among everything) and
-  ``authorize`` decides.
+  ``authorize`` decides. The console's *Request approval* form shows one field
+  per serializer field (``approvals.forms.payload_form_field``); a handler
+  without a serializer gets a JSON box there.
 - ``authorize(user, payload)`` (required) says whether ``user`` may have this
   payload run: it returns None, or raises a domain error (``ApplicationError``,
   ``ValidationError`` or Django's ``PermissionDenied``) saying why. It runs at

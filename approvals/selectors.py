@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from approvals.choices import IN_FLIGHT, ActionStatus
 from approvals.models import ApprovalTemplate, KnoxProfile, PendingAction
+from config.errors import Forbidden
 
 
 def pending_action_list(*, user) -> QuerySet[PendingAction]:
@@ -97,3 +98,61 @@ def pending_actions_overdue(
 def knox_ep_id_get(*, user) -> str | None:
     """The user's Knox EP ID, or None."""
     return KnoxProfile.objects.filter(user=user).values_list("ep_id", flat=True).first() or None
+
+
+APPROVER_LOOKUP_LIMIT = 10
+
+
+def _may_name_approvers(user) -> None:
+    """Who may learn people's EP IDs: whoever may request approvals (has one)."""
+    if user is None or not knox_ep_id_get(user=user):
+        raise Forbidden(
+            "Only someone with a Knox EP ID may request approvals and look up approvers; "
+            "ask an administrator to set yours.",
+            code="approvals.no_ep_id",
+        )
+
+
+def _person(profile: KnoxProfile) -> dict[str, str]:
+    user = profile.user
+    full_name = user.get_full_name()
+    username = user.get_username()
+    return {
+        "ep_id": profile.ep_id,
+        "username": username,
+        "name": full_name or username,
+        "label": f"{full_name} ({username})" if full_name else username,
+    }
+
+
+def knox_approver_search(
+    *, user, name: str, limit: int = APPROVER_LOOKUP_LIMIT
+) -> list[dict[str, str]]:
+    """Active people with a Knox EP ID whose name, username or EP ID holds every
+    word of ``name``, for the request form's approver lookup: at most ``limit``,
+    by name. Only for someone who may request approvals (``Forbidden``
+    otherwise, and no EP ID is read)."""
+    _may_name_approvers(user)
+    words = name.split()
+    if not words:
+        return []
+    profiles = KnoxProfile.objects.filter(ep_id__isnull=False, user__is_active=True)
+    for word in words:
+        profiles = profiles.filter(
+            Q(user__username__icontains=word)
+            | Q(user__first_name__icontains=word)
+            | Q(user__last_name__icontains=word)
+            | Q(ep_id__icontains=word)
+        )
+    profiles = profiles.select_related("user").order_by(
+        "user__first_name", "user__last_name", "user__username"
+    )
+    return [_person(profile) for profile in profiles[:limit]]
+
+
+def knox_approvers_named(*, user, ep_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Who has each of ``ep_ids`` (those no one in Bureau has are left out), for
+    whoever may request approvals (``Forbidden`` otherwise)."""
+    _may_name_approvers(user)
+    profiles = KnoxProfile.objects.filter(ep_id__in=ep_ids).select_related("user")
+    return {profile.ep_id: _person(profile) for profile in profiles}

@@ -78,6 +78,32 @@ def replace_template_variables(content: str, variables: Mapping[str, Any]) -> Sa
     return mark_safe(VARIABLE.sub(fill, content))  # noqa: S308 - every value is escaped above
 
 
+def approval_template_fill(
+    content: str, *, variables: Mapping[str, Any], shown_payload: Mapping[str, Any]
+) -> SafeString:
+    """The template as it is part of the document Knox receives: the caller's
+    variables, and each ``{{payload.<field>}}`` from the payload as approvers
+    read it (``payload_value``). The submit and the template's preview in the
+    admin both call this, so the preview shows what Knox gets."""
+    filled = {
+        **variables,
+        **{f"{PAYLOAD_PREFIX}{key}": payload_value(value) for key, value in shown_payload.items()},
+    }
+    return replace_template_variables(content, filled)
+
+
+def split_sample_variables(
+    sample: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A template's sample values as ``(variables, payload fields)``: its
+    ``payload.<field>`` samples stand for the payload's fields."""
+    variables = {k: v for k, v in sample.items() if not k.startswith(PAYLOAD_PREFIX)}
+    payload = {
+        k.removeprefix(PAYLOAD_PREFIX): v for k, v in sample.items() if k.startswith(PAYLOAD_PREFIX)
+    }
+    return variables, payload
+
+
 def _columns(columns: Sequence[Any]) -> list[tuple[str, str]]:
     pairs = []
     for column in columns:

@@ -34,11 +34,10 @@ from approvals.services.deadlines import DeadlinePlan, deadline_plan, deadline_r
 from approvals.templating import (
     PAYLOAD,
     PAYLOAD_PREFIX,
+    approval_template_fill,
     caller_variables,
     payload_description,
     payload_fields,
-    payload_value,
-    replace_template_variables,
     template_problems,
 )
 from config.errors import ApplicationError, Forbidden, error_text
@@ -249,10 +248,6 @@ def _render_contents(
         if handler.summary is not None
         else payload_description(checked.shown_payload)
     )
-    filled = {
-        **variables,
-        **{f"{PAYLOAD_PREFIX}{k}": payload_value(v) for k, v in checked.shown_payload.items()},
-    }
     parts = [
         format_html(
             '<div class="bureau-action"><p><b>On approval, Bureau runs {}</b> with:</p>{}</div>',
@@ -262,7 +257,11 @@ def _render_contents(
     ]
     if description:
         parts.append(format_html("<p>{}</p>", description))
-    parts.append(replace_template_variables(checked.template.content, filled))
+    parts.append(
+        approval_template_fill(
+            checked.template.content, variables=variables, shown_payload=checked.shown_payload
+        )
+    )
     return "".join(str(part) for part in parts)
 
 

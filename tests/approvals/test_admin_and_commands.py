@@ -34,11 +34,14 @@ def test_request_check_and_withdraw_from_the_admin(
     response = admin_client.post(
         reverse("admin:approvals_pendingaction_request"),
         {
+            "shown_for": f"{tenant_template.pk}|operations.create_tenant",
             "action_type": "operations.create_tenant",
             "template": tenant_template.pk,
             "title": "From the console",
-            "variables": '{"tenant_name": "Console", "workspace": "acme"}',
-            "payload": '{"workspace": "acme", "name": "Console"}',
+            "variable__tenant_name": "Console",
+            "variable__workspace": "acme",
+            "payload__workspace": "acme",
+            "payload__name": "Console",
             "approvers": "EP-BOSS-1, EP-BOSS-2",
         },
     )
@@ -70,17 +73,20 @@ def test_the_request_form_shows_field_errors_and_writes_nothing(
     response = admin_client.post(
         reverse("admin:approvals_pendingaction_request"),
         {
+            "shown_for": f"{tenant_template.pk}|operations.create_tenant",
             "action_type": "operations.create_tenant",
             "template": tenant_template.pk,
             "title": "Bad",
-            "variables": '{"tenant_name": "x"}',
-            "payload": "{}",
+            "variable__tenant_name": "x",
+            "variable__workspace": "acme",
+            "payload__workspace": "acme",
+            "payload__name": "",
             "approvers": "EP-BOSS-1",
         },
     )
 
     assert response.status_code == 200
-    assert "Missing variables: workspace." in response.content.decode()
+    assert response.context["form"].errors["payload__name"] == ["This field is required."]
     assert not PendingAction.objects.exists()
 
 

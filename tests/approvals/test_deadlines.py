@@ -248,12 +248,15 @@ def test_the_console_request_form_takes_a_deadline(
     requester.is_staff = requester.is_superuser = True
     requester.save()
     client.force_login(requester)
-    form = {
+    form = {  # the guided form as the browser posts it (tests/approvals/test_request_form.py)
+        "shown_for": f"{deadline_template.pk}|operations.create_tenant",
         "action_type": "operations.create_tenant",
         "template": deadline_template.pk,
         "title": "From the console",
-        "variables": '{"tenant_name": "Console", "workspace": "acme"}',
-        "payload": '{"workspace": "acme", "name": "Console"}',
+        "variable__tenant_name": "Console",
+        "variable__workspace": "acme",
+        "payload__workspace": "acme",
+        "payload__name": "Console",
         "approvers": "EP-BOSS-1",
     }
     url = reverse("admin:approvals_pendingaction_request")
