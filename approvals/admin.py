@@ -29,6 +29,7 @@ from approvals.services import (
     OPERATE_PERMISSION,
     ApprovalSubmitFailed,
     approval_request,
+    pending_action_expire,
     pending_action_refresh,
     pending_action_resubmit,
     pending_action_retry,
@@ -145,6 +146,13 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
             available=lambda action: action.status in IN_FLIGHT,
             confirm="Withdraw this approval request from Knox? The action will not be "
             "executed, and this cannot be undone.",
+        ),
+        ObjectAction(
+            "expire",
+            "Expire now",
+            available=lambda action: action.status in IN_FLIGHT and action.due_at is not None,
+            confirm="Expire this action now, before its deadline? It will not be executed, "
+            "its document is withdrawn from Knox, and this cannot be undone.",
         ),
     )
     fields = [
@@ -343,6 +351,21 @@ class PendingActionAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 reason=f"withdrawn by {request.user.get_username()}",
             )
         )
+
+    def do_expire(self, request, action):
+        expired = pending_action_expire(
+            pending_action_id=action.pk,
+            actor=request.user,
+            reason=f"expired by {request.user.get_username()}",
+        )
+        line = _outcome(expired)
+        if expired.knox_withdrawn_at is None:
+            raise ActionFailed(
+                f"{line} Knox has not confirmed the withdrawal yet "
+                f"({expired.knox_withdraw_error or 'no answer'}); the deadline sweep tries "
+                "again every minute."
+            )
+        return line
 
     @admin.action(description="Check status in Knox now")
     def check_status_now(self, request, queryset):

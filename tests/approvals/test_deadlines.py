@@ -633,3 +633,78 @@ def test_an_escalation_with_nobody_left_to_alert_is_recorded_once_in_the_ledger(
     action.refresh_from_db()
     assert action.status == ActionStatus.PENDING
     assert action.escalated_at is not None and action.escalation_alert_id is None
+
+
+# --- expire from the console ----------------------------------------------------------------
+
+
+def _expire_from_console(client, action, **data):
+    url = reverse("admin:approvals_pendingaction_object_action", args=[action.pk, "expire"])
+    return url, client.post(url, data, follow=True)
+
+
+def test_an_operator_expires_an_action_from_its_page_after_confirming(
+    knox, client, requester, request_tenant, deadline_template
+):
+    from django.contrib.messages import constants, get_messages
+
+    # given: an action with a deadline, and an operator on its page
+    action = request_tenant()
+    requester.is_staff = requester.is_superuser = True
+    requester.save()
+    client.force_login(requester)
+    page = client.get(reverse("admin:approvals_pendingaction_change", args=[action.pk])).text
+    assert "Expire now" in page
+
+    # when: the button without the confirmation, then confirmed
+    url, unconfirmed = _expire_from_console(client, action)
+    action.refresh_from_db()
+    assert "Expire this action now" in unconfirmed.text
+    assert action.status == ActionStatus.PENDING
+    _url, confirmed = _expire_from_console(client, action, confirmed="yes")
+
+    # then: expired, audited with who did it, withdrawn at Knox, said in green
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXPIRED
+    assert action.knox_withdrawn_at is not None
+    assert knox.document(action.ap_inf_id)["status"] == KnoxStatus.WITHDRAWN
+    move = action.transitions.get(to_status=ActionStatus.EXPIRED)
+    assert move.reason == f"expired by {requester.get_username()}"
+    messages = [(m.level, str(m)) for m in get_messages(confirmed.wsgi_request)]
+    assert (
+        constants.SUCCESS,
+        f"Pending action {action.pk}: expired (deadline passed).",
+    ) in messages
+
+
+def test_expiring_from_the_console_while_knox_is_down_is_an_error_message(
+    knox, client, requester, request_tenant, deadline_template
+):
+    from django.contrib.messages import constants, get_messages
+
+    action = request_tenant()
+    requester.is_staff = requester.is_superuser = True
+    requester.save()
+    client.force_login(requester)
+    knox.faults(withdraw="error")
+
+    _url, response = _expire_from_console(client, action, confirmed="yes")
+
+    action.refresh_from_db()
+    assert action.status == ActionStatus.EXPIRED and action.knox_withdrawn_at is None
+    (level, text), *_ = [(m.level, str(m)) for m in get_messages(response.wsgi_request)]
+    assert level == constants.ERROR
+    assert "Knox has not confirmed the withdrawal yet" in text and "sweep" in text
+
+
+def test_an_action_without_a_deadline_or_no_longer_in_flight_offers_no_expiry(
+    knox, client, requester, request_tenant
+):
+    action = request_tenant()  # the plain template: no deadline
+    requester.is_staff = requester.is_superuser = True
+    requester.save()
+    client.force_login(requester)
+
+    page = client.get(reverse("admin:approvals_pendingaction_change", args=[action.pk])).text
+
+    assert "Expire now" not in page
