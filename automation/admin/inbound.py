@@ -114,7 +114,9 @@ class InboundSourceAdmin(ServiceSaveMixin, admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        fields = {name: form.cleaned_data[name] for name in SOURCE_FIELDS if name in form.cleaned_data}
+        fields = {
+            name: form.cleaned_data[name] for name in SOURCE_FIELDS if name in form.cleaned_data
+        }
         if change:
             fields.pop("slug", None)
         try:

@@ -64,4 +64,6 @@ class InboundSource(models.Model):
 
     def refusals(self) -> dict[str, int]:
         """Refused posts per reason."""
-        return {reason.value: getattr(self, self.counter_field(reason)) for reason in InboundRefusal}
+        return {
+            reason.value: getattr(self, self.counter_field(reason)) for reason in InboundRefusal
+        }

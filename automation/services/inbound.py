@@ -61,6 +61,7 @@ from automation.permissions import require
 from automation.senders import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, sign
 from config.errors import ApplicationError
 from config.parsers import nul_paths
+from config.transitions import lock
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def inbound_source_save(
     if creating:
         source = InboundSource()
     else:
-        source = InboundSource.objects.select_for_update().get(pk=source.pk)
+        source = lock(InboundSource, pk=source.pk)
         if "slug" in fields and fields["slug"] != source.slug:
             raise ValidationError(
                 {
@@ -169,9 +170,11 @@ def inbound_source_save(
         errors = error.update_error_dict(errors)
     allowed = conf.inbound_secret_sources()
     if source.secret_setting and source.secret_setting not in allowed:
+        listed = ", ".join(allowed) or (
+            "(none yet: list AUTOMATION_INBOUND_SECRET_<NAME> names in AUTOMATION_INBOUND_SECRETS)"
+        )
         errors.setdefault("secret_setting", []).append(
-            f"{source.secret_setting[:100]!r} is not an inbound secret; use one of "
-            f"{', '.join(allowed) or '(none: list AUTOMATION_INBOUND_SECRET_<NAME> names in AUTOMATION_INBOUND_SECRETS)'}."
+            f"{source.secret_setting[:100]!r} is not an inbound secret; use one of {listed}."
         )
     if creating and not errors.get("slug"):
         label = inbound_label(source.slug)

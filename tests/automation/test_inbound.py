@@ -152,7 +152,9 @@ def test_unknown_and_inactive_sources_answer_exactly_as_a_bad_signature(shop):
     from automation.services import inbound_source_save
 
     inbound_source(slug="legacy")
-    inbound_source_save(actor=None, source=InboundSource.objects.get(slug="legacy"), is_active=False)
+    inbound_source_save(
+        actor=None, source=InboundSource.objects.get(slug="legacy"), is_active=False
+    )
     body, headers = signed_post()
     _body, bad_headers = signed_post(secret="wrong")
 

@@ -103,7 +103,9 @@ def test_a_missing_posted_field_reads_as_null(shop, django_capture_on_commit_cal
         entity="inbound:shop",
         trigger="inbound",
         conditions=[{"field_name": "data.customer", "operator": "is_null"}],
-        actions=[inbound_alert_action(title="No customer on {{data.order_id}} ({{data.customer}})")],
+        actions=[
+            inbound_alert_action(title="No customer on {{data.order_id}} ({{data.customer}})")
+        ],
     )
 
     # when
@@ -144,7 +146,11 @@ def test_an_inbound_rule_through_the_api_is_checked_and_versioned(shop, admin_ap
             "The inbound trigger is for inbound sources",
         ),
         (
-            {"trigger_conditions": {"field_conditions": [{"field_name": "no way", "operator": "equals", "value": 1}]}},
+            {
+                "trigger_conditions": {
+                    "field_conditions": [{"field_name": "no way", "operator": "equals", "value": 1}]
+                }
+            },
             "trigger_conditions",
             "is not a field path",
         ),
@@ -154,7 +160,11 @@ def test_an_inbound_rule_through_the_api_is_checked_and_versioned(shop, admin_ap
             "there is no field to update",
         ),
         (
-            {"actions": [inbound_alert_action(title="{{data..amount}}")]},
+            {
+                "actions": [
+                    inbound_alert_action(title="{{data..amount}}", recipients={"users": ["root"]})
+                ]
+            },
             "actions",
             "unknown placeholder",
         ),

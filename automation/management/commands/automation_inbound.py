@@ -51,7 +51,9 @@ class Command(BureauCommand):
     def _list(self) -> None:
         sources = list(InboundSource.objects.order_by("slug"))
         if not sources:
-            self.stdout.write("no inbound sources (add one in the console: Automation → Inbound sources)")
+            self.stdout.write(
+                "no inbound sources (add one in the console: Automation → Inbound sources)"
+            )
             return
         for source in sources:
             refusals = ", ".join(f"{r} {n}" for r, n in source.refusals().items() if n) or "none"
