@@ -14,7 +14,11 @@ class AutomationConfig(AppConfig):
         from automation.actions.alerts import CreateAlertAction
         from automation.actions.fields import UpdateFieldAction
         from automation.actions.notifications import SendNotificationAction
-        from automation.checks import check_notification_backends, check_webhook_secrets
+        from automation.checks import (
+            check_inbound_secrets,
+            check_notification_backends,
+            check_webhook_secrets,
+        )
         from automation.entities import invalidate_watch_index, registered_models
         from automation.events import connect_signals
         from automation.models import AutomationRule, Entity
@@ -28,6 +32,7 @@ class AutomationConfig(AppConfig):
             action_registry.register(action_type)
         checks.register(check_webhook_secrets)
         checks.register(check_notification_backends)
+        checks.register(check_inbound_secrets)
 
         # The apps register their own models (automation.registry), before or
         # after this runs: each is watched from its registration on.

@@ -42,3 +42,16 @@ def check_notification_backends(app_configs=None, **kwargs) -> list[Error]:
                 )
             )
     return errors
+
+
+def check_inbound_secrets(app_configs=None, **kwargs) -> list[Error]:
+    return [
+        Error(
+            f"AUTOMATION_INBOUND_SECRETS lists {name!r}, which is not an inbound secret "
+            "(no source can ever use it).",
+            hint="List only AUTOMATION_INBOUND_SECRET_<NAME> settings (the environment "
+            "variables holding each inbound source's HMAC key).",
+            id="automation.E003",
+        )
+        for name in conf.invalid_inbound_secret_names()
+    ]

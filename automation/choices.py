@@ -8,6 +8,8 @@ class Trigger(models.TextChoices):
     ON_UPDATE = "on_update", "On update"
     ON_DELETE = "on_delete", "On delete"
     SCHEDULED = "scheduled", "Scheduled"
+    # Not in the seed: an external system posted a signed event (issue 13).
+    INBOUND = "inbound", "Inbound webhook"
 
 
 EVENT_TRIGGERS = (Trigger.ON_CREATE, Trigger.ON_UPDATE, Trigger.ON_DELETE)
@@ -16,6 +18,19 @@ EVENT_TRIGGERS = (Trigger.ON_CREATE, Trigger.ON_UPDATE, Trigger.ON_DELETE)
 class EntityKind(models.TextChoices):
     TABLE = "table", "Table"
     VIEW = "view", "View"
+    # Not in the seed: an inbound webhook source, whose events carry the posted JSON.
+    INBOUND = "inbound", "Inbound webhook source"
+
+
+class InboundRefusal(models.TextChoices):
+    """Why a post to an inbound source was refused (each is counted on the source)."""
+
+    SIGNATURE = "signature", "Bad or missing signature"
+    INACTIVE = "inactive", "Source inactive"
+    TIMESTAMP = "timestamp", "Stale, future or malformed timestamp"
+    BODY = "body", "Malformed body or idempotency key"
+    TOO_LARGE = "too_large", "Body too large"
+    REPEAT = "repeat", "Repeated idempotency key"
 
 
 class EventStatus(models.TextChoices):

@@ -142,3 +142,57 @@ def from_email() -> str:
     return getattr(settings, "AUTOMATION_FROM_EMAIL", "") or getattr(
         settings, "DEFAULT_FROM_EMAIL", "bureau@localhost"
     )
+
+
+# --- inbound webhooks -------------------------------------------------------------------
+
+# Only settings named like this can hold an inbound source's HMAC key: a list
+# that names SECRET_KEY, KNOX_TOKEN or an outbound webhook secret by mistake
+# still cannot hand it to a source. (Outbound and inbound keys are kept
+# apart: a receiver of Bureau's webhooks knows the outbound key, and must not
+# be able to post events to Bureau with it.)
+_INBOUND_SECRET_NAME = re.compile(r"^AUTOMATION_INBOUND_SECRET(?:_[A-Z0-9]+)+$")
+
+
+def listed_inbound_secrets() -> list[Any]:
+    return list(getattr(settings, "AUTOMATION_INBOUND_SECRETS", None) or ())
+
+
+def invalid_inbound_secret_names() -> list[str]:
+    """Entries of AUTOMATION_INBOUND_SECRETS that are not inbound-secret names
+    (``manage.py check`` reports them; they are ignored)."""
+    return [
+        str(name)
+        for name in listed_inbound_secrets()
+        if not (isinstance(name, str) and _INBOUND_SECRET_NAME.match(name))
+    ]
+
+
+def inbound_secret_sources() -> tuple[str, ...]:
+    """The settings an inbound source may name as its ``secret_setting``: the
+    AUTOMATION_INBOUND_SECRET_<NAME> names listed in AUTOMATION_INBOUND_SECRETS."""
+    names: list[str] = []
+    for name in listed_inbound_secrets():
+        if isinstance(name, str) and _INBOUND_SECRET_NAME.match(name) and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def inbound_secret(source: str) -> str:
+    """The HMAC key held by the setting ``source``, from the settings or else
+    the environment; empty when it is not set. A name that is not one of
+    :func:`inbound_secret_sources` is a ``ValueError``."""
+    if source not in inbound_secret_sources():
+        raise ValueError(f"{str(source)[:100]!r} is not an inbound secret")
+    return getattr(settings, source, "") or os.environ.get(source, "")
+
+
+def inbound_tolerance_seconds() -> int:
+    """How far a post's timestamp may be from now, either way, before it is
+    refused (a replay of an old post, or a clock far off)."""
+    return int(getattr(settings, "AUTOMATION_INBOUND_TOLERANCE_SECONDS", 300))
+
+
+def inbound_max_bytes() -> int:
+    """The largest body an inbound post may have (a larger one is a 413)."""
+    return int(getattr(settings, "AUTOMATION_INBOUND_MAX_BYTES", 262_144))

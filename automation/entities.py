@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -50,6 +52,96 @@ def resolve_model(label: str) -> type[models.Model]:
         raise LookupError(
             f"{label}: the app {app_label!r} has no model {model_name!r} (yet)"
         ) from None
+
+
+# --- inbound sources: entities without a model ------------------------------------------
+
+INBOUND_LABEL_PREFIX = "inbound:"
+
+
+class InboundPayload:
+    """What stands where a model stands for an inbound source's entity
+    (``inbound:<slug>``): its events carry the posted JSON object, and rules
+    name its fields freely (nothing declares them): ``amount`` for a top-level
+    key, ``data.amount`` or ``items.0.sku`` for a nested one. A field the post
+    lacks reads as null, as a null column does."""
+
+    label = "an inbound source's posted JSON"
+
+    def __repr__(self) -> str:
+        return "INBOUND_PAYLOAD"
+
+
+INBOUND_PAYLOAD = InboundPayload()
+
+
+def inbound_label(slug: str) -> str:
+    return f"{INBOUND_LABEL_PREFIX}{slug}"
+
+
+def is_inbound(model: Any) -> bool:
+    return model is INBOUND_PAYLOAD
+
+
+def resolve_entity(label: str) -> type[models.Model] | InboundPayload:
+    """What an entity's events are rows of: its model, or INBOUND_PAYLOAD for
+    an inbound source's entity. LookupError/ValueError as ``resolve_model``."""
+    if label.startswith(INBOUND_LABEL_PREFIX):
+        return INBOUND_PAYLOAD
+    return resolve_model(label)
+
+
+_PAYLOAD_PATH = re.compile(r"^[A-Za-z_][\w\-]*(?:\.[\w\-]+)*$")
+
+
+class _PayloadFieldNames(Mapping):
+    """``field_names`` of INBOUND_PAYLOAD: every well-formed path is a name,
+    standing for itself. Empty when listed (there is no list to give)."""
+
+    def __getitem__(self, name: str) -> str:
+        if isinstance(name, str) and len(name) <= 200 and _PAYLOAD_PATH.match(name):
+            return name
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class PayloadValues(Mapping):
+    """A posted JSON object read by path: ``get("data.amount")`` walks nested
+    objects (and lists, by index); a key that holds the whole path wins."""
+
+    def __init__(self, payload: Mapping[str, Any] | None) -> None:
+        self._payload = payload or {}
+
+    def __getitem__(self, path: str) -> Any:
+        if path in self._payload:
+            return self._payload[path]
+        value: Any = self._payload
+        for part in path.split("."):
+            if isinstance(value, Mapping) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                raise KeyError(path)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._payload)
+
+    def __len__(self) -> int:
+        return len(self._payload)
+
+
+def event_values(model: Any, values: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """An event's values as conditions and placeholders read them."""
+    if is_inbound(model):
+        return PayloadValues(values)
+    return values
 
 
 def registered_models() -> tuple[dict[str, type[models.Model]], list[str]]:
@@ -183,8 +275,11 @@ def fetch_snapshot(model: type[models.Model], pk: Any) -> dict[str, Any] | None:
 
 
 @functools.cache
-def field_names(model: type[models.Model]) -> dict[str, str]:
-    """Every name a condition may use → the snapshot key it reads."""
+def field_names(model: type[models.Model]) -> Mapping[str, str]:
+    """Every name a condition may use → the snapshot key it reads (for an
+    inbound source: any well-formed path, see InboundPayload)."""
+    if is_inbound(model):
+        return _PayloadFieldNames()
     names: dict[str, str] = {}
     for f in concrete_fields(model):
         names[f.name] = f.attname

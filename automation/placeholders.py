@@ -1,8 +1,9 @@
 """``{{field}}`` placeholders in action configs, filled from the entity.
 
-Names: any field of the entity (``status``, ``workspace`` or ``workspace_id``),
+Names: any field of the entity (``status``, ``workspace`` or ``workspace_id``;
+for an inbound source, any path into the posted JSON: ``data.amount``),
 ``old.<field>`` (the value before an update), and ``rule.id``, ``rule.name``,
-``event.trigger``, ``object_pk``. A string that is exactly one placeholder
+``event.trigger``, ``object_pk`` (an inbound event's: its idempotency key). A string that is exactly one placeholder
 takes the value with its type (so ``update_field`` can set a number); inside
 longer text values are formatted as text. An unknown name is an error.
 """
@@ -33,13 +34,18 @@ def names_in(value: Any) -> set[str]:
     return found
 
 
-def allowed_names(field_names: Mapping[str, str]) -> set[str]:
-    return {*field_names, *(f"old.{n}" for n in field_names), *EXTRA_NAMES}
+def is_allowed(name: str, field_names: Mapping[str, str]) -> bool:
+    """``field_names`` may be open (an inbound source's: every well-formed
+    path), so names are looked up, never listed."""
+    return (
+        name in EXTRA_NAMES
+        or name in field_names
+        or (name.startswith("old.") and name[4:] in field_names)
+    )
 
 
 def check_names(value: Any, field_names: Mapping[str, str]) -> list[str]:
-    allowed = allowed_names(field_names)
-    return sorted(name for name in names_in(value) if name not in allowed)
+    return sorted(name for name in names_in(value) if not is_allowed(name, field_names))
 
 
 def _text(value: Any) -> str:
@@ -73,11 +79,21 @@ def variables_for(
     rule,
     trigger: str,
     object_pk: Any,
+    used: set[str] = frozenset(),
 ) -> dict[str, Any]:
+    """The values placeholders read. ``used``: the names a config uses, for
+    field names that cannot be listed (an inbound source's)."""
     values: dict[str, Any] = {}
     for name, key in field_names.items():
         values[name] = (new or {}).get(key)
         values[f"old.{name}"] = (old or {}).get(key)
+    for name in used:
+        if name in values or name in EXTRA_NAMES:
+            continue
+        if name in field_names:
+            values[name] = (new or {}).get(field_names[name])
+        elif name.startswith("old.") and name[4:] in field_names:
+            values[name] = (old or {}).get(field_names[name[4:]])
     values.update(
         {
             "rule.id": rule.pk,

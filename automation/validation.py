@@ -21,13 +21,14 @@ from automation.conditions import (
     VALUELESS_OPERATORS,
     parse_interval,
 )
-from automation.entities import field_names, resolve_model
+from automation.entities import field_names, is_inbound, resolve_entity
 from automation.placeholders import check_names, merge_config
 
 
 def entity_model(entity):
+    """The entity's model, or INBOUND_PAYLOAD for an inbound source's entity."""
     try:
-        return resolve_model(entity.model_label)
+        return resolve_entity(entity.model_label)
     except (LookupError, ValueError) as error:
         raise ValidationError({"entity": [str(error)]}) from None
 
@@ -77,7 +78,12 @@ def condition_errors(conditions: Any, *, model, trigger: str | None) -> list[str
             errors.append(
                 f"{where}: unknown operator {operator!r}; use one of {', '.join(OPERATORS)}."
             )
-        if field_name not in names:
+        if field_name not in names and is_inbound(model):
+            errors.append(
+                f"{where}: {field_name!r} is not a field path of {model.label} "
+                "(a key, or dotted keys for a nested one: data.amount)."
+            )
+        elif field_name not in names:
             errors.append(
                 f"{where}: unknown field {field_name!r} on {model._meta.label}; "
                 f"fields: {', '.join(sorted({n for n in names}))}."
@@ -110,7 +116,9 @@ def _time_condition_errors(where, operator, condition, model, names) -> list[str
             "(a whole number and one of s, m, h, d, w)."
         )
     field_name = condition["field_name"]
-    if field_name in names:
+    # A posted field's type is not known before it is posted: a value that is
+    # not a date simply does not match (conditions.evaluate).
+    if field_name in names and not is_inbound(model):
         field = next(f for f in model._meta.concrete_fields if names[field_name] == f.attname)
         if not isinstance(field, models.DateField):  # DateTimeField is one too
             errors.append(
@@ -131,6 +139,13 @@ def validate_rule(rule) -> None:
             f"not a {rule.entity_type.name}."
         ]
     trigger = rule.trigger_type.name if rule.trigger_type_id else None
+    if trigger is not None and (trigger == Trigger.INBOUND) != is_inbound(model):
+        errors["trigger_type"] = [
+            f"The entity {rule.entity.name} is an inbound source; its rules use the "
+            "inbound trigger."
+            if is_inbound(model)
+            else f"The inbound trigger is for inbound sources; {rule.entity.name} is not one."
+        ]
     condition_problems = condition_errors(rule.trigger_conditions, model=model, trigger=trigger)
     if condition_problems:
         errors["trigger_conditions"] = condition_problems

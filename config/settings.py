@@ -320,6 +320,16 @@ PUSH_BACKEND = env_str("PUSH_BACKEND") or (
 PUSH_GATEWAY_URL = env_str("PUSH_GATEWAY_URL", "")
 PUSH_GATEWAY_KEY = env_str("PUSH_GATEWAY_KEY", "")
 BUREAU_SECRET_SETTINGS += ["SMS_GATEWAY_KEY", "PUSH_GATEWAY_KEY", *AUTOMATION_WEBHOOK_SECRETS]
+# Inbound webhooks (issue 13): each source's HMAC secret is an AUTOMATION_INBOUND_SECRET_<NAME>
+# environment variable listed here (a source names one); a post's timestamp may be this many
+# seconds from the server's clock either way, and its body this many bytes.
+AUTOMATION_INBOUND_SECRETS = env_list("AUTOMATION_INBOUND_SECRETS", [])
+for _name in AUTOMATION_INBOUND_SECRETS:
+    if _name.startswith("AUTOMATION_INBOUND_SECRET_") and _name.isupper():
+        globals()[_name] = env_str(_name, "")
+        BUREAU_SECRET_SETTINGS.append(_name)
+AUTOMATION_INBOUND_TOLERANCE_SECONDS = env_int("AUTOMATION_INBOUND_TOLERANCE_SECONDS", 300)
+AUTOMATION_INBOUND_MAX_BYTES = env_int("AUTOMATION_INBOUND_MAX_BYTES", 262_144)
 
 # --- mail (automation's email notifications) ----------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (

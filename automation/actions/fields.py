@@ -6,7 +6,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
 
 from automation.actions import ActionContext
-from automation.entities import is_secret_name, json_value
+from automation.entities import is_inbound, is_secret_name, json_value
 from automation.registry import entity_registry
 
 _KEYS = {"field", "value"}
@@ -87,6 +87,11 @@ class UpdateFieldAction:
     label = "Update a field"
 
     def validate(self, config: dict[str, Any], *, model) -> None:
+        if is_inbound(model):
+            raise ValidationError(
+                "update_field: an inbound source's events are posted JSON, not rows; "
+                "there is no field to update."
+            )
         unknown = sorted(set(config) - _KEYS)
         if unknown:
             raise ValidationError(f"update_field: unknown keys {', '.join(unknown)}.")
@@ -98,6 +103,8 @@ class UpdateFieldAction:
             check_value(field, value)
 
     def _target(self, config, ctx: ActionContext):
+        if is_inbound(ctx.model):  # refused when the rule is saved; never reached
+            raise ValidationError("update_field: an inbound source's events have no row.")
         relation, field = resolve_target(ctx.model, config["field"])
         if relation is None:
             target_model, target_pk = ctx.model, ctx.object_pk

@@ -4,6 +4,7 @@ from automation.admin import (  # noqa: F401 - registers the admins
     action_templates,
     alerts,
     entities,
+    inbound,
     notifications,
     rules,
     runs,

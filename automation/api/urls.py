@@ -1,5 +1,7 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from automation.api.inbound import InboundEventView
 from automation.api.views import DeliveryViewSet, ExecutionViewSet, RuleViewSet
 
 router = SimpleRouter()
@@ -7,4 +9,7 @@ router.register("rules", RuleViewSet, basename="automation-rule")
 router.register("executions", ExecutionViewSet, basename="automation-execution")
 router.register("deliveries", DeliveryViewSet, basename="automation-delivery")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("inbound/<slug:source>/", InboundEventView.as_view(), name="automation-inbound"),
+]

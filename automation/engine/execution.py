@@ -17,10 +17,10 @@ from django.db import IntegrityError, connection, transaction
 from automation.actions import ActionContext, action_registry
 from automation.choices import ExecutionStatus, Trigger
 from automation.engine.rules import LoadedRule
-from automation.entities import field_names
+from automation.entities import event_values, field_names, is_inbound
 from automation.events import chain_context
 from automation.models import AutomationEvent, AutomationExecution, IdempotencyRecord
-from automation.placeholders import merge_config, render, variables_for
+from automation.placeholders import merge_config, names_in, render, variables_for
 from config.errors import ApplicationError, Conflict
 from config.transitions import lock_many, transition_if
 from operations.sanitize import sanitize_message
@@ -128,11 +128,16 @@ def action_config(action, rule, target: Target) -> dict:
     )
     variables = variables_for(
         field_names=field_names(target.model),
-        new=target.new_values if target.new_values is not None else target.old_values,
+        new=event_values(
+            target.model,
+            target.new_values if target.new_values is not None else target.old_values,
+        ),
         old=target.old_values if target.trigger == Trigger.ON_UPDATE else None,
         rule=rule,
         trigger=target.trigger,
         object_pk=target.object_pk,
+        # An inbound source's field names cannot be listed: the config says which it reads.
+        used=names_in(merged) if is_inbound(target.model) else frozenset(),
     )
     return render(merged, variables)
 

@@ -25,7 +25,7 @@ from automation.choices import EventStatus, ExecutionStatus, Trigger
 from automation.conditions import evaluate
 from automation.engine.execution import BatchWrites, Target, rule_execute
 from automation.engine.rules import LoadedRule, RuleBook, dependency_order
-from automation.entities import field_key_for, resolve_model
+from automation.entities import event_values, field_key_for, resolve_entity
 from automation.models import AutomationEvent
 from automation.permissions import REPLAY_EVENT, require
 from config.errors import NotFound
@@ -47,7 +47,7 @@ def _chain_path(event: AutomationEvent, limit: int = 20) -> str:
 
 def event_target(event: AutomationEvent) -> Target:
     return Target(
-        model=resolve_model(event.entity.model_label),
+        model=resolve_entity(event.entity.model_label),
         entity_name=event.entity.name,
         object_pk=event.object_pk,
         trigger=event.trigger,
@@ -60,7 +60,9 @@ def event_target(event: AutomationEvent) -> Target:
 def event_matched_rules(book: RuleBook, event: AutomationEvent, target: Target) -> list[LoadedRule]:
     key = field_key_for(target.model)
     old = event.old_values if event.trigger == Trigger.ON_UPDATE else None
-    values = event.new_values if event.new_values is not None else event.old_values
+    values = event_values(
+        target.model, event.new_values if event.new_values is not None else event.old_values
+    )
     return [
         loaded
         for loaded in book.rules_for(event.entity_id, event.trigger)

@@ -9,6 +9,8 @@ Differences from the seed, and why:
   seed's allocation_results.
 - ``AlertAcknowledgement.kind`` says whether the recipient acknowledged or
   dismissed: acknowledgement is per recipient.
+- ``InboundSource`` (not in the seed): an external system posting signed
+  events; its ``Entity`` has no model (``inbound:<slug>``).
 
 This module is a leaf: it imports no validators, registries or services.
 What a rule or a template must satisfy beyond its fields' own checks
@@ -16,6 +18,7 @@ What a rule or a template must satisfy beyond its fields' own checks
 """
 
 from automation.models.alerts import Alert, AlertAcknowledgement, AlertRecipient, AlertStatusChange
+from automation.models.inbound import InboundSource
 from automation.models.notifications import NotificationDelivery, NotificationProfile
 from automation.models.rules import (
     ActionTemplate,
@@ -41,6 +44,7 @@ __all__ = [
     "Entity",
     "EntityType",
     "IdempotencyRecord",
+    "InboundSource",
     "NotificationDelivery",
     "NotificationProfile",
     "RuleAction",

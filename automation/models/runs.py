@@ -47,6 +47,15 @@ class AutomationEvent(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["status", "id"], name="event_status_id")]
+        constraints = [
+            # An inbound event's object_pk is the sender's idempotency key: one
+            # event per key and source, however many posts carry it at once.
+            models.UniqueConstraint(
+                fields=["entity", "object_pk"],
+                condition=Q(trigger=Trigger.INBOUND),
+                name="uniq_inbound_event_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"event {self.pk}: {self.trigger} {self.entity_id}#{self.object_pk}"

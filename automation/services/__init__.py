@@ -1,7 +1,7 @@
 """Every write automation makes, split by concept: rules with their actions
-and dependencies, action templates, alerts, notification deliveries, and the
-dry run (which writes nothing, but is asked as a service is: with the
-caller's permission checked)."""
+and dependencies, action templates, alerts, notification deliveries,
+inbound webhook sources and their posts, and the dry run (which writes
+nothing, but is asked as a service is: with the caller's permission checked)."""
 
 from automation.services.action_templates import TEMPLATE_FIELDS, template_save
 from automation.services.alerts import (
@@ -21,6 +21,7 @@ from automation.services.deliveries import (
 )
 from automation.services.dependencies import rule_parents_check
 from automation.services.dry_run import rule_dry_run
+from automation.services.inbound import inbound_event_receive, inbound_source_save
 from automation.services.rules import RULE_FIELDS, rule_deactivate, rule_delete, rule_save
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "deliveries_send",
     "delivery_retry",
     "delivery_send",
+    "inbound_event_receive",
+    "inbound_source_save",
     "rule_backtest",
     "rule_deactivate",
     "rule_delete",

@@ -30,7 +30,7 @@ from automation.actions import ActionContext, action_registry
 from automation.choices import Trigger
 from automation.conditions import evaluate
 from automation.engine import Target, action_config, active_actions
-from automation.entities import field_key_for, resolve_model
+from automation.entities import event_values, field_key_for, resolve_entity
 from automation.models import (
     AutomationEvent,
     AutomationExecution,
@@ -250,7 +250,7 @@ def _rule_names(by_rule: Counter) -> list[dict[str, Any]]:
 
 
 def _scan(rule, trigger: str, window: Window, tally: _Tally, *, batch_size: int) -> None:
-    model = resolve_model(rule.entity.model_label)
+    model = resolve_entity(rule.entity.model_label)
     key = field_key_for(model)
     events = AutomationEvent.objects.filter(
         entity_id=rule.entity_id,
@@ -271,7 +271,7 @@ def _scan(rule, trigger: str, window: Window, tally: _Tally, *, batch_size: int)
         matched_ids = set()
         for event_id, object_pk, new_values, old_values in batch:
             old = old_values if trigger == Trigger.ON_UPDATE else None
-            values = new_values if new_values is not None else old_values
+            values = event_values(model, new_values if new_values is not None else old_values)
             matched, conditions = evaluate(
                 rule.trigger_conditions, new=values, old=old, field_key=key
             )

@@ -16,7 +16,13 @@ from automation.actions import ActionContext, action_registry
 from automation.choices import Trigger
 from automation.conditions import evaluate
 from automation.engine import Target, action_config, active_actions
-from automation.entities import fetch_snapshot, field_key_for, field_names, resolve_model
+from automation.entities import (
+    fetch_snapshot,
+    field_key_for,
+    field_names,
+    is_inbound,
+    resolve_entity,
+)
 from automation.models import AutomationRule
 from automation.permissions import DRY_RUN_RULE, require
 from automation.webhooks import mask_config
@@ -70,7 +76,14 @@ def rule_dry_run(
             code="automation.wrong_entity",
             extra={"field": "entity"},
         )
-    model = resolve_model(rule.entity.model_label)
+    model = resolve_entity(rule.entity.model_label)
+    if is_inbound(model):
+        raise InvalidInput(
+            f"{rule.entity.name} is an inbound source: it has no rows to dry-run a rule on. "
+            "Backtest the rule against the events it received instead.",
+            code="automation.dry_run_inbound",
+            extra={"field": "entity"},
+        )
     try:
         current = fetch_snapshot(model, object_id)
     except (ValueError, ValidationError):

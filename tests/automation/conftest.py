@@ -65,3 +65,13 @@ def _empty_notification_outboxes():
     yield
     sms.outbox.clear()
     push.outbox.clear()
+
+
+@pytest.fixture
+def inbound_secret(settings):
+    """One inbound secret listed and set (AUTOMATION_INBOUND_SECRET_SHOP)."""
+    from tests.automation.factories import INBOUND_SECRET, INBOUND_SECRET_SETTING
+
+    settings.AUTOMATION_INBOUND_SECRETS = [INBOUND_SECRET_SETTING]
+    setattr(settings, INBOUND_SECRET_SETTING, INBOUND_SECRET)
+    return INBOUND_SECRET

@@ -108,3 +108,71 @@ def admin_rule_form(**overrides) -> dict[str, str]:
         "parent_links-INITIAL_FORMS": "0",
     }
     return {**data, **overrides}
+
+
+# --- inbound webhooks ---------------------------------------------------------------------
+
+INBOUND_SECRET = "inbound-test-secret-5a1f9c"
+INBOUND_SECRET_SETTING = "AUTOMATION_INBOUND_SECRET_SHOP"
+
+
+def inbound_source(*, slug: str = "shop", secret_setting: str = INBOUND_SECRET_SETTING, **fields):
+    """An inbound source, made by the service (as the console makes one)."""
+    from automation.services import inbound_source_save
+
+    return inbound_source_save(
+        actor=None,
+        slug=slug,
+        name=fields.pop("name", slug.title()),
+        secret_setting=secret_setting,
+        **fields,
+    )
+
+
+def signed_post(
+    payload: Any = None,
+    *,
+    key: str | None = "evt-1",
+    secret: str = INBOUND_SECRET,
+    timestamp: int | str | None = None,
+    body: bytes | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A post's body and headers, signed as a sender signs them."""
+    import json
+    import time
+
+    from automation.services.inbound import (
+        IDEMPOTENCY_HEADER,
+        SIGNATURE_HEADER,
+        TIMESTAMP_HEADER,
+        inbound_signature,
+    )
+
+    if body is None:
+        body = json.dumps({"type": "order.paid"} if payload is None else payload).encode()
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    headers = {
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: inbound_signature(
+            secret=secret, timestamp=timestamp, idempotency_key=key or "", body=body
+        ),
+    }
+    if key is not None:
+        headers[IDEMPOTENCY_HEADER] = key
+    return body, headers
+
+
+def inbound_alert_action(*, recipients: dict | None = None, **config) -> dict[str, Any]:
+    return {
+        "name": "alert",
+        "action_type": "create_alert",
+        "execution_order": 1,
+        "action_config": {
+            "alert_type": "big_order",
+            "severity": "high",
+            "title": "Order {{data.order_id}} paid: {{data.amount}}",
+            "message": "Event {{object_pk}} of type {{type}}.",
+            "recipients": recipients or {"users": [UserFactory().pk]},
+            **config,
+        },
+    }

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.django_db
 
 NUL_MESSAGE = "The NUL character (\\u0000) is not allowed."
 TOKEN_URL = "/api/v1/auth/token/"
+# Signed by the sender, no user token (issue 13): a 401 for a bad signature, never a 403.
+INBOUND_URL = "/api/v1/automation/inbound/{source}/"
 PASSWORD = "correct horse battery staple"
 
 
@@ -299,7 +301,9 @@ def test_every_operation_declares_its_error_answers_with_the_error_shape(user_cl
         for method, operation in operations.items():
             responses = operation["responses"]
             assert "400" in responses, (method, path)
-            if path != TOKEN_URL:
+            if path == INBOUND_URL:
+                assert "401" in responses, (method, path)
+            elif path != TOKEN_URL:
                 assert {"401", "403"} <= set(responses), (method, path)
             if "{" in path:
                 assert "404" in responses, (method, path)
