@@ -315,3 +315,26 @@ def test_end_to_end_the_command_posts_to_a_real_server_and_a_real_cluster_raises
     assert alert.title == "Order Z9 paid: 9000"
     assert alert.source_entity_id == "wiring-check-1"
     assert AutomationEvent.objects.get().status == "processed"
+
+
+def test_an_inbound_rule_opens_in_the_console_with_its_conditions(shop, client):
+    # given: a rule on the source, made through the service
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    rule = make_rule(
+        name="big order",
+        entity="inbound:shop",
+        trigger="inbound",
+        conditions=BIG_PAID,
+        actions=[inbound_alert_action(recipients={"users": ["root"]})],
+    )
+    client.force_login(root)
+
+    # when: its page, and a new rule's page (where the source is one of the entities)
+    page = client.get(f"/admin/automation/automationrule/{rule.pk}/change/")
+    new = client.get("/admin/automation/automationrule/add/")
+
+    # then: both render; the posted-field paths are on the rule's page
+    assert (page.status_code, new.status_code) == (200, 200)
+    text = page.content.decode()
+    assert "data.amount" in text and "order.paid" in text
+    assert "inbound:shop" in new.content.decode() or "Shop" in new.content.decode()

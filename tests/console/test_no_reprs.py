@@ -27,7 +27,14 @@ from automation.models import ActionTemplate, NotificationProfile
 from operations.choices import RunOutcome, RunStatus
 from scanning.models import ScanJobBatch
 from scanning.services import scan_agent_create, scan_agent_heartbeat
-from tests.automation.factories import GroupFactory, alert_action, make_rule
+from tests.automation.factories import (
+    INBOUND_SECRET,
+    INBOUND_SECRET_SETTING,
+    GroupFactory,
+    alert_action,
+    inbound_source,
+    make_rule,
+)
 from tests.observability.factories import PendingActionFactory, TaskFactory
 from tests.operations.factories import OperationRunFactory, TenantFactory, UserFactory
 from tests.scanning.factories import DocumentFactory, ScanJobFactory
@@ -70,7 +77,9 @@ def reprs_in(page: str) -> list[str]:
 
 
 @pytest.fixture
-def console(client):
+def console(client, settings):
+    settings.AUTOMATION_INBOUND_SECRETS = [INBOUND_SECRET_SETTING]
+    setattr(settings, INBOUND_SECRET_SETTING, INBOUND_SECRET)
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(root)
     _plant(root)
@@ -150,6 +159,7 @@ def _plant(root) -> None:
     TaskFactory(success=True, result={"done": [1, 2]})
     TaskFactory(success=False, result="Traceback (most recent call last): boom")
     Schedule.objects.create(name="bureau.test", func="math.floor", args="1")
+    inbound_source(slug="shop", description="Orders from the web shop")
     async_task("math.floor", 1.5, task_name="bureau.test")  # queued in the ORM broker
 
 
