@@ -8,6 +8,7 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
+        from approvals.services import deadlines, poll
         from operations.catalog import operation_catalog
         from operations.choices import RunScope
         from operations.schedules import schedule_registry
@@ -16,7 +17,7 @@ class ApprovalsConfig(AppConfig):
             "approvals.poll_knox",
             label="Poll Knox for approval decisions",
             scope=RunScope.WORKSPACE,
-            summary_keys=("checked", "updated", "executed", "rejected", "cancelled", "failed"),
+            summary_keys=poll.COUNT_KEYS,
             stale_queued_after=timedelta(minutes=3),
             stale_running_after=timedelta(minutes=3),
         )
@@ -26,15 +27,7 @@ class ApprovalsConfig(AppConfig):
             "approvals.sweep_deadlines",
             label="Approval deadlines: reminders, expiry, escalation",
             scope=RunScope.WORKSPACE,
-            summary_keys=(
-                "reminders_sent",
-                "notifications",
-                "expired",
-                "withdrawn",
-                "withdraw_failed",
-                "escalated",
-                "failed",
-            ),
+            summary_keys=deadlines.COUNT_KEYS,
             stale_queued_after=timedelta(minutes=3),
             stale_running_after=timedelta(minutes=10),
         )
