@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from approvals.choices import IN_FLIGHT, ActionStatus
@@ -32,14 +33,18 @@ def approval_template_list_active() -> QuerySet[ApprovalTemplate]:
     return ApprovalTemplate.objects.filter(is_active=True).order_by("name")
 
 
-def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000) -> Iterator[list]:
+def pending_action_pages_in_flight(
+    *, created_before: datetime, size: int = 1000, stamped_before: datetime | None = None
+) -> Iterator[list]:
     """The documents the poll asks Knox about, a page of at most ``size`` rows
     at a time in primary-key order (a keyset: each page starts after the last
     one's key, so memory stays one page whatever is in flight), as rows with
-    ``pk``, ``ap_inf_id``, ``status``, ``approval_log_id``, ``knox_status`` and ``submitted``
-    (what Knox last said): every pending or submit-unknown action, except a
-    pending one never submitted and created after ``created_before`` (its
-    submit is still under way and has not heard from Knox yet)."""
+    ``pk``, ``ap_inf_id``, ``status``, ``approval_log_id``, ``knox_status``,
+    ``submitted`` (what Knox last said) and ``stamp_due`` (its last check was
+    never stamped, or before ``stamped_before``, or ever when that is None): every pending or
+    submit-unknown action, except a pending one never submitted and created
+    after ``created_before`` (its submit is still under way and has not heard
+    from Knox yet)."""
     submitting = Q(
         status=ActionStatus.PENDING,
         approval_log__submitted_at__isnull=True,
@@ -54,6 +59,11 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
             submitted=ExpressionWrapper(
                 Q(approval_log__submitted_at__isnull=False), output_field=BooleanField()
             ),
+            stamp_due=ExpressionWrapper(
+                Q(approval_log__last_checked_at__isnull=True)
+                | Q(approval_log__last_checked_at__lt=stamped_before or Now()),
+                output_field=BooleanField(),
+            ),
         )
         .order_by("pk")
         .values_list(
@@ -63,6 +73,7 @@ def pending_action_pages_in_flight(*, created_before: datetime, size: int = 1000
             "approval_log_id",
             "knox_status",
             "submitted",
+            "stamp_due",
             named=True,
         )
     )

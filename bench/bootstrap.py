@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,10 +59,42 @@ class StatementCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        # (verb, table) -> [statements, seconds]: where the database time goes.
+        self.by_kind: dict[tuple[str, str], list] = {}
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            entry = self.by_kind.setdefault(_kind(sql), [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    def report(self, top: int = 12) -> str:
+        """The statement kinds that took the most time, one line each."""
+        rows = sorted(self.by_kind.items(), key=lambda item: -item[1][1])[:top]
+        return "\n".join(
+            f"    {seconds * 1000:9.0f} ms  {count:6d} × {verb} {table}"
+            for (verb, table), (count, seconds) in rows
+        )
+
+
+def _kind(sql: str) -> tuple[str, str]:
+    """``("UPDATE", "approvals_approvallog")`` from a statement's text."""
+    words = sql.replace('"', " ").split()
+    verb = words[0].upper() if words else "?"
+    marker = {"UPDATE": "UPDATE", "INSERT": "INTO", "DELETE": "FROM", "SELECT": "FROM"}.get(verb)
+    upper = [word.upper() for word in words]
+    if marker and marker in upper[: 200]:
+        index = upper.index(marker)
+        table = words[index + 1] if marker != "UPDATE" else words[1]
+    else:
+        table = ""
+    if verb == "SELECT" and "FOR" in upper and "UPDATE" in upper[upper.index("FOR") :]:
+        verb = "SELECT … FOR UPDATE"
+    return verb, table
 
 
 def clear_automation_history() -> None:

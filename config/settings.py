@@ -381,6 +381,9 @@ KNOX_STATUS_PATH = env_str("KNOX_STATUS_PATH", "/approval/api/v2.0/approvals/sta
 KNOX_WITHDRAW_PATH = env_str("KNOX_WITHDRAW_PATH", "/approval/api/v2.0/approvals/withdraw")
 # A submit that never got an answer is asked about again after this many seconds.
 KNOX_SUBMIT_GRACE_SECONDS = env_int("KNOX_SUBMIT_GRACE_SECONDS", 60)
+# An unchanged document's last_checked_at is renewed when older than this
+# (the poll would otherwise rewrite every in-flight row every minute).
+KNOX_CHECK_STAMP_SECONDS = env_int("KNOX_CHECK_STAMP_SECONDS", 600)
 
 # --- operator console: the admin index's "Needs attention" (config.observability.attention) ---
 # Seconds past which a tile turns red: an action still pending at Knox, the last

@@ -76,6 +76,7 @@ def pending_actions_poll(*, tracker=None) -> dict[str, int]:
     pages = pending_action_pages_in_flight(
         created_before=now - timedelta(seconds=settings.KNOX_SUBMIT_GRACE_SECONDS),
         size=IN_FLIGHT_PAGE,
+        stamped_before=now - timedelta(seconds=settings.KNOX_CHECK_STAMP_SECONDS),
     )
     rows_by_id: dict[str, object] = {}
 
@@ -137,13 +138,19 @@ def _sort(rows, reports, counts, tracker, *, unchanged: list[int], changed: list
         elif (
             report.found and report.status == row.knox_status and row.status == ActionStatus.PENDING
         ):
-            unchanged.append(row.approval_log_id)
+            if row.stamp_due:
+                unchanged.append(row.approval_log_id)
         else:
             changed.append(_Changed(row.pk, row.ap_inf_id, report, submitted=row.submitted))
 
 
 def _touch(approval_log_ids: list[int], now) -> None:
-    """Unchanged documents: one UPDATE for many, not a query each (no state moves)."""
+    """Unchanged documents whose last check was stamped more than
+    ``KNOX_CHECK_STAMP_SECONDS`` ago (or never): one UPDATE for many, not a
+    query each (no state moves). A stamp younger than that is left alone, so a
+    poll of 100,000 unchanged documents does not rewrite 100,000 rows a minute;
+    an unchanged document's ``last_checked_at`` is right to within that many
+    seconds, and a stamp older than it says the document is not being polled."""
     update_by_pks(ApprovalLog, approval_log_ids, last_checked_at=now)
 
 

@@ -116,6 +116,41 @@ def test_documents_still_in_progress_are_left_alone_without_a_query_each(
     assert ApprovalLog.objects.filter(last_checked_at__isnull=True).count() == 0
 
 
+def test_an_unchanged_documents_last_check_is_renewed_only_once_it_is_older_than_the_setting(
+    knox, request_tenant, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # given: three documents in progress at Knox; one never stamped, one
+    # stamped a minute ago, one stamped past KNOX_CHECK_STAMP_SECONDS
+    settings.KNOX_CHECK_STAMP_SECONDS = 600
+    never, fresh, stale = (request_tenant(f"Stamp {n}") for n in range(3))
+    now = timezone.now()
+    ApprovalLog.objects.filter(pk=never.approval_log_id).update(last_checked_at=None)
+    ApprovalLog.objects.filter(pk=fresh.approval_log_id).update(
+        last_checked_at=now - timedelta(seconds=60)
+    )
+    ApprovalLog.objects.filter(pk=stale.approval_log_id).update(
+        last_checked_at=now - timedelta(seconds=601)
+    )
+
+    # when
+    counts = pending_actions_poll()
+
+    # then: all three were asked about; the fresh stamp was left as it was
+    assert counts["checked"] == 3 and counts["failed"] == 0
+    stamps = dict(
+        ApprovalLog.objects.filter(
+            pk__in=[a.approval_log_id for a in (never, fresh, stale)]
+        ).values_list("pk", "last_checked_at")
+    )
+    assert stamps[never.approval_log_id] >= now
+    assert stamps[stale.approval_log_id] >= now
+    assert stamps[fresh.approval_log_id] == now - timedelta(seconds=60)
+
+
 def test_knox_down_at_submit_fails_the_action_with_the_reason(knox, request_tenant):
     knox.faults(submit="error")
 
@@ -397,11 +432,17 @@ def test_without_a_rule_watching_pending_actions_the_poll_writes_them_in_one_sta
     with CaptureQueriesContext(connection) as queries:
         pending_actions_poll()
 
-    # then: the three rows' moves went in one executemany, all executed
+    # then: the three rows' moves went in one statement (UPDATE … FROM unnest
+    # on PostgreSQL, one executemany elsewhere), all executed
     writes = [
         q["sql"] for q in queries.captured_queries if 'UPDATE "approvals_pendingaction"' in q["sql"]
     ]
-    assert len(writes) == 1 and writes[0].startswith("3 times:")
+    assert len(writes) == 1
+    assert (
+        "unnest" in writes[0]
+        if connection.vendor == "postgresql"
+        else writes[0].startswith("3 times:")
+    )
     assert set(
         PendingAction.objects.filter(pk__in=[a.pk for a in actions]).values_list(
             "status", flat=True
