@@ -117,3 +117,68 @@ def test_a_cursor_with_a_nul_character_is_a_400_not_a_database_error(user_client
     # then
     assert response.status_code == 400
     assert "cursor" in response.data
+
+
+def _runs_with_ties(workspace, count: int) -> None:
+    """``count`` runs in ``workspace``, three at each created_at."""
+    OperationRun.objects.bulk_create(
+        OperationRun(workspace=workspace, type="test.workspace_job", run_identity_hash=f"{n:064x}")
+        for n in range(count)
+    )
+    keys = list(OperationRun.objects.filter(workspace=workspace).values_list("pk", flat=True))
+    base = timezone.now() - timedelta(days=1)
+    for start in range(0, len(keys), 3):
+        OperationRun.objects.filter(pk__in=keys[start : start + 3]).update(
+            created_at=base + timedelta(seconds=start)
+        )
+
+
+def test_a_deep_numbered_page_finds_its_keys_first_and_lists_what_one_statement_would(
+    user, user_client, workspace
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from config.api import KEYS_FIRST_FROM
+    from operations.selectors import operation_runs_visible_to
+    from tests.operations.factories import WorkspaceFactory
+
+    # given: more runs than KEYS_FIRST_FROM visible to the caller, with ties on
+    # created_at, and runs in a workspace the caller is not a member of
+    mine = KEYS_FIRST_FROM + 30
+    _runs_with_ties(workspace, mine)
+    _runs_with_ties(WorkspaceFactory(), 30)
+    expected = list(
+        operation_runs_visible_to(user)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)[KEYS_FIRST_FROM : KEYS_FIRST_FROM + 20]
+    )
+    page = KEYS_FIRST_FROM // 20 + 1  # the page starting at row KEYS_FIRST_FROM
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = user_client.get(f"{RUNS_URL}?page={page}&page_size=20")
+
+    # then: the same rows, in the same order, as one OFFSET over whole rows;
+    # the OFFSET itself read keys only
+    assert response.status_code == 200, response.content
+    assert [run["id"] for run in response.data["results"]] == expected
+    assert response.data["count"] == mine
+    offsets = [q["sql"] for q in queries.captured_queries if "OFFSET" in q["sql"]]
+    assert len(offsets) == 1
+    assert offsets[0].split(" FROM ")[0].count(",") == 0  # SELECT <the key> FROM …
+
+
+def test_a_shallow_numbered_page_is_still_one_statement(user_client, workspace):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _runs_with_ties(workspace, 30)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = user_client.get(f"{RUNS_URL}?page=2&page_size=10")
+
+    assert response.status_code == 200
+    assert len(response.data["results"]) == 10
+    offsets = [q["sql"] for q in queries.captured_queries if "OFFSET" in q["sql"]]
+    assert len(offsets) == 1 and offsets[0].split(" FROM ")[0].count(",") > 0  # whole rows
