@@ -87,7 +87,7 @@ def _kind(sql: str) -> tuple[str, str]:
     verb = words[0].upper() if words else "?"
     marker = {"UPDATE": "UPDATE", "INSERT": "INTO", "DELETE": "FROM", "SELECT": "FROM"}.get(verb)
     upper = [word.upper() for word in words]
-    if marker and marker in upper[: 200]:
+    if marker and marker in upper[:200]:
         index = upper.index(marker)
         table = words[index + 1] if marker != "UPDATE" else words[1]
     else:

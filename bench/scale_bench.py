@@ -144,6 +144,31 @@ class CpuBusy:
         return f"CPU busy {self.busy:.0%} of {os.cpu_count()} cores"
 
 
+def cpu_seconds(*, pids=(), name: str | None = None) -> float | None:
+    """CPU time (user + system) used so far by the processes ``pids`` and by
+    every process called ``name`` (e.g. ``postgres``: the server and its
+    backends), from /proc; None where there is no /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, found = 0, False
+    try:
+        candidates = [Path(f"/proc/{pid}") for pid in pids]
+        if name:
+            candidates += [path for path in Path("/proc").iterdir() if path.name.isdigit()]
+        for path in set(candidates):
+            try:
+                stat = (path / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if path.name in {str(pid) for pid in pids} or comm == name:
+                fields = stat[stat.rindex(")") + 2 :].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+                found = True
+    except OSError:
+        return None
+    return total / tick if found else None
+
+
 @contextmanager
 def counting():
     counter = bootstrap.StatementCounter()
@@ -583,6 +608,8 @@ def bench_poll(n: int, approved: int, profile: bool = False) -> None:
             profiler = cProfile.Profile() if profile else None
             cpu = CpuBusy()
             cpu_self = time.process_time()
+            cpu_simulator = cpu_seconds(pids=[simulator.process.pid])
+            cpu_postgres = cpu_seconds(name="postgres")
             with counting() as statements:
                 started = time.perf_counter()
                 if profiler:
@@ -593,6 +620,8 @@ def bench_poll(n: int, approved: int, profile: bool = False) -> None:
                 wall = time.perf_counter() - started
             cpu_self = time.process_time() - cpu_self
             busy = cpu.stop()
+            cpu_simulator = _spent(cpu_simulator, cpu_seconds(pids=[simulator.process.pid]))
+            cpu_postgres = _spent(cpu_postgres, cpu_seconds(name="postgres"))
             calls = simulator.calls().get("statuses", 0) - before
         finally:
             simulator.stop()
@@ -608,17 +637,39 @@ def bench_poll(n: int, approved: int, profile: bool = False) -> None:
         wall <= 5 and calls == math.ceil(n / batch),
         f"{statements.count} statements; executed {done}, handler ran {len(executed)} times "
         f"({len(set(executed))} actions): {'exactly once' if exactly_once else 'NOT exactly once'}"
-        f"; counts {counts}; this process's CPU {cpu_self:.1f} s, {busy}; the Knox calls alone"
+        f"; counts {counts}; {busy}; {_cpu_floor(wall, cpu_self, cpu_simulator, cpu_postgres)}"
+        "; the Knox calls alone"
         f" (no database): {calls_alone:.1f} s; the same poll with"
         f" nothing approved: {asking:.1f} s, so settling {approved:,} approved ≈"
         f" {max(wall - asking, 0):.1f} s",
     )
-    print(f"  · the poll's database time by statement kind ({approved:,} approved):", file=sys.stderr)
+    print(
+        f"  · the poll's database time by statement kind ({approved:,} approved):", file=sys.stderr
+    )
     print(statements.report(), file=sys.stderr)
     if profiler:
         stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("cumulative").print_stats(40)
         stats.sort_stats("tottime").print_stats(25)
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+def _cpu_floor(wall: float, own: float, simulator: float | None, postgres: float | None) -> str:
+    """What the poll cost the machine's CPUs, process by process, and the
+    shortest time that CPU work could take however it were spread over this
+    machine's cores."""
+    if simulator is None or postgres is None:
+        return f"this process's CPU {own:.1f} s"
+    total = own + simulator + postgres
+    cores = os.cpu_count() or 1
+    return (
+        f"CPU used: this process {own:.1f} s, the Knox simulator {simulator:.1f} s, PostgreSQL"
+        f" {postgres:.1f} s = {total:.1f} CPU-seconds, so at least {total / cores:.1f} s on"
+        f" {cores} cores however it is spread ({wall:.1f} s now)"
+    )
 
 
 # --- outbox ----------------------------------------------------------------------------------
