@@ -73,6 +73,20 @@ def workspace(db, user):
 
 
 @pytest.fixture
+def root(db):
+    """A superuser called root: the operator of the console tests."""
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_client(client, root):
+    """Django's test client logged in as ``root`` (pytest-django's own
+    ``admin_client``, replaced so the console tests share one operator)."""
+    client.force_login(root)
+    return client
+
+
+@pytest.fixture
 def user_client(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)

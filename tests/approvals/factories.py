@@ -81,3 +81,18 @@ def in_flight_actions(count: int, *, user, action_type: str, knox=None, prefix: 
     if knox is not None:
         knox.add(*({"apInfId": ap_inf_id, "subject": "Document"} for ap_inf_id in ids))
     return sorted(actions, key=lambda action: action.pk)
+
+
+def tenant_request_body(*, name: str = "Initech", workspace: str = "acme", **overrides) -> dict:
+    """The body of ``POST /api/v1/approvals/requests/`` asking to create tenant
+    ``name`` in ``workspace`` with the "New tenant" template; ``overrides``
+    replace top-level keys."""
+    return {
+        "action_type": "operations.create_tenant",
+        "payload": {"workspace": workspace, "name": name},
+        "title": f"Create tenant {name}",
+        "template_name": "New tenant",
+        "variables": {"tenant_name": name, "workspace": workspace},
+        "approvers": ["EP-BOSS-1"],
+        **overrides,
+    }

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 from approvals.choices import ActionStatus, KnoxStatus
 from approvals.models import PendingAction
 from operations.models import Tenant
-from tests.approvals.factories import staff_with
+from tests.approvals.factories import staff_with, tenant_request_body
 from tests.operations.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,23 +22,10 @@ def client_for():
     return make
 
 
-def _body(**overrides):
-    body = {
-        "action_type": "operations.create_tenant",
-        "payload": {"workspace": "acme", "name": "Initech"},
-        "title": "Create tenant Initech",
-        "template_name": "New tenant",
-        "variables": {"tenant_name": "Initech", "workspace": "acme"},
-        "approvers": ["EP-BOSS-1"],
-    }
-    body.update(overrides)
-    return body
-
-
 def test_request_approval_returns_201_with_the_document_id(
     knox, client_for, requester, demo_workspace, tenant_template
 ):
-    response = client_for(requester).post(f"{URL}requests/", _body(), format="json")
+    response = client_for(requester).post(f"{URL}requests/", tenant_request_body(), format="json")
 
     assert response.status_code == 201, response.data
     action = PendingAction.objects.get()
@@ -62,7 +49,9 @@ def test_request_approval_returns_201_with_the_document_id(
 def test_bad_requests_are_400_with_field_errors_and_write_nothing(
     knox, client_for, requester, demo_workspace, tenant_template, overrides, field
 ):
-    response = client_for(requester).post(f"{URL}requests/", _body(**overrides), format="json")
+    response = client_for(requester).post(
+        f"{URL}requests/", tenant_request_body(**overrides), format="json"
+    )
 
     assert response.status_code == 400
     assert field in response.data, response.data
@@ -71,7 +60,9 @@ def test_bad_requests_are_400_with_field_errors_and_write_nothing(
 
 
 def test_a_user_without_an_ep_id_gets_a_400(knox, client_for, demo_workspace, tenant_template):
-    response = client_for(UserFactory()).post(f"{URL}requests/", _body(), format="json")
+    response = client_for(UserFactory()).post(
+        f"{URL}requests/", tenant_request_body(), format="json"
+    )
 
     assert response.status_code == 400
     assert "EP ID" in response.data["user"][0]
@@ -82,7 +73,7 @@ def test_knox_down_is_a_503_naming_the_failed_action(
 ):
     knox.faults(submit="error")
 
-    response = client_for(requester).post(f"{URL}requests/", _body(), format="json")
+    response = client_for(requester).post(f"{URL}requests/", tenant_request_body(), format="json")
 
     assert response.status_code == 503
     assert response.data["code"] == "knox.unavailable"

@@ -13,7 +13,7 @@ from approvals.services import approval_request, pending_actions_poll
 from config.errors import Forbidden
 from operations.choices import MemberRole
 from operations.models import Tenant, WorkspaceMembership
-from tests.approvals.factories import requester_in
+from tests.approvals.factories import requester_in, tenant_request_body
 from tests.operations.factories import TenantFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,14 +26,7 @@ def _post(user, *, workspace: str, name: str = "Initech"):
     client.force_authenticate(user)
     return client.post(
         URL,
-        {
-            "action_type": "operations.create_tenant",
-            "payload": {"workspace": workspace, "name": name},
-            "title": f"Create tenant {name}",
-            "template_name": "New tenant",
-            "variables": {"tenant_name": name, "workspace": workspace},
-            "approvers": ["EP-BOSS-1"],
-        },
+        tenant_request_body(name=name, workspace=workspace),
         format="json",
     )
 

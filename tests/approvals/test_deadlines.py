@@ -24,7 +24,7 @@ from automation.models import Alert, NotificationDelivery
 from config.errors import InvalidTransition
 from operations.models import OperationRun
 from operations.schedules import schedule_registry
-from tests.approvals.factories import ApprovalTemplateFactory
+from tests.approvals.factories import ApprovalTemplateFactory, tenant_request_body
 from tests.automation.factories import GroupFactory
 from tests.operations.factories import UserFactory
 
@@ -63,19 +63,6 @@ def _client(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-def _body(**overrides):
-    body = {
-        "action_type": "operations.create_tenant",
-        "payload": {"workspace": "acme", "name": "Initech"},
-        "title": "Create tenant Initech",
-        "template_name": "New tenant",
-        "variables": {"tenant_name": "Initech", "workspace": "acme"},
-        "approvers": ["EP-BOSS-1"],
-    }
-    body.update(overrides)
-    return body
 
 
 def _call(*args) -> str:
@@ -209,7 +196,9 @@ def test_a_request_overrides_the_template_deadline_through_the_api(
     knox, requester, demo_workspace, deadline_template
 ):
     # when
-    response = _client(requester).post(f"{URL}requests/", _body(deadline="2d"), format="json")
+    response = _client(requester).post(
+        f"{URL}requests/", tenant_request_body(deadline="2d"), format="json"
+    )
 
     # then
     assert response.status_code == 201, response.data
@@ -234,7 +223,9 @@ def test_a_request_overrides_the_template_deadline_through_the_api(
 def test_a_bad_deadline_override_is_a_400_on_the_field_and_writes_nothing(
     knox, requester, demo_workspace, deadline_template, deadline, words
 ):
-    response = _client(requester).post(f"{URL}requests/", _body(deadline=deadline), format="json")
+    response = _client(requester).post(
+        f"{URL}requests/", tenant_request_body(deadline=deadline), format="json"
+    )
 
     assert response.status_code == 400
     assert words in " ".join(response.data["deadline"])

@@ -18,6 +18,7 @@ from approvals.models import PendingAction, PendingActionTransition
 from approvals.tasks import poll_knox
 from operations.models import OperationRun
 from operations.sanitize import RedactSecretsFilter
+from tests.approvals.factories import tenant_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -48,17 +49,6 @@ def knox_with_token(knox, settings):
     return knox
 
 
-def _request_body(workspace) -> dict:
-    return {
-        "action_type": "operations.create_tenant",
-        "payload": {"workspace": workspace.slug, "name": "Initech"},
-        "title": "Create tenant Initech",
-        "template_name": "New tenant",
-        "variables": {"tenant_name": "Initech", "workspace": workspace.slug},
-        "approvers": ["EP-BOSS-1"],
-    }
-
-
 def test_a_token_echoed_by_knox_on_submit_reaches_no_answer_reason_or_log(
     knox_with_token, requester, demo_workspace, tenant_template, console_log
 ):
@@ -69,7 +59,9 @@ def test_a_token_echoed_by_knox_on_submit_reaches_no_answer_reason_or_log(
 
     # when: the approval is requested through the API
     response = client.post(
-        "/api/v1/approvals/requests/", _request_body(demo_workspace), format="json"
+        "/api/v1/approvals/requests/",
+        tenant_request_body(workspace=demo_workspace.slug),
+        format="json",
     )
 
     # then: a 502 naming the refusal, with the token replaced

@@ -19,17 +19,6 @@ from tests.operations.factories import TenantFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, root):
-    client.force_login(root)
-    return client
-
-
 def test_an_operator_creates_a_rule_with_an_action_and_it_fires(admin_client, root, tenant_entity):
     response = admin_client.post(reverse("admin:automation_automationrule_add"), _rule_form())
 

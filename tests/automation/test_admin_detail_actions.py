@@ -14,17 +14,6 @@ from tests.operations.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, root):
-    client.force_login(root)
-    return client
-
-
 def _do(client, model: str, obj, name: str):
     url = reverse(f"admin:automation_{model}_object_action", args=[obj.pk, name])
     return client.post(url, follow=True)

@@ -11,19 +11,12 @@ from automation.models import AutomationEvent
 from scanning.choices import ScanJobStatus
 from tests.approvals.factories import staff_with
 from tests.automation.factories import alert_action, make_rule
-from tests.operations.factories import UserFactory
 from tests.scanning.factories import ScanJobFactory
 
 pytestmark = pytest.mark.django_db
 
 # An indented key as the page's HTML escapes it: a new line, two spaces, the key.
 INDENTED = "\n  &quot;{}&quot;: "
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
 
 
 def test_a_rules_conditions_and_action_config_are_edited_indented(admin_client, tenant_entity):

@@ -6,15 +6,8 @@ import pytest
 from django.urls import reverse
 
 from automation.models import Entity, EntityType, TriggerType
-from tests.operations.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
 
 
 @pytest.mark.parametrize("model", [TriggerType, EntityType, Entity])

@@ -26,22 +26,10 @@ from tests.automation.factories import (
     make_rule,
     update_field_action,
 )
-from tests.operations.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 ADD = "admin:automation_automationrule_add"
-
-
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, root):
-    client.force_login(root)
-    return client
 
 
 def typed_form(action_type: str, fields: dict[str, object], **overrides) -> dict:

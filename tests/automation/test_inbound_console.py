@@ -25,17 +25,6 @@ from tests.operations.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, root):
-    client.force_login(root)
-    return client
-
-
 def _form(**overrides):
     return {
         "slug": "crm",

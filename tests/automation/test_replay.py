@@ -19,15 +19,9 @@ from automation.models import (
 )
 from automation.services import rule_save
 from tests.automation.factories import alert_action, make_rule, update_field_action
-from tests.operations.factories import TenantFactory, UserFactory
+from tests.operations.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
 
 
 def _partial_execution_then_edit(django_capture_on_commit_callbacks):

@@ -14,7 +14,6 @@ from rest_framework.test import APIClient
 from automation.admin import rules as rule_admin
 from automation.models import ActionTemplate, AutomationRule, TriggerType
 from tests.automation.factories import admin_rule_form, make_rule
-from tests.operations.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +29,6 @@ ACTION = {
         "recipients": {"users": ["root"]},
     },
 }
-
-
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

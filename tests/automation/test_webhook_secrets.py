@@ -19,16 +19,11 @@ from automation.senders import SIGNATURE_HEADER
 from automation.services import delivery_send
 from tests.automation.factories import admin_rule_form, make_rule
 from tests.automation.receivers import Receiver
-from tests.operations.factories import TenantFactory, UserFactory
+from tests.operations.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
 RULES = "/api/v1/automation/rules/"
-
-
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture

@@ -40,11 +40,6 @@ def _leaks(text: str) -> bool:
 
 
 @pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
 def api(root):
     client = APIClient()
     client.force_authenticate(root)

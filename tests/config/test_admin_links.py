@@ -12,20 +12,9 @@ from approvals.choices import ActionStatus
 from approvals.models import PendingAction
 from tests.approvals.factories import in_flight_actions
 from tests.automation.factories import AlertFactory
-from tests.operations.factories import OperationRunFactory, TenantFactory, UserFactory
+from tests.operations.factories import OperationRunFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root():
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_client(client, root):
-    client.force_login(root)
-    return client
 
 
 def _tenant_href(tenant) -> str:

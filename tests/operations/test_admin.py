@@ -23,12 +23,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("test_operation_typ
 CHANGELIST = reverse("admin:operations_operationrun_changelist")
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
-
-
 @pytest.mark.parametrize(
     "query",
     [

@@ -6,17 +6,11 @@ from django.conf import settings
 from django.urls import reverse
 
 from operations.models import Workspace
-from tests.operations.factories import OperationRunFactory, UserFactory
+from tests.operations.factories import OperationRunFactory
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:operations_operationrun_changelist")
-
-
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from operations.models import OperationRun, Tenant
 from scanning.choices import ScanJobStatus
 from scanning.models import Document, ScanJob
 from scanning.services import scan_agent_create
+from tests.approvals.factories import tenant_request_body
 from tests.conftest import on_postgres
 from tests.live_server import database_url, free_port, start_manage, stop_process, wait_until
 from tests.observability.test_production_server import (
@@ -235,14 +236,7 @@ def test_an_operator_runs_approvals_and_scans_and_a_cluster_dies(shape, operator
     for name in TENANTS:
         response = requests.post(
             f"{api}/approvals/requests/",
-            json={
-                "action_type": "operations.create_tenant",
-                "payload": {"workspace": "acme", "name": name},
-                "title": f"Create tenant {name}",
-                "template_name": "New tenant",
-                "variables": {"tenant_name": name, "workspace": "acme"},
-                "approvers": ["EP-BOSS-1"],
-            },
+            json=tenant_request_body(name=name),
             headers=operator,
             timeout=30,
         )

@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:scanning_scanjob_changelist")
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
-
-
 def _messages(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 

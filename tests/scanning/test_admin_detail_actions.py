@@ -18,12 +18,6 @@ from tests.scanning.test_admin import _preview_job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client(client):
-    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    return client
-
-
 def _do(client, job: ScanJob, name: str, **data):
     url = reverse("admin:scanning_scanjob_object_action", args=[job.pk, name])
     return client.post(url, data, follow=True)
