@@ -3,6 +3,9 @@ service the API and ``automation_backtest`` call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -20,28 +23,36 @@ class BacktestForm(forms.Form):
     sample_size = forms.IntegerField(label="Matches shown", min_value=0, max_value=200, initial=20)
 
 
-def backtest_view(model_admin, request, rule_id: int):
+def rule_tool_view(
+    model_admin,
+    request,
+    rule_id: int,
+    *,
+    form_class: type[forms.Form],
+    run: Callable[[AutomationRule, dict], Any],
+    doing: str,
+    template: str,
+    title: str,
+    render: Callable[[Any], dict] = lambda result: {},
+):
+    """A page that tries a saved rule without changing anything (dry run,
+    backtest): the rule, a form, and what ``run(rule, cleaned_data)`` found.
+    The caller needs the dry-run permission; a service error shows as a
+    message on the same page."""
     rule = get_object_or_404(
         AutomationRule.objects.select_related("entity", "trigger_type"), pk=rule_id
     )
     try:
         # The service checks it again; asked first, the page is not shown in vain.
-        permissions.require(
-            request.user, permissions.DRY_RUN_RULE, doing="backtest automation rules"
-        )
+        permissions.require(request.user, permissions.DRY_RUN_RULE, doing=doing)
     except Forbidden as refused:
         model_admin.message_user(request, refused.message, messages.ERROR)
         return redirect("admin:automation_automationrule_change", rule.pk)
     result = None
-    form = BacktestForm(request.POST or None)
+    form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            result = rule_backtest(
-                actor=request.user,
-                rule=rule,
-                window=Window.of(days=form.cleaned_data["days"]),
-                sample_size=form.cleaned_data["sample_size"],
-            )
+            result = run(rule, form.cleaned_data)
         except ApplicationError as error:
             model_admin.message_user(request, error.message, messages.ERROR)
         except ValidationError as error:
@@ -52,6 +63,25 @@ def backtest_view(model_admin, request, rule_id: int):
         "rule": rule,
         "form": form,
         "result": result,
-        "title": f"Backtest: {rule.name}",
+        **render(result),
+        "title": f"{title}: {rule.name}",
     }
-    return TemplateResponse(request, "admin/automation/automationrule/backtest.html", context)
+    return TemplateResponse(request, template, context)
+
+
+def backtest_view(model_admin, request, rule_id: int):
+    return rule_tool_view(
+        model_admin,
+        request,
+        rule_id,
+        form_class=BacktestForm,
+        run=lambda rule, data: rule_backtest(
+            actor=request.user,
+            rule=rule,
+            window=Window.of(days=data["days"]),
+            sample_size=data["sample_size"],
+        ),
+        doing="backtest automation rules",
+        template="admin/automation/automationrule/backtest.html",
+        title="Backtest",
+    )

@@ -10,13 +10,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from automation import permissions
-from automation.admin.backtest import backtest_view
+from automation.admin.backtest import backtest_view, rule_tool_view
 from automation.admin.base import (
     MaskedConfigAdminMixin,
     ServiceRefused,
@@ -46,7 +43,7 @@ from automation.services import (
 from automation.validation import validate_rule
 from config.admin_actions import ObjectAction, ObjectActionsMixin
 from config.admin_display import JSON_WIDGETS, PrettyJSONWhenReadOnlyMixin
-from config.errors import ApplicationError, Forbidden
+from config.errors import Forbidden
 from operations.admin import pretty_json
 
 
@@ -307,42 +304,25 @@ class AutomationRuleAdmin(
         ]
 
     def dry_run_view(self, request, rule_id: int):
-        rule = get_object_or_404(
-            AutomationRule.objects.select_related("entity", "trigger_type"), pk=rule_id
+        return rule_tool_view(
+            self,
+            request,
+            rule_id,
+            form_class=DryRunForm,
+            run=lambda rule, data: rule_dry_run(
+                rule=rule,
+                entity=rule.entity.name,
+                object_id=data["object_id"],
+                changes=data["changes"] or {},
+                actor=request.user,
+            ),
+            doing="dry-run automation rules",
+            template="admin/automation/automationrule/dry_run.html",
+            title="Dry run",
+            render=lambda result: {
+                "result_json": json.dumps(result, indent=2, default=str) if result else ""
+            },
         )
-        try:
-            # The service checks it again; asked first, the page is not shown in vain.
-            permissions.require(
-                request.user, permissions.DRY_RUN_RULE, doing="dry-run automation rules"
-            )
-        except Forbidden as refused:
-            self.message_user(request, refused.message, messages.ERROR)
-            return redirect("admin:automation_automationrule_change", rule.pk)
-        result = None
-        form = DryRunForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                result = rule_dry_run(
-                    rule=rule,
-                    entity=rule.entity.name,
-                    object_id=form.cleaned_data["object_id"],
-                    changes=form.cleaned_data["changes"] or {},
-                    actor=request.user,
-                )
-            except ApplicationError as error:
-                self.message_user(request, error.message, messages.ERROR)
-            except ValidationError as error:
-                self.message_user(request, " ".join(error.messages), messages.ERROR)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "rule": rule,
-            "form": form,
-            "result": result,
-            "result_json": json.dumps(result, indent=2, default=str) if result else "",
-            "title": f"Dry run: {rule.name}",
-        }
-        return TemplateResponse(request, "admin/automation/automationrule/dry_run.html", context)
 
 
 class DryRunForm(forms.Form):

@@ -45,7 +45,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -225,26 +225,41 @@ def _secret(source: InboundSource | None) -> str:
     return secret
 
 
+# What each refusal answers: HTTP status and error code. An inactive source
+# answers as a bad signature does: a sender without the secret learns nothing.
+_REFUSAL_ANSWERS: dict[str, tuple[int, str]] = {
+    InboundRefusal.TOO_LARGE: (413, "automation.inbound_too_large"),
+    InboundRefusal.SIGNATURE: (401, "automation.inbound_signature"),
+    InboundRefusal.INACTIVE: (401, "automation.inbound_signature"),
+    InboundRefusal.TIMESTAMP: (401, "automation.inbound_timestamp"),
+    InboundRefusal.BODY: (400, "automation.inbound_body"),
+    InboundRefusal.REPEAT: (409, "automation.inbound_repeat"),
+}
+
+
 def _refuse(
     source: InboundSource | None,
     slug: str,
-    error: InboundRefused,
+    reason: str,
+    message: str,
     now: datetime,
-) -> None:
+    extra: dict[str, Any] | None = None,
+) -> NoReturn:
     """Count the refusal on the source (one UPDATE: concurrent posts lose no
     count), log it in one line, raise it."""
+    status, code = _REFUSAL_ANSWERS[reason]
     if source is not None:
-        field = InboundSource.counter_field(error.reason)
+        field = InboundSource.counter_field(reason)
         InboundSource.objects.filter(pk=source.pk).update(
-            **{field: F(field) + 1}, last_refused_at=now, last_refusal=error.reason
+            **{field: F(field) + 1}, last_refused_at=now, last_refusal=reason
         )
     logger.warning(
         "inbound post to %s refused: %s (%s)",
         slug[:50],
-        error.reason if source is not None else "unknown source",
-        error.status_code,
+        reason if source is not None else "unknown source",
+        status,
     )
-    raise error
+    raise InboundRefused(message, reason=reason, status=status, code=code, extra=extra)
 
 
 def _signature_ok(source: InboundSource | None, post: InboundPost) -> bool:
@@ -333,12 +348,8 @@ def inbound_event_receive(
         _refuse(
             source,
             source_slug,
-            InboundRefused(
-                f"The body is {size} bytes; the limit is {limit} bytes.",
-                reason=InboundRefusal.TOO_LARGE,
-                status=413,
-                code="automation.inbound_too_large",
-            ),
+            InboundRefusal.TOO_LARGE,
+            f"The body is {size} bytes; the limit is {limit} bytes.",
             now,
         )
     signature_ok = _signature_ok(source, post)
@@ -348,47 +359,17 @@ def inbound_event_receive(
             if source is not None and not source.is_active
             else InboundRefusal.SIGNATURE
         )
-        _refuse(
-            source,
-            source_slug,
-            InboundRefused(
-                UNAUTHENTICATED,
-                reason=reason,
-                status=401,
-                code="automation.inbound_signature",
-            ),
-            now,
-        )
+        _refuse(source, source_slug, reason, UNAUTHENTICATED, now)
     # The sender holds the source's secret: from here the answers say what is wrong.
     problem = _timestamp_error(post.timestamp, now)
     if problem:
-        _refuse(
-            source,
-            source_slug,
-            InboundRefused(
-                problem,
-                reason=InboundRefusal.TIMESTAMP,
-                status=401,
-                code="automation.inbound_timestamp",
-            ),
-            now,
-        )
+        _refuse(source, source_slug, InboundRefusal.TIMESTAMP, problem, now)
     key = (post.idempotency_key or "").strip()
     payload, problem = _payload(post.body)
     if not _KEY.match(key):
         problem = f"{IDEMPOTENCY_HEADER} must be 1–100 visible ASCII characters (no spaces)."
     if problem:
-        _refuse(
-            source,
-            source_slug,
-            InboundRefused(
-                problem,
-                reason=InboundRefusal.BODY,
-                status=400,
-                code="automation.inbound_body",
-            ),
-            now,
-        )
+        _refuse(source, source_slug, InboundRefusal.BODY, problem, now)
     with transaction.atomic():
         event = _record(source, key, payload)
         if event is not None:
@@ -406,14 +387,10 @@ def inbound_event_receive(
         _refuse(
             source,
             source_slug,
-            InboundRefused(
-                f"{IDEMPOTENCY_HEADER} {key!r} was received already, as event {original}; "
-                "it is not processed again.",
-                reason=InboundRefusal.REPEAT,
-                status=409,
-                code="automation.inbound_repeat",
-                extra={"event": original},
-            ),
+            InboundRefusal.REPEAT,
+            f"{IDEMPOTENCY_HEADER} {key!r} was received already, as event {original}; "
+            "it is not processed again.",
             now,
+            extra={"event": original},
         )
     return event
