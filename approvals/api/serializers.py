@@ -64,7 +64,7 @@ class PendingActionSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
-    transitions = TransitionSerializer(many=True, read_only=True)
+    transitions = TransitionSerializer(many=True, read_only=True, source="transition_list")
     # Blank ("") while the action has not failed: declared so, so the schema says so.
     failure_stage = serializers.ChoiceField(
         choices=FailureStage.choices, allow_blank=True, read_only=True
@@ -73,7 +73,7 @@ class PendingActionSerializer(serializers.ModelSerializer):
     deadline_policy = serializers.ChoiceField(
         choices=DeadlinePolicy.choices, allow_blank=True, read_only=True
     )
-    reminders = ReminderSerializer(many=True, read_only=True)
+    reminders = ReminderSerializer(many=True, read_only=True, source="reminder_list")
     knox_decision = serializers.SerializerMethodField()
     delegate_ep_id = serializers.CharField(
         source="approval_log.delegate_ep_id",
