@@ -19,9 +19,19 @@ def pending_action_list(*, user) -> QuerySet[PendingAction]:
     """Your own requests; every request for staff."""
     # Prefetched into lists (``to_attr``): a page of 50 costs no related
     # manager and queryset per row (bench/scale_bench.py, the lists).
-    actions = PendingAction.objects.select_related("approval_log", "created_by").prefetch_related(
-        Prefetch("transitions", to_attr="transition_list"),
-        Prefetch("reminders", to_attr="reminder_list"),
+    # The approval log's submitted contents (the rendered template, kilobytes),
+    # approval line and last raw Knox answer are not part of the API's view.
+    actions = (
+        PendingAction.objects.select_related("approval_log", "created_by")
+        .defer(
+            "approval_log__contents",
+            "approval_log__approvers",
+            "approval_log__last_knox_response",
+        )
+        .prefetch_related(
+            Prefetch("transitions", to_attr="transition_list"),
+            Prefetch("reminders", to_attr="reminder_list"),
+        )
     )
     return actions if user.is_staff else actions.filter(created_by=user)
 

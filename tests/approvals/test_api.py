@@ -94,6 +94,29 @@ def test_pending_actions_are_your_own_unless_staff(knox, client_for, requester, 
     assert client_for(staff).get(f"{URL}pending-actions/{mine.pk}/").data["status"] == "pending"
 
 
+def test_the_pending_action_list_does_not_read_what_it_does_not_show(
+    knox, client_for, requester, request_tenant
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # given: a submitted action, whose log holds the rendered contents
+    action = request_tenant("Wide")
+    assert action.approval_log.contents
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(requester).get(f"{URL}pending-actions/")
+
+    # then: the page is served, and neither the contents, the approval line nor
+    # Knox's raw answer was read (kilobytes a row in production)
+    assert [row["id"] for row in response.data["results"]] == [action.pk]
+    assert response.data["results"][0]["subject"] == action.approval_log.subject
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    for column in ("contents", "approvers", "last_knox_response"):
+        assert f'"approvals_approvallog"."{column}"' not in sql, column
+
+
 def test_filters_and_bad_filter_values(knox, client_for, requester, request_tenant):
     request_tenant("One")
     client = client_for(requester)
