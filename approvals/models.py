@@ -177,7 +177,13 @@ class ApprovalLog(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="approval_logs"
     )
     submitted_at = models.DateTimeField(null=True, blank=True, help_text="When Knox accepted it.")
-    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When Bureau last asked Knox about it: written when Knox's answer changes, "
+        "else renewed once older than KNOX_CHECK_STAMP_SECONDS (10 minutes by default). "
+        "Older than that: the document is not being polled.",
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     # Knox status 5 (전결): who decided by delegation, when Knox names them.
     delegate_ep_id = models.CharField("delegate's EP ID", max_length=EP_ID_MAX, blank=True)

@@ -292,3 +292,14 @@ def test_every_approvals_command_turns_domain_errors_into_one_line():
     assert [
         n for n in names if not isinstance(load_command_class("approvals", n), BureauCommand)
     ] == []
+
+
+def test_an_approval_logs_page_says_what_its_last_check_means(knox, admin_client, request_tenant):
+    action = request_tenant("Stamped")
+
+    response = admin_client.get(
+        reverse("admin:approvals_approvallog_change", args=[action.approval_log_id])
+    )
+
+    assert response.status_code == 200
+    assert "KNOX_CHECK_STAMP_SECONDS" in response.content.decode()
