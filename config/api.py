@@ -68,23 +68,18 @@ class _KeysFirstPaginator(DjangoPaginator):
     whole table on disk (bench/scale_bench.py). Shallower pages stay one
     statement."""
 
-    def page(self, number):
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        if top + self.orphans >= self.count:
-            top = self.count
-        rows = self.object_list
+    def _get_page(self, object_list, number, paginator):
+        # ``object_list`` is the list's queryset sliced by ``Paginator.page``.
         if (
-            bottom >= KEYS_FIRST_FROM
-            and isinstance(rows, QuerySet)
-            and not rows.query.distinct
-            and not rows.query.combinator
+            isinstance(object_list, QuerySet)
+            and object_list.query.low_mark >= KEYS_FIRST_FROM
+            and not object_list.query.distinct
+            and not object_list.query.combinator
         ):
-            keys = list(rows.values_list("pk", flat=True)[bottom:top])
+            keys = list(object_list.values_list("pk", flat=True))
             # The list's own ORDER BY still orders them.
-            return self._get_page(rows.filter(pk__in=keys), number, self)
-        return self._get_page(rows[bottom:top], number, self)
+            object_list = self.object_list.filter(pk__in=keys)
+        return super()._get_page(object_list, number, paginator)
 
 
 class Pagination(PageNumberPagination):

@@ -70,8 +70,6 @@ def _unnest_update_sql(
     # (An array column's arrays would be flattened by unnest.)
     if any(not kind or kind.endswith("]") for kind in types):
         return None
-    # Serial and identity keys are plain integers in an array.
-    types[0] = {"serial": "integer", "bigserial": "bigint"}.get(types[0], types[0])
     names = [f"c{index}" for index in range(len(columns))]
     assignments = ", ".join(
         f"{quote(field.column)} = v.{name}"

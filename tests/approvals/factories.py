@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth.models import Permission
+from django.urls import reverse
 
 from approvals.models import ApprovalTemplate
 from approvals.services import knox_profile_set
@@ -96,3 +97,26 @@ def tenant_request_body(*, name: str = "Initech", workspace: str = "acme", **ove
         "approvers": ["EP-BOSS-1"],
         **overrides,
     }
+
+
+def post_request_form(client, template, /, **fields):
+    """The console's guided request form as the browser posts it after
+    choosing ``template`` and the create-tenant action type (a field given as
+    None is not posted)."""
+    data = {
+        "shown_for": f"{template.pk}|operations.create_tenant",
+        "template": template.pk,
+        "action_type": "operations.create_tenant",
+        "title": "From the console",
+        "variable__tenant_name": "Console",
+        "variable__workspace": "acme",
+        "payload__workspace": "acme",
+        "payload__name": "Console",
+        "approvers": "EP-BOSS-1",
+        "description": "",
+        **fields,
+    }
+    return client.post(
+        reverse("admin:approvals_pendingaction_request"),
+        {key: value for key, value in data.items() if value is not None},
+    )

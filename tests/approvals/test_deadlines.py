@@ -24,7 +24,11 @@ from automation.models import Alert, NotificationDelivery
 from config.errors import InvalidTransition
 from operations.models import OperationRun
 from operations.schedules import schedule_registry
-from tests.approvals.factories import ApprovalTemplateFactory, tenant_request_body
+from tests.approvals.factories import (
+    ApprovalTemplateFactory,
+    post_request_form,
+    tenant_request_body,
+)
 from tests.automation.factories import GroupFactory
 from tests.operations.factories import UserFactory
 
@@ -57,6 +61,16 @@ def deadline_template(tenant_template, reviewer):
     tenant_template.full_clean()
     tenant_template.save()
     return tenant_template
+
+
+@pytest.fixture
+def escalate_template(deadline_template, on_call):
+    """The deadline template, escalating to the on-call group when overdue."""
+    deadline_template.deadline_policy = DeadlinePolicy.ESCALATE
+    deadline_template.escalation_recipients = {"roles": [on_call.name]}
+    deadline_template.full_clean()
+    deadline_template.save()
+    return deadline_template
 
 
 def _client(user) -> APIClient:
@@ -239,21 +253,8 @@ def test_the_console_request_form_takes_a_deadline(
     requester.is_staff = requester.is_superuser = True
     requester.save()
     client.force_login(requester)
-    form = {  # the guided form as the browser posts it (tests/approvals/test_request_form.py)
-        "shown_for": f"{deadline_template.pk}|operations.create_tenant",
-        "action_type": "operations.create_tenant",
-        "template": deadline_template.pk,
-        "title": "From the console",
-        "variable__tenant_name": "Console",
-        "variable__workspace": "acme",
-        "payload__workspace": "acme",
-        "payload__name": "Console",
-        "approvers": "EP-BOSS-1",
-    }
-    url = reverse("admin:approvals_pendingaction_request")
-
-    refused = client.post(url, {**form, "deadline": "tomorrow"})
-    accepted = client.post(url, {**form, "deadline": "4d"})
+    refused = post_request_form(client, deadline_template, deadline="tomorrow")
+    accepted = post_request_form(client, deadline_template, deadline="4d")
 
     assert "is not a duration" in refused.content.decode()
     assert accepted.status_code == 302
@@ -501,13 +502,9 @@ def test_an_expired_action_is_no_longer_polled_nor_executed(
 
 
 def test_past_the_deadline_an_escalate_template_alerts_its_group_once_and_keeps_waiting(
-    knox, request_tenant, deadline_template, on_call
+    knox, request_tenant, escalate_template, on_call
 ):
     # given
-    deadline_template.deadline_policy = DeadlinePolicy.ESCALATE
-    deadline_template.escalation_recipients = {"roles": [on_call.name]}
-    deadline_template.full_clean()
-    deadline_template.save()
     action = request_tenant()
     action.refresh_from_db()
     after = action.due_at + timedelta(seconds=1)
@@ -601,13 +598,9 @@ def test_the_command_expires_one_action_and_refuses_a_decided_one(
 
 
 def test_an_escalation_with_nobody_left_to_alert_is_recorded_once_in_the_ledger(
-    knox, request_tenant, deadline_template, on_call
+    knox, request_tenant, escalate_template, on_call
 ):
     # given: an escalate template whose group was deleted after the request
-    deadline_template.deadline_policy = DeadlinePolicy.ESCALATE
-    deadline_template.escalation_recipients = {"roles": [on_call.name]}
-    deadline_template.full_clean()
-    deadline_template.save()
     action = request_tenant()
     on_call.delete()
     PendingAction.objects.filter(pk=action.pk).update(due_at=timezone.now() - timedelta(minutes=1))

@@ -22,7 +22,7 @@ from approvals.models import ApprovalLog, PendingAction
 from approvals.registry import any_requester, register_action_handler, unregister_action_handler
 from approvals.services import approval_request, knox_profile_set
 from operations.choices import MemberRole
-from tests.approvals.factories import ApprovalTemplateFactory, staff_with
+from tests.approvals.factories import ApprovalTemplateFactory, post_request_form, staff_with
 from tests.operations.factories import (
     MembershipFactory,
     TenantFactory,
@@ -72,25 +72,6 @@ def _form_page(client, **query):
     response = client.get(reverse(REQUEST), query)
     assert response.status_code == 200
     return response
-
-
-def _post(client, template, /, **fields):
-    """The form as the browser posts it after choosing ``template`` and the
-    create-tenant action type (a field given as None is not posted)."""
-    data = {
-        "shown_for": f"{template.pk}|operations.create_tenant",
-        "template": template.pk,
-        "action_type": "operations.create_tenant",
-        "title": "From the console",
-        "variable__tenant_name": "Console",
-        "variable__workspace": "acme",
-        "payload__workspace": "acme",
-        "payload__name": "Console",
-        "approvers": "EP-BOSS-1",
-        "description": "",
-    }
-    data.update(fields)
-    return client.post(reverse(REQUEST), {k: v for k, v in data.items() if v is not None})
 
 
 def test_choosing_a_template_shows_its_variables_with_the_sample_values(console, tenant_template):
@@ -164,7 +145,9 @@ def test_posting_the_fields_requests_exactly_one_approval_through_the_service(
     knox, console, tenant_template, demo_workspace, boss
 ):
     # when
-    response = _post(console, tenant_template, variable__tenant_name='<b>&"', approvers="EP-BOSS-1")
+    response = post_request_form(
+        console, tenant_template, variable__tenant_name='<b>&"', approvers="EP-BOSS-1"
+    )
 
     # then: one pending action, submitted to Knox, and the detail page
     action = PendingAction.objects.get()
@@ -183,7 +166,7 @@ def test_posting_the_fields_requests_exactly_one_approval_through_the_service(
 def test_the_json_box_still_works_for_a_handler_without_a_serializer(
     knox, console, tenant_template, json_handler
 ):
-    response = _post(
+    response = post_request_form(
         console,
         tenant_template,
         shown_for=f"{tenant_template.pk}|{json_handler}",
@@ -202,7 +185,7 @@ def test_a_serializer_error_is_shown_on_its_payload_field_and_nothing_is_written
     TenantFactory(workspace=demo_workspace, name="Console")
 
     # when
-    response = _post(console, tenant_template)
+    response = post_request_form(console, tenant_template)
 
     # then: the serializer's message on the name field
     assert response.status_code == 200
@@ -229,7 +212,7 @@ def test_a_bad_value_is_an_error_on_its_field_and_nothing_is_written(
     shown = {"shown_for": "999999|operations.create_tenant"} if field == "template" else {}
 
     # when
-    response = _post(console, tenant_template, **{field: value, **shown})
+    response = post_request_form(console, tenant_template, **{field: value, **shown})
 
     # then
     assert response.status_code == 200
@@ -242,7 +225,7 @@ def test_what_only_the_service_checks_is_shown_on_its_field_and_nothing_is_writt
     knox, console, tenant_template, demo_workspace
 ):
     # given: an approver listed twice (only the service checks the approval line)
-    response = _post(console, tenant_template, approvers="EP-BOSS-1, EP-BOSS-1")
+    response = post_request_form(console, tenant_template, approvers="EP-BOSS-1, EP-BOSS-1")
 
     assert response.status_code == 200
     assert response.context["form"].errors["approvers"] == ["An approver is listed twice."]
@@ -259,7 +242,7 @@ def test_a_requester_without_an_ep_id_is_told_so_and_nothing_is_written(
     client.force_login(user)
 
     # when
-    response = _post(client, tenant_template)
+    response = post_request_form(client, tenant_template)
 
     # then: the service's refusal, on the form
     assert response.status_code == 200
@@ -272,7 +255,7 @@ def test_a_post_from_a_page_shown_for_another_choice_is_shown_again_not_requeste
     knox, console, tenant_template
 ):
     # given: the page was rendered before any choice (no variable fields posted)
-    response = _post(
+    response = post_request_form(
         console,
         tenant_template,
         shown_for="|",
@@ -315,7 +298,7 @@ def test_a_staff_user_who_may_not_see_pending_actions_gets_403(client, tenant_te
 
     # then: the form is refused, on GET and POST alike, and nothing is written
     assert client.get(reverse(REQUEST)).status_code == 403
-    assert _post(client, tenant_template).status_code == 403
+    assert post_request_form(client, tenant_template).status_code == 403
     assert not PendingAction.objects.exists()
 
 
@@ -523,7 +506,7 @@ def test_typed_payload_fields_reach_the_service_as_json(
     knox, console, tenant_template, every_kind_handler
 ):
     # when: posted with numbers, a date, a list; the optional note left blank
-    response = _post(
+    response = post_request_form(
         console,
         tenant_template,
         shown_for=f"{tenant_template.pk}|{every_kind_handler}",
@@ -553,7 +536,7 @@ def test_a_number_below_the_minimum_is_an_error_on_its_field(
     knox, console, tenant_template, every_kind_handler
 ):
     # when: a count below the serializer's minimum
-    response = _post(
+    response = post_request_form(
         console,
         tenant_template,
         shown_for=f"{tenant_template.pk}|{every_kind_handler}",
